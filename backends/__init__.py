@@ -1,0 +1,1 @@
+"""livc.backends: code generators that consume the IR (PyTorch, TVM)."""

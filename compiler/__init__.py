@@ -1,0 +1,1 @@
+"""livc.compiler: name resolution, elaboration, IR, passes, costs, budgets, the CLI driver."""

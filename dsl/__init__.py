@@ -1,0 +1,1 @@
+"""livc.dsl: the .liv language — grammar, source spans, AST, parser, formatter, diagnostics."""

@@ -1,0 +1,131 @@
+"""Parse .liv text into an AST, reporting syntax errors as diagnostics.
+
+The grammar is LALR(1) in `liv.lark`. On a syntax error the file is re-parsed one top-level item
+at a time (items start with a keyword at column 1), so each broken item reports its first error
+and the others still parse: several independent errors per run, no cascades.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from importlib import resources
+
+from lark import Lark, Token
+from lark.exceptions import UnexpectedInput, VisitError
+
+from livc.dsl import ast as A
+from livc.dsl.build_ast import AstBuilder
+from livc.dsl.diagnostics import CompileError, DiagnosticSink
+from livc.dsl.source import SourceFile, Span
+from livc.dsl.syntax_errors import from_lark
+from livc.dsl.trivia import attach
+
+_ITEM_START = re.compile(r"^(import|from|let|fn|liv|op|model)\b", re.MULTILINE)
+MAX_SOURCE_CHARS = 2_000_000
+MAX_NESTING = 200
+
+
+@lru_cache(maxsize=1)
+def _grammar() -> str:
+    return resources.files("livc.dsl").joinpath("liv.lark").read_text(encoding="utf-8")
+
+
+def _make_parser(comments: list[Token]) -> Lark:
+    return Lark(
+        _grammar(),
+        parser="lalr",
+        strict=True,
+        propagate_positions=True,
+        maybe_placeholders=True,
+        lexer_callbacks={"COMMENT": comments.append},
+    )
+
+
+@lru_cache(maxsize=1)
+def _shared_parser() -> tuple[Lark, list[Token]]:
+    comments: list[Token] = []
+    return _make_parser(comments), comments
+
+
+def parse_source(source: SourceFile, sink: DiagnosticSink) -> A.Module | None:
+    """Parse one file; returns None (with diagnostics in `sink`) if it has syntax errors."""
+    if _too_deep(source, sink):
+        return None
+    parser, comments = _shared_parser()
+    comments.clear()
+    try:
+        tree = parser.parse(source.text)
+    except UnexpectedInput as exc:
+        _report_item_errors(source, sink, exc)
+        return None
+    found = [_comment(tok, source) for tok in comments]
+    builder = AstBuilder(source, sink)
+    try:
+        module = builder.transform(tree)
+    except VisitError as exc:  # pragma: no cover - a bug in the builder, not in the input
+        raise exc.orig_exc from exc
+    return attach(module, found, source)
+
+
+def parse_text(text: str, name: str = "<string>") -> A.Module:
+    """Parse text or raise `CompileError`; convenient for tests and the API."""
+    sink = DiagnosticSink()
+    module = parse_source(SourceFile(name, text), sink)
+    sink.raise_if_errors()
+    assert module is not None
+    return module
+
+
+def _comment(tok: Token, source: SourceFile) -> A.Comment:
+    start = tok.start_pos or 0
+    return A.Comment(text=str(tok)[1:].rstrip(), span=Span(source, start, start + len(tok)))
+
+
+def _too_deep(source: SourceFile, sink: DiagnosticSink) -> bool:
+    """Refuse absurd inputs before lark recurses on them (no RecursionError tracebacks)."""
+    from livc.dsl.diagnostics import error
+
+    text = source.text
+    if len(text) > MAX_SOURCE_CHARS:
+        sink.report(error("E0102", "file too large", Span(source, 0, 1), f"more than {MAX_SOURCE_CHARS} characters"))
+        return True
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += ch in "([{"
+        depth -= ch in ")]}"
+        if depth > MAX_NESTING:
+            sink.report(error("E0102", "nesting too deep", Span(source, i, i + 1),
+                              f"more than {MAX_NESTING} nested brackets"))
+            return True
+    return False
+
+
+def _item_chunks(text: str) -> list[tuple[int, int]]:
+    starts = [m.start() for m in _ITEM_START.finditer(text)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    ends = starts[1:] + [len(text)]
+    return list(zip(starts, ends))
+
+
+def _masked(text: str, start: int, end: int) -> str:
+    """The text with everything outside [start, end) blanked, newlines kept (offsets unchanged)."""
+    blank = re.sub(r"[^\n]", " ", text)
+    return blank[:start] + text[start:end] + blank[end:]
+
+
+def _report_item_errors(source: SourceFile, sink: DiagnosticSink, first: UnexpectedInput) -> None:
+    parser, _ = _shared_parser()
+    reported = False
+    for start, end in _item_chunks(source.text):
+        try:
+            parser.parse(_masked(source.text, start, end))
+        except UnexpectedInput as exc:
+            sink.report(from_lark(exc, source))
+            reported = True
+    if not reported:
+        sink.report(from_lark(first, source))
+
+
+__all__ = ["parse_source", "parse_text", "CompileError"]

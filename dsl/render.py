@@ -1,0 +1,88 @@
+"""Render diagnostics rustc-style (text) or as JSON. Rendering never detects anything."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from livc.dsl.diagnostics import Diagnostic, Label
+from livc.dsl.source import Span
+
+
+def render_text(diag: Diagnostic) -> str:
+    """`error[E0302]: message`, a `-->` location, source lines with carets, notes and help."""
+    primary = diag.primary.span
+    line, col = primary.source.line_col(primary.start)
+    labels = [(diag.primary, "^")] + [(lab, "-") for lab in diag.secondary]
+    width = len(str(max(_last_line(lab.span) for lab, _ in labels)))
+    pad = " " * width
+    out = [f"{diag.severity.value}[{diag.code}]: {diag.message}", f"{pad}--> {primary.source.name}:{line}:{col}"]
+    out.append(f"{pad} |")
+    for label, mark in sorted(labels, key=lambda lm: (lm[0].span.source.name, lm[0].span.start)):
+        out.extend(_snippet(label, mark, width, primary))
+    out.append(f"{pad} |") if out[-1] != f"{pad} |" else None
+    out.extend(f"{pad} = note: {note}" for note in diag.notes)
+    if diag.help:
+        out.append(f"{pad} = help: {diag.help}")
+    return "\n".join(out)
+
+
+def _last_line(span: Span) -> int:
+    return span.source.line_col(max(span.start, span.end - 1))[0]
+
+
+def _snippet(label: Label, mark: str, width: int, primary: Span) -> list[str]:
+    span = label.span
+    src = span.source
+    out: list[str] = []
+    if src is not primary.source:
+        line, col = src.line_col(span.start)
+        out.append(f"{' ' * width}::: {src.name}:{line}:{col}")
+    first, _ = src.line_col(span.start)
+    last = _last_line(span) if span.end > span.start else first
+    text = src.line_text(first).expandtabs(1)
+    out.append(f"{first:>{width}} | {text}")
+    start_col = src.line_col(span.start)[1]
+    end_col = src.line_col(span.end)[1] if last == first else len(text) + 1
+    carets = mark * max(1, end_col - start_col)
+    suffix = f" {label.message}" if label.message else ""
+    if last > first:
+        suffix += f" (continues to line {last})"
+    out.append(f"{' ' * width} | {' ' * (start_col - 1)}{carets}{suffix}".rstrip())
+    return out
+
+
+def render_all_text(diags: tuple[Diagnostic, ...] | list[Diagnostic]) -> str:
+    parts = [render_text(d) for d in diags]
+    errors = sum(d.severity.value == "error" for d in diags)
+    if errors:
+        parts.append(f"error: aborting due to {errors} previous error{'s' if errors != 1 else ''}")
+    return "\n\n".join(parts) + "\n"
+
+
+def _label_json(label: Label) -> dict[str, Any]:
+    span = label.span
+    line, col = span.source.line_col(span.start)
+    end_line, end_col = span.source.line_col(span.end)
+    return {
+        "file": span.source.name,
+        "start": {"offset": span.start, "line": line, "column": col},
+        "end": {"offset": span.end, "line": end_line, "column": end_col},
+        "message": label.message,
+    }
+
+
+def to_json(diag: Diagnostic) -> dict[str, Any]:
+    return {
+        "code": diag.code,
+        "severity": diag.severity.value,
+        "message": diag.message,
+        "primary": _label_json(diag.primary),
+        "secondary": [_label_json(lab) for lab in diag.secondary],
+        "notes": list(diag.notes),
+        "help": diag.help,
+    }
+
+
+def render_json(diags: tuple[Diagnostic, ...] | list[Diagnostic]) -> str:
+    return json.dumps({"diagnostics": [to_json(d) for d in diags]}, indent=2, sort_keys=True) + "\n"

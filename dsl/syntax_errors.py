@@ -1,0 +1,93 @@
+"""Turn lark's exceptions into diagnostics (lark exceptions never reach users)."""
+
+from __future__ import annotations
+
+from lark import Token
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from livc.dsl.diagnostics import Diagnostic, error
+from livc.dsl.source import SourceFile, Span
+
+_TERMINAL_NAMES = {
+    "NAME": "a name",
+    "NUMBER": "a number",
+    "STRING": "a string",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "LSQB": "'['",
+    "RSQB": "']'",
+    "LBRACE": "'{'",
+    "RBRACE": "'}'",
+    "COMMA": "','",
+    "COLON": "':'",
+    "EQUAL": "'='",
+    "DOT": "'.'",
+    "RANGE": "'..'",
+    "MINUS": "'-'",
+    "POW": "'**'",
+    "CMP_OP": "a comparison",
+    "ADD_OP": "'+' or '-'",
+    "MUL_OP": "'*', '/', '//' or '%'",
+    "OPTIONAL": "'?'",
+    "__ANON_0": "'->'",
+    "$END": "the end of the file",
+}
+
+
+def describe_terminal(name: str) -> str:
+    if name in _TERMINAL_NAMES:
+        return _TERMINAL_NAMES[name]
+    if name.isupper() and name.isalpha():
+        return f"'{name.lower()}'"
+    return name
+
+
+_CLASSES = {"NAME": "name", "NUMBER": "number", "STRING": "string"}
+
+
+def _unexpected(tok: Token) -> str:
+    if tok.type in _CLASSES:
+        return f"unexpected {_CLASSES[tok.type]} '{tok}'"
+    return f"unexpected '{tok}'"
+
+
+def _expected(names: set[str]) -> str:
+    described = sorted({describe_terminal(n) for n in names})
+    if len(described) > 8:
+        described = described[:8] + ["..."]
+    return ", ".join(described)
+
+
+def from_lark(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
+    """One diagnostic for one lark parse failure."""
+    if isinstance(exc, UnexpectedCharacters):
+        return _bad_character(exc, source)
+    if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
+        tok = exc.token
+        start = tok.start_pos if tok.start_pos is not None else 0
+        span = Span(source, start, start + max(1, len(str(tok))))
+        return error(
+            "E0102",
+            _unexpected(tok),
+            span,
+            f"expected {_expected(set(exc.expected))}",
+        )
+    expected = set(getattr(exc, "expected", set()) or ())
+    end = len(source.text)
+    return error("E0103", "unexpected end of file", Span(source, end, end), f"expected {_expected(expected)}")
+
+
+def _bad_character(exc: UnexpectedCharacters, source: SourceFile) -> Diagnostic:
+    pos = exc.pos_in_stream
+    char = source.text[pos : pos + 1]
+    if char == '"':
+        line_end = source.text.find("\n", pos)
+        end = len(source.text) if line_end < 0 else line_end
+        return error("E0104", "unterminated string", Span(source, pos, max(end, pos + 1)), "this string is never closed")
+    allowed = set(exc.allowed or ())
+    label = f"expected {_expected(allowed)}" if allowed else "not part of any token"
+    return error("E0101", f"unexpected character {char!r}", Span(source, pos, pos + 1), label)
+
+
+def is_lark_error(exc: BaseException) -> bool:
+    return isinstance(exc, (UnexpectedInput, UnexpectedEOF))

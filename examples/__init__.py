@@ -1,0 +1,1 @@
+"""livc.examples: example architectures shipped with livc (see *.liv in this package)."""
