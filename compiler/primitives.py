@@ -78,7 +78,7 @@ PRIMITIVES: dict[str, Signature] = {
              P("t", T), P("out", I), P("groups", I), P("bias", B, False), structure="grouped"),
         _sig("split", Role.ANY, Kind.ANY, "split channels into `parts` equal feature groups (a tuple)",
              P("t", T), P("parts", I)),
-        _sig("heads", Role.ANY, T, "view channels as `n` heads of equal size", P("t", T), P("n", I)),
+        _sig("split_heads", Role.ANY, T, "view channels as `n` heads of equal size", P("t", T), P("n", I)),
         _sig("merge_heads", Role.ANY, T, "concatenate heads back into channels", P("t", T)),
         _sig("repeat_heads", Role.FEATURIZER, T, "repeat each head `times` times (GQA/MQA K/V expansion)",
              P("t", T), P("times", I)),

@@ -7,7 +7,6 @@ from typing import Any
 
 from lark import Token, Transformer, v_args
 from lark.tree import Meta
-
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import DiagnosticSink, error
 from livc.dsl.lexicon import identifier_problem, number_value

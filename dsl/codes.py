@@ -17,6 +17,7 @@ CODES: dict[str, str] = {
     "E0107": "a positional argument follows a keyword argument",
     "E0108": "a parameter without a default follows one with a default",
     "E0109": "a file could not be read (missing, a directory, not UTF-8)",
+    "E0110": "the program is nested too deeply to process",
     # names
     "E0201": "a name is used but never defined",
     "E0202": "a call to something that is neither a definition nor a primitive",

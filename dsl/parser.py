@@ -13,7 +13,6 @@ from importlib import resources
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedInput, VisitError
-
 from livc.dsl import ast as A
 from livc.dsl.build_ast import AstBuilder
 from livc.dsl.diagnostics import CompileError, DiagnosticSink

@@ -19,7 +19,10 @@ def render_text(diag: Diagnostic) -> str:
     out = [f"{diag.severity.value}[{diag.code}]: {diag.message}", f"{pad}--> {primary.source.name}:{line}:{col}"]
     out.append(f"{pad} |")
     for label, mark in sorted(labels, key=lambda lm: (lm[0].span.source.name, lm[0].span.start)):
-        out.extend(_snippet(label, mark, width, primary))
+        if label.span.source.text:
+            out.extend(_snippet(label, mark, width, primary))
+        elif label.message:
+            out.append(f"{pad} = {label.message}")
     out.append(f"{pad} |") if out[-1] != f"{pad} |" else None
     out.extend(f"{pad} = note: {note}" for note in diag.notes)
     if diag.help:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
-
 from livc.dsl.diagnostics import Diagnostic, error
 from livc.dsl.source import SourceFile, Span
 

@@ -1,0 +1,145 @@
+"""Load a .liv program: the root file and, transitively, everything it imports.
+
+`std.X` resolves to `X.liv` shipped in `livc.stdlib`; a string path resolves relative to the
+importing file. Missing modules (E0207), unreadable files (E0109) and import cycles (E0208) are
+diagnosed at the import that causes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from livc.dsl import ast as A
+from livc.dsl.diagnostics import DiagnosticSink, error
+from livc.dsl.parser import parse_source
+from livc.dsl.source import SourceFile, Span
+
+STD_PREFIX = "std"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedModule:
+    key: str
+    source: SourceFile
+    ast: A.Module
+    imports: tuple[tuple[A.Import | A.FromImport, str], ...]  # each import and the key it resolved to
+
+
+@dataclass
+class Program:
+    root: str
+    modules: dict[str, LoadedModule] = field(default_factory=dict)
+
+
+def _std_text(name: str) -> str | None:
+    entry = resources.files("livc.stdlib").joinpath(f"{name}.liv")
+    return entry.read_text(encoding="utf-8") if entry.is_file() else None
+
+
+def read_file(path: Path) -> tuple[str | None, str | None]:
+    """(text, problem): reads UTF-8 text; never raises."""
+    try:
+        return path.read_text(encoding="utf-8"), None
+    except FileNotFoundError:
+        return None, "no such file"
+    except IsADirectoryError:
+        return None, "is a directory"
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    except OSError as exc:
+        return None, exc.strerror or "cannot be read"
+
+
+@dataclass
+class Loader:
+    sink: DiagnosticSink
+    program: Program = field(default_factory=lambda: Program(root=""))
+    _stack: list[str] = field(default_factory=list)
+
+    def load_root(self, source: SourceFile, key: str) -> Program:
+        self.program.root = key
+        self._load(source, key)
+        return self.program
+
+    def _load(self, source: SourceFile, key: str) -> None:
+        module = parse_source(source, self.sink)
+        if module is None:
+            return
+        self._stack.append(key)
+        resolved = tuple((imp, k) for imp in _imports(module) if (k := self._resolve(imp, key)) is not None)
+        self._stack.pop()
+        self.program.modules[key] = LoadedModule(key, source, module, resolved)
+
+    def _resolve(self, imp: A.Import | A.FromImport, importer: str) -> str | None:
+        ref = imp.module
+        located = self._locate(ref, importer)
+        if located is None:
+            return None
+        key, source = located
+        if key in self._stack:
+            chain = " -> ".join(self._stack[self._stack.index(key):] + [key])
+            self.sink.report(error("E0208", "import cycle", ref.span, f"'{ref.display}' is already being imported",
+                                   notes=(f"cycle: {chain}",), help="move the shared definitions into a third module"))
+            return None
+        if key not in self.program.modules and source is not None:
+            self._load(source, key)
+        return key if key in self.program.modules else None
+
+    def _locate(self, ref: A.ModuleRef, importer: str) -> tuple[str, SourceFile | None] | None:
+        if ref.path is not None:
+            return self._locate_path(ref, importer)
+        parts = [p.name for p in ref.dotted]
+        if len(parts) != 2 or parts[0] != STD_PREFIX:
+            self._missing(ref, "standard modules are named std.<name>; other files are imported by a quoted path")
+            return None
+        key = ".".join(parts)
+        if key in self.program.modules or key in self._stack:
+            return key, None
+        text = _std_text(parts[1])
+        if text is None:
+            self._missing(ref, "no such standard module")
+            return None
+        return key, SourceFile(f"<std>/{parts[1]}.liv", text)
+
+    def _locate_path(self, ref: A.ModuleRef, importer: str) -> tuple[str, SourceFile | None] | None:
+        assert ref.path is not None
+        base = Path(importer).parent if not importer.startswith(("<", STD_PREFIX + ".")) else Path.cwd()
+        path = (base / ref.path.value).resolve()
+        key = str(path)
+        if key in self.program.modules or key in self._stack:
+            return key, None
+        text, problem = read_file(path)
+        if text is None:
+            self._missing(ref, f"{ref.path.value}: {problem}")
+            return None
+        return key, SourceFile(_display(path), text)
+
+    def _missing(self, ref: A.ModuleRef, label: str) -> None:
+        self.sink.report(error("E0207", f"cannot find module '{ref.display}'", ref.span, label))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _imports(module: A.Module) -> list[A.Import | A.FromImport]:
+    return [it for it in module.items if isinstance(it, (A.Import, A.FromImport))]
+
+
+def load_text(text: str, name: str, sink: DiagnosticSink) -> Program:
+    """Load a program whose root is in-memory text (relative imports resolve against the cwd)."""
+    return Loader(sink).load_root(SourceFile(name, text), str(Path(name).resolve()) if not name.startswith("<") else name)
+
+
+def load_path(path: Path, sink: DiagnosticSink) -> Program | None:
+    text, problem = read_file(path)
+    if text is None:
+        stub = SourceFile(str(path), "")
+        sink.report(error("E0109", f"cannot read '{path}'", Span(stub, 0, 0), problem or ""))
+        return None
+    return Loader(sink).load_root(SourceFile(str(path), text), str(path.resolve()))
