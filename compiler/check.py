@@ -76,7 +76,7 @@ def check_path(path: Path) -> CheckResult:
         program = load_path(path, sink)
         models = check_program(program, sink) if program is not None else ()
     except RecursionError:
-        _too_deep(sink, str(path), "")
+        _too_deep(sink, str(path), path.read_text(encoding="utf-8", errors="replace"))
         return CheckResult(None, (), tuple(sink.items))
     return CheckResult(program, models, tuple(sink.items))
 

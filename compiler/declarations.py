@@ -101,11 +101,12 @@ def _check_group_share(ev: Evaluator, stmt: A.Share, source: LayerRef, target: L
             ev.fail("E0310", f"{ref} has no featurizer to share", ref.span, f"{_sublayer(layers, ref).name}")
             ok = False
             continue
-        for group in stmt.groups:
-            if group.name not in groups:
-                ev.fail("E0310", f"{_sublayer(layers, ref).name} has no feature group '{group.name}'", group.span,
-                        f"not in {ref}", help=f"its feature groups are {', '.join(sorted(groups))}")
-                ok = False
+        missing = [g for g in stmt.groups if g.name not in groups]
+        if missing:
+            names = ", ".join(f"'{g.name}'" for g in missing)
+            ev.fail("E0310", f"{_sublayer(layers, ref).name} has no feature group {names}", missing[0].span,
+                    f"not in {ref}", help=f"its feature groups are {', '.join(sorted(groups))}")
+            return False
     if stmt.kind is A.ShareKind.FEATURIZER and _sublayer(layers, source).name != _sublayer(layers, target).name:
         ev.fail("E0310", "featurizer sharing needs LIVs of the same kind", target.span,
                 f"{_sublayer(layers, target).name} vs {_sublayer(layers, source).name}")

@@ -99,7 +99,8 @@ def _apply_override(ev: Evaluator, stmt: A.Override, env: Env, layers: list[Laye
         ev.fail("E0309", f"only `layers` can be overridden, not '{stmt.target.name}'", stmt.target.span, "not layers")
         return
     start = _index(ev, stmt.index, env, len(layers))
-    stop = start + 1 if stmt.stop is None or start is None else _index(ev, stmt.stop, env, len(layers), True)
+    stop = _index(ev, stmt.stop, env, len(layers), True) if stmt.stop is not None else None
+    stop = start + 1 if start is not None and stmt.stop is None else stop
     replacement = as_layer(ev.eval(stmt.value, env))
     if replacement is None:
         ev.fail("E0301", "an override must be a layer", stmt.value.span, "not a layer")

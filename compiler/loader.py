@@ -79,7 +79,7 @@ class Loader:
             return None
         key, source = located
         if key in self._stack:
-            chain = " -> ".join(self._stack[self._stack.index(key):] + [key])
+            chain = " -> ".join(_key_display(k) for k in self._stack[self._stack.index(key):] + [key])
             self.sink.report(error("E0208", "import cycle", ref.span, f"'{ref.display}' is already being imported",
                                    notes=(f"cycle: {chain}",), help="move the shared definitions into a third module"))
             return None
@@ -111,10 +111,11 @@ class Loader:
         if key in self.program.modules or key in self._stack:
             return key, None
         text, problem = read_file(path)
-        if text is None:
+        if text is None and problem == "no such file":
             self._missing(ref, f"{ref.path.value}: {problem}")
-            return None
-        return key, SourceFile(_display(path), text)
+        elif text is None:
+            self.sink.report(error("E0109", f"cannot read '{ref.path.value}'", ref.span, problem or ""))
+        return None if text is None else (key, SourceFile(_display(path), text))
 
     def _missing(self, ref: A.ModuleRef, label: str) -> None:
         self.sink.report(error("E0207", f"cannot find module '{ref.display}'", ref.span, label))
@@ -125,6 +126,10 @@ def _display(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
+
+
+def _key_display(key: str) -> str:
+    return key if key.startswith((STD_PREFIX + ".", "<")) else _display(Path(key))
 
 
 def _imports(module: A.Module) -> list[A.Import | A.FromImport]:

@@ -44,7 +44,6 @@ CODES: dict[str, str] = {
     "E0311": "invalid Mixture-of-Recursions settings",
     # budgets
     "E0401": "an unknown budget metric or budget argument",
-    "E0402": "a declared budget is exceeded",
 }
 
 

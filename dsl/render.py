@@ -18,7 +18,7 @@ def render_text(diag: Diagnostic) -> str:
     pad = " " * width
     out = [f"{diag.severity.value}[{diag.code}]: {diag.message}", f"{pad}--> {primary.source.name}:{line}:{col}"]
     out.append(f"{pad} |")
-    for label, mark in sorted(labels, key=lambda lm: (lm[0].span.source.name, lm[0].span.start)):
+    for label, mark in sorted(labels, key=lambda lm: (lm[0].span.source is not primary.source, lm[0].span.start)):
         if label.span.source.text:
             out.extend(_snippet(label, mark, width, primary))
         elif label.message:
@@ -40,7 +40,7 @@ def _snippet(label: Label, mark: str, width: int, primary: Span) -> list[str]:
     out: list[str] = []
     if src is not primary.source:
         line, col = src.line_col(span.start)
-        out.append(f"{' ' * width}::: {src.name}:{line}:{col}")
+        out.extend([f"{' ' * width} |", f"{' ' * width}::: {src.name}:{line}:{col}", f"{' ' * width} |"])
     first, _ = src.line_col(span.start)
     last = _last_line(span) if span.end > span.start else first
     text = src.line_text(first).expandtabs(1)
