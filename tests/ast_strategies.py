@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import string
 from collections.abc import Callable
+from functools import cache
 
 from hypothesis import strategies as st
 
@@ -28,7 +29,7 @@ from livc.dsl import ast as A
 from livc.dsl.lexicon import BYTE_SUFFIXES, COUNT_SUFFIXES, LIV_KEYWORDS, PYTHON_WORDS, identifier_problem, number_value
 
 Strategy = st.SearchStrategy
-MAX_EXPR_LEAVES = 8
+MAX_EXPR_LEAVES = 6
 
 # ---- leaves -------------------------------------------------------------------------------------
 
@@ -43,19 +44,23 @@ def _safe_name(name: str) -> str:
     return safe
 
 
+@cache
 def names() -> Strategy[str]:
     plain = st.builds(str.__add__, st.sampled_from(_FIRST), st.text(_REST, max_size=7))
     return st.one_of(plain, st.sampled_from(_TRICKY_NAMES)).map(_safe_name)
 
 
+@cache
 def idents() -> Strategy[A.Ident]:
     return names().map(lambda name: A.Ident(name=name))
 
 
+@cache
 def _int_text() -> Strategy[str]:
     return st.lists(st.text(string.digits, min_size=1, max_size=3), min_size=1, max_size=3).map("_".join)
 
 
+@cache
 def _float_text() -> Strategy[str]:
     fraction = st.text(string.digits, min_size=1, max_size=3).map(".".__add__)
     exponent = st.builds(
@@ -66,6 +71,7 @@ def _float_text() -> Strategy[str]:
     return st.builds(str.__add__, _int_text(), tail)
 
 
+@cache
 def number_texts() -> Strategy[str]:
     """Valid literal texts: ints with optional count/byte suffix, floats, and whole suffixed floats."""
     suffix = st.sampled_from(["", *COUNT_SUFFIXES, *BYTE_SUFFIXES])
@@ -79,6 +85,7 @@ def _number(text: str) -> A.Number:
     return A.Number(text=text, value=value)
 
 
+@cache
 def numbers() -> Strategy[A.Number]:
     return number_texts().map(_number)
 
@@ -86,16 +93,19 @@ def numbers() -> Strategy[A.Number]:
 _TEXT_CHARS = "".join(c for c in string.printable if c not in "([{\n\r\t\x0b\x0c") + "éλ→ü"
 
 
+@cache
 def strings() -> Strategy[A.String]:
     raw = st.text(_TEXT_CHARS + '\n"\\', max_size=12).map(lambda s: s.replace("\\n", "\\ n"))
     return raw.map(lambda value: A.String(value=value))
 
 
+@cache
 def comments(trailing: bool = False) -> Strategy[A.Comment]:
     text = st.text(_TEXT_CHARS + "#", max_size=20).map(str.rstrip)
     return text.map(lambda t: A.Comment(text=t, trailing=trailing))
 
 
+@cache
 def _leaves() -> Strategy[A.Expr]:
     return st.one_of(
         idents().map(lambda i: A.Name(ident=i)),
@@ -129,6 +139,7 @@ def _compound(children: Strategy[A.Expr]) -> Strategy[A.Expr]:
     )
 
 
+@cache
 def expressions(max_leaves: int = MAX_EXPR_LEAVES) -> Strategy[A.Expr]:
     return st.recursive(_leaves(), _compound, max_leaves=max_leaves)
 
@@ -138,7 +149,7 @@ def expressions(max_leaves: int = MAX_EXPR_LEAVES) -> Strategy[A.Expr]:
 
 @st.composite
 def blocks(
-    draw: st.DrawFn, elements: Strategy, max_entries: int = 4, *, min_real: int = 0, end_real: bool = False
+    draw: st.DrawFn, elements: Strategy, max_entries: int = 3, *, min_real: int = 0, end_real: bool = False
 ) -> tuple:
     """A statement list with leading/trailing comments and blank lines where the parser puts them.
 
@@ -164,18 +175,22 @@ def blocks(
 # ---- statements ---------------------------------------------------------------------------------
 
 
+@cache
 def type_refs() -> Strategy[A.TypeRef]:
     return st.builds(A.TypeRef, name=idents(), is_list=st.booleans(), optional=st.booleans())
 
 
+@cache
 def lets() -> Strategy[A.Let]:
     return st.builds(A.Let, name=idents(), type=st.none() | type_refs(), value=expressions())
 
 
+@cache
 def requires() -> Strategy[A.Require]:
     return st.builds(A.Require, cond=expressions(), message=st.none() | strings())
 
 
+@cache
 def _simple_stmts() -> Strategy[A.Stmt]:
     return st.one_of(
         lets(),
@@ -196,6 +211,7 @@ def ifs(draw: st.DrawFn, depth: int) -> A.If:
     return A.If(cond=draw(expressions()), body=draw(blocks(stmt, end_real=True)), orelse=orelse)
 
 
+@cache
 def stmts(depth: int = 2) -> Strategy[A.Stmt]:
     """A statement of an `op`, section or `if` body."""
     if depth <= 0:
@@ -203,16 +219,19 @@ def stmts(depth: int = 2) -> Strategy[A.Stmt]:
     return st.one_of(_simple_stmts(), ifs(depth))
 
 
+@cache
 def sections() -> Strategy[A.Section]:
     return st.builds(
         A.Section, kind=st.sampled_from(A.SectionKind), structure=st.none() | idents(), body=blocks(stmts())
     )
 
 
+@cache
 def _liv_stmts() -> Strategy[A.Stmt]:
     return st.one_of(lets(), requires(), sections())
 
 
+@cache
 def shares() -> Strategy[A.Share]:
     kind = st.sampled_from(A.ShareKind)
     groups = st.lists(idents(), min_size=1, max_size=3).map(tuple)
@@ -225,6 +244,7 @@ def shares() -> Strategy[A.Share]:
 _CMP = [A.BinOpKind.LT, A.BinOpKind.LE, A.BinOpKind.GT, A.BinOpKind.GE, A.BinOpKind.EQ, A.BinOpKind.NE]
 
 
+@cache
 def budgets() -> Strategy[A.Budget]:
     item = st.builds(
         A.BudgetItem, metric=idents(), args=call_args(expressions(4)), op=st.sampled_from(_CMP), limit=expressions()
@@ -232,6 +252,7 @@ def budgets() -> Strategy[A.Budget]:
     return st.builds(A.Budget, items=blocks(item))
 
 
+@cache
 def _model_stmts() -> Strategy[A.Stmt]:
     return st.one_of(
         lets(),
@@ -247,6 +268,7 @@ def _model_stmts() -> Strategy[A.Stmt]:
 # ---- items --------------------------------------------------------------------------------------
 
 
+@cache
 def params() -> Strategy[tuple[A.Param, ...]]:
     """Parameters without defaults first, then parameters with defaults."""
     plain = st.lists(st.builds(A.Param, name=idents(), type=type_refs(), default=st.none()), max_size=2)
@@ -265,11 +287,13 @@ def defs(kind: A.DefKind) -> Strategy[A.Def]:
     return st.builds(A.Def, kind=st.just(kind), name=idents(), params=params(), body=blocks(_DEF_BODIES[kind]()))
 
 
+@cache
 def module_refs() -> Strategy[A.ModuleRef]:
     dotted = st.lists(idents(), min_size=1, max_size=3).map(lambda parts: A.ModuleRef(dotted=tuple(parts)))
     return st.one_of(dotted, strings().map(lambda s: A.ModuleRef(path=s)))
 
 
+@cache
 def imports() -> Strategy[A.Import | A.FromImport]:
     alias = st.none() | idents()
     name = st.builds(A.ImportName, name=idents(), alias=alias)
@@ -279,13 +303,16 @@ def imports() -> Strategy[A.Import | A.FromImport]:
     )
 
 
+@cache
 def fn_defs() -> Strategy[A.FnDef]:
     return st.builds(A.FnDef, name=idents(), params=params(), result=type_refs(), body=expressions())
 
 
+@cache
 def items() -> Strategy[A.Item]:
     return st.one_of(imports(), lets(), fn_defs(), *(defs(kind) for kind in A.DefKind))
 
 
-def modules(max_items: int = 5) -> Strategy[A.Module]:
+@cache
+def modules(max_items: int = 4) -> Strategy[A.Module]:
     return blocks(items(), max_items).map(lambda elements: A.Module(items=elements))

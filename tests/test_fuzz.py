@@ -285,6 +285,9 @@ HOSTILE_CHARS = "\x00\x01\x07\x08\x0b\x0c\x1b\x7f\x85\xa0\xe9\u00df\u0394\u200b\
 NESTINGS = [("(", ")"), ("[", "]"), ("{", "}"), ("f(", ")"), ("[a, ", "]"), ("-", ""), ("not ", ""), ("a.", ""),
             ("2 ** ", ""), ("1 + ", ""), ("a * ", ""), ("if a then 1 else ", ""), ("-a(", ")"), ("if a { ", " }"),
             ("f(k = ", ")"), ("a[", "]"), ("(a with ", ")")]
+DEPTHS: SearchStrategy[int] = st.one_of(
+    st.integers(1, 30), st.integers(150, 600), st.sampled_from([199, 200, 201, 245, 250, 490, 500, 1000])
+)
 PREFIXES = ["", "", "let x = ", "fn f(a: int) -> int = ", "liv A(d: int) {\n  featurizer {\n    y = ",
             "liv A(d: int) {\n  token_mix ", "op N(d: int) {\n  return ", "model M(d: int = 1) {\n  layers: ",
             "model M() {\n  budget {\n    ", "model M() {\n  share ", "model M() {\n  override layers[",
@@ -382,7 +385,7 @@ def truncate(draw: DrawFn, tokens: list[str]) -> list[str]:
 
 def inject_nesting(draw: DrawFn, tokens: list[str]) -> list[str]:
     opener, closer = draw(st.sampled_from(NESTINGS))
-    depth = draw(st.integers(1, 600))
+    depth = draw(DEPTHS)
     inner = draw(st.sampled_from(["a", "1", "", "x * 2"]))
     closing = closer * depth if draw(st.booleans()) else closer * draw(st.integers(0, depth))
     at = _index(draw, tokens)

@@ -1,0 +1,151 @@
+"""Symbolic sizes: polynomials over atoms in B, L, t (and min(L, W), log2(2L)).
+
+A `Poly` maps monomials (sorted tuples of atoms) to coefficients. This is all cost analysis needs:
+parameter counts are constants, caches are `a·L + b` or `a·min(L, W) + b`, prefill FLOPs add
+`L²` (attention) and `L·log2(2L)` (FFT convolution) terms. Evaluation is a dict lookup per atom.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+Number = int | float | Fraction
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Atom:
+    """`sym L`, `min L W` (min(L, W)), or `log2x L` (log2(2·L))."""
+
+    kind: str
+    name: str
+    arg: int = 0
+
+    def value(self, env: dict[str, int]) -> float:
+        x = env[self.name]
+        if self.kind == "sym":
+            return x
+        if self.kind == "min":
+            return min(x, self.arg)
+        return math.log2(2 * x) if x > 0 else 0.0
+
+    def __str__(self) -> str:
+        if self.kind == "sym":
+            return self.name
+        if self.kind == "min":
+            return f"min({self.name}, {self.arg})"
+        return f"log2(2{self.name})"
+
+
+Monomial = tuple[Atom, ...]
+
+
+def _clean(c: Number) -> Number:
+    if isinstance(c, Fraction) and c.denominator == 1:
+        return int(c)
+    return c
+
+
+@dataclass(frozen=True, slots=True)
+class Poly:
+    terms: tuple[tuple[Monomial, Number], ...] = ()
+
+    @staticmethod
+    def const(c: Number) -> Poly:
+        return Poly(((((), _clean(Fraction(c) if isinstance(c, int) else c)),) if c else ()))
+
+    @staticmethod
+    def atom(a: Atom) -> Poly:
+        return Poly((((a,), 1),))
+
+    def _dict(self) -> dict[Monomial, Number]:
+        return dict(self.terms)
+
+    @staticmethod
+    def _from(d: dict[Monomial, Number]) -> Poly:
+        return Poly(tuple(sorted(((m, _clean(c)) for m, c in d.items() if c != 0), key=lambda mc: mc[0])))
+
+    def __add__(self, other: Poly | Number) -> Poly:
+        other = other if isinstance(other, Poly) else Poly.const(other)
+        d = self._dict()
+        for m, c in other.terms:
+            d[m] = d.get(m, 0) + c
+        return Poly._from(d)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Poly | Number) -> Poly:
+        return self + (other if isinstance(other, Poly) else Poly.const(other)) * -1
+
+    def __mul__(self, other: Poly | Number) -> Poly:
+        if not isinstance(other, Poly):
+            factor = Fraction(other) if isinstance(other, int) else other
+            return Poly._from({m: c * factor for m, c in self.terms})
+        d: dict[Monomial, Number] = {}
+        for m1, c1 in self.terms:
+            for m2, c2 in other.terms:
+                m = tuple(sorted(m1 + m2))
+                d[m] = d.get(m, 0) + c1 * c2
+        return Poly._from(d)
+
+    __rmul__ = __mul__
+
+    def evaluate(self, **env: int) -> float | int:
+        total: Number = 0
+        for mono, coeff in self.terms:
+            value: Number = coeff
+            for a in mono:
+                value = value * a.value(env)
+            total += value
+        return int(total) if isinstance(total, Fraction) and total.denominator == 1 else float(total)
+
+    def substitute_int(self, **env: int) -> int:
+        """Evaluate where the result must be an exact integer (parameter and cache counts)."""
+        value = self.evaluate(**env)
+        return int(round(value))
+
+    @property
+    def is_const(self) -> bool:
+        return all(not m for m, _ in self.terms)
+
+    def __str__(self) -> str:
+        if not self.terms:
+            return "0"
+        parts = [_term(m, c) for m, c in sorted(self.terms, key=lambda mc: (-len(mc[0]), mc[0]))]
+        return " + ".join(parts).replace("+ -", "- ")
+
+
+def _term(mono: Monomial, coeff: Number) -> str:
+    if isinstance(coeff, Fraction):
+        coeff_text = f"{coeff.numerator}/{coeff.denominator}"
+    elif isinstance(coeff, float):
+        coeff_text = f"{coeff:.6g}"
+    else:
+        coeff_text = f"{coeff:,}".replace(",", "_") if abs(coeff) >= 10_000 else str(coeff)
+    if not mono:
+        return coeff_text
+    powers: dict[Atom, int] = {}
+    for a in mono:
+        powers[a] = powers.get(a, 0) + 1
+    body = "·".join(str(a) + (f"^{p}" if p > 1 else "") for a, p in powers.items())
+    return body if coeff == 1 else f"{coeff_text}·{body}"
+
+
+L = Poly.atom(Atom("sym", "L"))
+T = Poly.atom(Atom("sym", "t"))
+LOG2_2L = Poly.atom(Atom("log", "L"))
+ZERO = Poly()
+ONE = Poly.const(1)
+
+
+def min_l(w: int) -> Poly:
+    return Poly.atom(Atom("min", "L", w))
+
+
+def min_t1(w: int) -> Poly:
+    """min(t + 1, W) as min over the symbol `t1` (= t + 1, the keys visible at decode position t)."""
+    return Poly.atom(Atom("min", "t1", w))
+
+
+T1 = Poly.atom(Atom("sym", "t1"))
