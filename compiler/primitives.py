@@ -84,7 +84,7 @@ PRIMITIVES: dict[str, Signature] = {
              P("t", T), P("times", I)),
         _sig("short_conv", Role.FEATURIZER, T, "explicit causal depthwise convolution of length `kernel`",
              P("t", T), P("kernel", I), P("bias", B, False)),
-        _sig("rope", Role.FEATURIZER, T, "rotary position embedding on a headed tensor",
+        _sig("apply_rope", Role.FEATURIZER, T, "rotary position embedding on a headed tensor",
              P("t", T), P("theta", F, 10000.0), P("fraction", F, 1.0)),
         _sig("rmsnorm", Role.ANY, T, "RMSNorm over the last axis (per head on headed tensors: QK-norm)",
              P("t", T), P("eps", F, 1e-5), P("affine", B, True), structure="diagonal"),

@@ -42,6 +42,9 @@ CODES: dict[str, str] = {
     "E0309": "a model that is missing a required field, or has an unknown one",
     "E0310": "an invalid sharing declaration",
     "E0311": "invalid Mixture-of-Recursions settings",
+    "E0312": "tensor shapes do not fit (widths, heads, kernel lengths)",
+    "E0313": "a LIV section declares a structure its operations do not have",
+    "E0314": "sharing between layers whose shared parts are incompatible",
     # budgets
     "E0401": "an unknown budget metric or budget argument",
 }

@@ -35,7 +35,8 @@ MAX_EXPR_LEAVES = 6
 
 _FIRST = string.ascii_letters + "_"
 _REST = string.ascii_letters + string.digits + "_"
-_TRICKY_NAMES = sorted(LIV_KEYWORDS | PYTHON_WORDS | {"features", "weights", "K", "e5", "E1", "x", "tokens", "_"})
+_TRICKY = LIV_KEYWORDS | PYTHON_WORDS | {"features", "weights", "K", "MiB", "e5", "E1", "x", "tokens", "_", "_1"}
+_COMMON = {"a", "b", "d", "x1", "layers", "GQA", "norm", "q_proj", "Mixer2", "n" * 40, "L" + "o" * 63}
 
 
 def _safe_name(name: str) -> str:
@@ -46,8 +47,10 @@ def _safe_name(name: str) -> str:
 
 @cache
 def names() -> Strategy[str]:
-    plain = st.builds(str.__add__, st.sampled_from(_FIRST), st.text(_REST, max_size=7))
-    return st.one_of(plain, st.sampled_from(_TRICKY_NAMES)).map(_safe_name)
+    """Identifiers: a pool of common and keyword-like names (made safe), or random short ones."""
+    pool = st.sampled_from(sorted({_safe_name(n) for n in _TRICKY | _COMMON}))
+    random = st.builds(str.__add__, st.sampled_from(_FIRST), st.text(_REST, max_size=5)).map(_safe_name)
+    return st.one_of(pool, random)
 
 
 @cache

@@ -285,9 +285,7 @@ HOSTILE_CHARS = "\x00\x01\x07\x08\x0b\x0c\x1b\x7f\x85\xa0\xe9\u00df\u0394\u200b\
 NESTINGS = [("(", ")"), ("[", "]"), ("{", "}"), ("f(", ")"), ("[a, ", "]"), ("-", ""), ("not ", ""), ("a.", ""),
             ("2 ** ", ""), ("1 + ", ""), ("a * ", ""), ("if a then 1 else ", ""), ("-a(", ")"), ("if a { ", " }"),
             ("f(k = ", ")"), ("a[", "]"), ("(a with ", ")")]
-DEPTHS: SearchStrategy[int] = st.one_of(
-    st.integers(1, 30), st.integers(150, 600), st.sampled_from([199, 200, 201, 245, 250, 490, 500, 1000])
-)
+DEPTHS: SearchStrategy[int] = st.sampled_from([1, 2, 3, 10, 50, 100, 199, 200, 201, 245, 250, 300, 490, 500, 700, 1000])
 PREFIXES = ["", "", "let x = ", "fn f(a: int) -> int = ", "liv A(d: int) {\n  featurizer {\n    y = ",
             "liv A(d: int) {\n  token_mix ", "op N(d: int) {\n  return ", "model M(d: int = 1) {\n  layers: ",
             "model M() {\n  budget {\n    ", "model M() {\n  share ", "model M() {\n  override layers[",
@@ -446,8 +444,14 @@ def nesting_payload(draw: DrawFn) -> str:
     return "".join(inject_nesting(draw, []))
 
 
+DEEP_CHAINS: SearchStrategy[str] = st.builds(
+    lambda chain, depth: chain * depth + "a",
+    st.sampled_from(["-", "not ", "a.", "a ** ", "a + ", "a or ", "if a then 1 else ", "a[0]."]),
+    st.sampled_from([250, 500, 1000, 3000]),
+)
 PAYLOADS: SearchStrategy[str] = st.one_of(
     nesting_payload(),
+    DEEP_CHAINS,
     st.builds(lambda c, n: c * n, st.sampled_from(["a", "_", "A", "__", "a1"]), st.integers(1, 5000)),
     st.builds(lambda d, n, s: d * n + s, st.sampled_from(["1", "9", "0"]), st.integers(1, 6000),
               st.sampled_from(["", ".5", "K", "e5", "KiB"])),

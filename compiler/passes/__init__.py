@@ -1,0 +1,1 @@
+"""livc.compiler.passes: one pass per module, each `run(x, ctx) -> Model`."""

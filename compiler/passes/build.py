@@ -1,0 +1,114 @@
+"""Pass `build`: ElaboratedModel -> ir.Model at the LIV level, with every shape checked.
+
+Preconditions: the model elaborated without errors. Every sublayer gets its own parameters
+(prefix `layers.i.j`), its own wrapper norm (`layers.i.j.norm`); sharing is applied later by
+`expand`. Each block is built independently, so shape errors in several blocks are all reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from livc.compiler.evaluate import Evaluator
+from livc.compiler.ir.nodes import Block, Budget, DType, Layer, Model, Param, Sublayer, TensorType, Wrap
+from livc.compiler.model import ElaboratedModel
+from livc.compiler.passes.block_builder import BlockBuilder, BuildFailed, _attr
+from livc.compiler.values import Instance, LayerV
+from livc.compiler.values import Sublayer as SublayerV
+from livc.dsl.diagnostics import Label, error
+
+_WRAPS = {"pre_norm": Wrap.PRE_NORM, "post_norm": Wrap.POST_NORM, "no_residual": Wrap.NONE}
+
+
+@dataclass
+class ModelBuilder:
+    ev: Evaluator
+    model: ElaboratedModel
+    params: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    failed: bool = False
+    tied: str | None = None
+
+    def block(self, instance: Instance, prefix: str, input_type: TensorType) -> Block | None:
+        builder = BlockBuilder(self.ev, instance, prefix, input_type, self.params, tied_embedding=self.tied)
+        try:
+            return builder.build()
+        except BuildFailed:
+            self.failed = True
+            return None
+
+    def width_check(self, block: Block | None, expected: TensorType, what: str) -> None:
+        if block is None:
+            return
+        out = _output_type(block)
+        if out != expected:
+            self.failed = True
+            self.ev.sink.report(error("E0312", f"{what} returns {out} but the residual stream is {expected}",
+                                      block.span, f"{block.name}(...) changes the width",
+                                      notes=("every sublayer maps the model width to itself",)))
+
+    def sublayer(self, sub: SublayerV, prefix: str, d: TensorType) -> Sublayer | None:
+        block = self.block(sub.op, prefix, d)
+        self.width_check(block, d, f"{sub.op.name} in {prefix}")
+        wrap, norm_inst = self._wrapper(sub)
+        norm = self.block(norm_inst, f"{prefix}.norm", d) if norm_inst is not None else None
+        self.width_check(norm, d, f"the norm of {prefix}")
+        if block is None:
+            return None
+        return Sublayer(block=block, wrap=wrap, norm=norm)
+
+    def _wrapper(self, sub: SublayerV) -> tuple[Wrap, Instance | None]:
+        if sub.wrapper is None:
+            return Wrap.PRE_NORM, self.model.norm
+        norm = dict(sub.wrapper.args).get("norm")
+        return _WRAPS[sub.wrapper.name], norm if isinstance(norm, Instance) else None
+
+    def layer(self, index: int, layer: LayerV, d: TensorType) -> Layer | None:
+        subs = [self.sublayer(s, f"layers.{index}.{j}", d) for j, s in enumerate(layer.sublayers)]
+        if any(s is None for s in subs):
+            return None
+        return Layer(index=index, sublayers=tuple(s for s in subs if s is not None))
+
+
+def _output_type(block: Block) -> TensorType:
+    for op in block.ops:
+        for value in op.outputs:
+            if value.name == block.output:
+                return value.type
+    return block.input.type
+
+
+def _embedding_weight(block: Block) -> str | None:
+    for op in block.ops:
+        if op.prim == "embed":
+            return op.param("weight")
+    return None
+
+
+def build_model(ev: Evaluator, model: ElaboratedModel) -> Model | None:
+    mb = ModelBuilder(ev, model)
+    embedding = mb.block(model.embedding, "embedding", TensorType(shape=()))
+    if embedding is None:
+        return None
+    mb.tied = _embedding_weight(embedding)
+    d = _output_type(embedding)
+    if len(d.shape) != 1:
+        ev.sink.report(error("E0312", "the embedding must produce a flat [d] vector", model.embedding.span,
+                             f"produces {d}"))
+        return None
+    layers = [mb.layer(i, layer, d) for i, layer in enumerate(model.layers)]
+    final_norm = mb.block(model.final_norm, "final_norm", d) if model.final_norm is not None else None
+    mb.width_check(final_norm, d, "final_norm")
+    head = mb.block(model.head, "head", d)
+    if mb.failed or head is None or any(layer is None for layer in layers):
+        return None
+    return Model(
+        name=model.name, dtype=DType(model.dtype.name), d_model=d.shape[0], vocab=_output_type(head).shape[0],
+        embedding=embedding, layers=tuple(layer for layer in layers if layer is not None), final_norm=final_norm,
+        head=head, params=tuple(Param(id=k, shape=v) for k, v in mb.params.items()),
+        budgets=tuple(Budget(metric=b.metric, args=tuple((k, _attr(v)) for k, v in b.args), limit=b.limit,
+                             strict=b.strict, span=b.span) for b in model.budgets),
+        context=model.context, span=model.span,
+    )
+
+
+__all__ = ["build_model", "Label"]

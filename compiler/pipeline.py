@@ -1,0 +1,96 @@
+"""The compiler pipeline, as one explicit ordered tuple of named stages.
+
+    load -> resolve -> elaborate   (front end: compiler.check)   -> ElaboratedModel
+    build -> expand -> canonicalize -> lower                     -> ir.Model after each stage
+
+`compile_models` runs the front end and then the IR stages up to `stop_after`, optionally running
+the verifier after every IR stage. Errors are reported into one sink; a stage that fails returns
+None for that model and later stages are skipped for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from livc.compiler.check import CheckResult, check_path, check_source
+from livc.compiler.evaluate import Evaluator
+from livc.compiler.ir.nodes import Model
+from livc.compiler.model import ElaboratedModel
+from livc.compiler.passes import canonicalize, expand, lower
+from livc.compiler.passes.build import build_model
+from livc.compiler.scope import build_tables
+from livc.dsl.diagnostics import Diagnostic, DiagnosticSink
+
+Stage = Callable[[Model, DiagnosticSink], Model | None]
+
+IR_STAGES: tuple[tuple[str, Stage], ...] = (
+    ("expand", expand.run),
+    ("canonicalize", canonicalize.run),
+    ("lower", lower.run),
+)
+STAGE_NAMES = ("build",) + tuple(name for name, _ in IR_STAGES)
+
+
+@dataclass(frozen=True)
+class Compiled:
+    check: CheckResult
+    models: tuple[Model, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity.value == "error" for d in self.diagnostics)
+
+
+def _verify(model: Model, stage: str) -> None:
+    from livc.compiler.ir.verify import verify
+
+    problems = verify(model)
+    if problems:
+        raise AssertionError(f"IR verifier failed after {stage}: " + "; ".join(problems))
+
+
+def run_stages(model: Model, sink: DiagnosticSink, stop_after: str = "lower", verify: bool = False) -> Model | None:
+    if verify:
+        _verify(model, "build")
+    if stop_after == "build":
+        return model
+    current: Model | None = model
+    for name, stage in IR_STAGES:
+        assert current is not None
+        current = stage(current, sink)
+        if current is None:
+            return None
+        if verify:
+            _verify(current, name)
+        if name == stop_after:
+            break
+    return current
+
+
+def compile_checked(check: CheckResult, stop_after: str = "lower", verify: bool = False) -> Compiled:
+    sink = DiagnosticSink(list(check.diagnostics))
+    if not check.ok or check.program is None:
+        return Compiled(check, (), tuple(sink.items))
+    ev = Evaluator(check.program, build_tables(check.program, DiagnosticSink()), sink)
+    models = []
+    for elaborated in check.models:
+        built = build_model(ev, elaborated)
+        final = run_stages(built, sink, stop_after, verify) if built is not None else None
+        if final is not None:
+            models.append(final)
+    return Compiled(check, tuple(models), tuple(sink.items))
+
+
+def compile_path(path: Path, stop_after: str = "lower", verify: bool = False) -> Compiled:
+    return compile_checked(check_path(path), stop_after, verify)
+
+
+def compile_source(text: str, name: str = "<string>", stop_after: str = "lower", verify: bool = False) -> Compiled:
+    return compile_checked(check_source(text, name), stop_after, verify)
+
+
+def elaborated_models(result: Compiled) -> tuple[ElaboratedModel, ...]:
+    return result.check.models
