@@ -7,7 +7,18 @@ from livc.compiler.bodies import run_body
 from livc.compiler.calls import NOFIT, coerce_for_type, specs_for_signature
 from livc.compiler.evaluate import MAX_CALL_DEPTH, Env, Evaluator, scalar_function
 from livc.compiler.scope import BUILTIN_NAMES
-from livc.compiler.values import POISON, BuilderV, BuiltinRef, DefRef, Instance, TensorV, TupleV, Value, article, type_name
+from livc.compiler.values import (
+    POISON,
+    BuilderV,
+    BuiltinRef,
+    DefRef,
+    Instance,
+    TensorV,
+    TupleV,
+    Value,
+    article,
+    type_name,
+)
 from livc.dsl import ast as A
 
 

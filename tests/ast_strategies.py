@@ -29,7 +29,7 @@ from livc.dsl import ast as A
 from livc.dsl.lexicon import BYTE_SUFFIXES, COUNT_SUFFIXES, LIV_KEYWORDS, PYTHON_WORDS, identifier_problem, number_value
 
 Strategy = st.SearchStrategy
-MAX_EXPR_LEAVES = 6
+MAX_EXPR_LEAVES = 4
 
 # ---- leaves -------------------------------------------------------------------------------------
 
@@ -219,7 +219,7 @@ def stmts(depth: int = 2) -> Strategy[A.Stmt]:
     """A statement of an `op`, section or `if` body."""
     if depth <= 0:
         return _simple_stmts()
-    return st.one_of(_simple_stmts(), ifs(depth))
+    return st.one_of(_simple_stmts(), ifs(depth), ifs(depth))  # one in three is an `if`
 
 
 @cache
@@ -231,7 +231,7 @@ def sections() -> Strategy[A.Section]:
 
 @cache
 def _liv_stmts() -> Strategy[A.Stmt]:
-    return st.one_of(lets(), requires(), sections())
+    return st.one_of(lets(), requires(), sections(), sections())
 
 
 @cache
@@ -240,7 +240,7 @@ def shares() -> Strategy[A.Share]:
     groups = st.lists(idents(), min_size=1, max_size=3).map(tuple)
     return st.builds(
         lambda k, g, src, dst: A.Share(kind=k, groups=g if k is A.ShareKind.FEATURES else (), source=src, targets=dst),
-        kind, groups, expressions(4), st.lists(expressions(4), min_size=1, max_size=3).map(tuple),
+        kind, groups, expressions(3), st.lists(expressions(3), min_size=1, max_size=3).map(tuple),
     )
 
 
@@ -250,7 +250,7 @@ _CMP = [A.BinOpKind.LT, A.BinOpKind.LE, A.BinOpKind.GT, A.BinOpKind.GE, A.BinOpK
 @cache
 def budgets() -> Strategy[A.Budget]:
     item = st.builds(
-        A.BudgetItem, metric=idents(), args=call_args(expressions(4)), op=st.sampled_from(_CMP), limit=expressions()
+        A.BudgetItem, metric=idents(), args=call_args(expressions(3)), op=st.sampled_from(_CMP), limit=expressions()
     )
     return st.builds(A.Budget, items=blocks(item))
 
@@ -261,7 +261,7 @@ def _model_stmts() -> Strategy[A.Stmt]:
         lets(),
         requires(),
         st.builds(A.Field, name=idents(), value=expressions()),
-        st.builds(A.Override, target=idents(), index=expressions(4), stop=st.none() | expressions(4),
+        st.builds(A.Override, target=idents(), index=expressions(3), stop=st.none() | expressions(3),
                   value=expressions()),
         shares(),
         budgets(),
@@ -275,7 +275,7 @@ def _model_stmts() -> Strategy[A.Stmt]:
 def params() -> Strategy[tuple[A.Param, ...]]:
     """Parameters without defaults first, then parameters with defaults."""
     plain = st.lists(st.builds(A.Param, name=idents(), type=type_refs(), default=st.none()), max_size=2)
-    defaulted = st.lists(st.builds(A.Param, name=idents(), type=type_refs(), default=expressions(4)), max_size=3)
+    defaulted = st.lists(st.builds(A.Param, name=idents(), type=type_refs(), default=expressions(3)), max_size=3)
     return st.builds(lambda p, d: tuple(p + d), plain, defaulted)
 
 

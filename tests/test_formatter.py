@@ -68,7 +68,7 @@ let maybe: int? = none
 let caps: [float] = [1.0, 0.667, 0.333]
 let caps2: [float]? = [1_000, 64MiB, 6.5, 1.5M, 2E+3]
 let message = "quote \\" backslash \\\\ newline \\n # not a comment"
-let flag = true and not false or none == none
+let flag = true and not false or (none == none) != d
 fn lfm2_ffn_width(d: int, multiple: int = 256, ratio: float = 2 / 3) -> int = ceil_div(int(d * ratio), multiple) * multiple
 fn pick(a: int, b: bool = false) -> int = if b then a else if a > 3 then a // 2 else -a ** 2 % 7
 fn noargs() -> [int]? = []
@@ -259,7 +259,7 @@ let p26 = "s".len(1.5.x)
 LONG = """\
 model Long(vocab: int = 65536, d: int = 1024, heads: int = 16, kv_heads: int = 8, rope_theta: float = 1M) {
     let attention_layer = GQA(d, heads = heads, kv_heads = kv_heads, qk_norm = true, rope_theta = rope_theta) + SwiGLU(d, 4608)
-    layers: [conv, conv, attn, conv, conv, attn, conv, conv, attn, conv, attn, conv, attn, conv, attn, conv, conv]
+    layers: [conv, conv, attn, conv, conv, attn, conv, conv, attn, conv, attn, conv, attn, conv]
     recursion: mor(recursions = 3, sharing = middle_cycle, router = expert_choice(capacities = [1.0, 0.667, 0.333], alpha = 0.1, aux_loss = 0.001), kv = recursion_wise)
     budget {
         cache(batch = 1, seq = 32K, dtype = bf16, some_very_long_argument_name = another_very_long_value_name) <= 64MiB
@@ -454,7 +454,7 @@ def test_long_lines_break_outermost_widest_group() -> None:
         "        qk_norm = true,\n"
         "        rope_theta = rope_theta,\n"
         "    ) + SwiGLU(d, 4608)\n"
-        "    layers: [conv, conv, attn, conv, conv, attn, conv, conv, attn, conv, attn, conv, attn, conv, attn, conv, conv]\n"
+        "    layers: [conv, conv, attn, conv, conv, attn, conv, conv, attn, conv, attn, conv, attn, conv]\n"
         "    recursion: mor(\n"
         "        recursions = 3,\n"
         "        sharing = middle_cycle,\n"

@@ -409,7 +409,29 @@ def stray_quote(draw: DrawFn, tokens: list[str]) -> list[str]:
     return tokens[:at] + [draw(st.sampled_from(['"', '"\\', "\"'", '"#']))] + tokens[at:]
 
 
+def _replace_matching(draw: DrawFn, tokens: list[str], pattern: str, new: SearchStrategy[str]) -> list[str]:
+    where = [i for i, tok in enumerate(tokens) if re.fullmatch(pattern, tok)]
+    if not where:
+        return tokens
+    at = where[draw(st.integers(0, len(where) - 1))]
+    return tokens[:at] + [draw(new)] + tokens[at + 1 :]
+
+
+def replace_number(draw: DrawFn, tokens: list[str]) -> list[str]:
+    """Keeps the syntax, changes a value: zero, negative, huge, fractional widths reach the checker."""
+    values = st.one_of(NUMBERS, st.sampled_from(["0", "(-1)", "(0 - 3)", "1e9", "3.5", "1T", "0.0", "2 ** 70"]))
+    return _replace_matching(draw, tokens, r"[0-9].*", values)
+
+
+def replace_name(draw: DrawFn, tokens: list[str]) -> list[str]:
+    """Keeps the syntax, changes a name: undefined names, keywords, builtins in odd places."""
+    names = st.one_of(st.sampled_from(BUILTIN_NAMES), st.sampled_from(CONSTANT_NAMES), st.sampled_from(PLAIN_NAMES),
+                      st.sampled_from(KEYWORDS))
+    return _replace_matching(draw, tokens, r"[A-Za-z_][A-Za-z0-9_]*", names)
+
+
 MUTATIONS: tuple[Mutation, ...] = (
+    replace_number, replace_name,
     delete_slice, duplicate_slice, swap_slices, insert_token, splice_seed, replace_chars, truncate,
     inject_nesting, long_identifier, insert_hostile, stray_quote,
 )
@@ -465,6 +487,18 @@ PAYLOADS: SearchStrategy[str] = st.one_of(
 def hostile_programs(draw: DrawFn) -> str:
     context = draw(st.sampled_from(CONTEXTS))
     return context.replace("@", draw(PAYLOADS))
+
+
+SEMANTIC_MUTATIONS: tuple[Mutation, ...] = (replace_number, replace_name, delete_slice, duplicate_slice, splice_seed)
+
+
+@st.composite
+def mutated_whole_programs(draw: DrawFn) -> str:
+    """Whole seed files with one or two mostly syntax-preserving mutations: they reach the checker's later phases."""
+    tokens = tokenize("".join(draw(st.sampled_from(SEED_ITEMS))))
+    for _ in range(draw(st.integers(1, 2))):
+        tokens = draw(st.sampled_from(SEMANTIC_MUTATIONS))(draw, tokens)
+    return "".join(tokens)
 
 
 ANY_INPUT: SearchStrategy[str] = st.one_of(token_soup(), mutated_programs(), hostile_programs())

@@ -150,6 +150,17 @@ class Recursion:
 
 
 @ir
+class Share:
+    """A sharing declaration still to be applied by `expand` (`sublayer` None = the whole layer)."""
+
+    kind: str  # featurizer | weights | features
+    groups: tuple[str, ...]
+    source: tuple[int, int | None]
+    targets: tuple[tuple[int, int | None], ...]
+    span: Span = span_field()
+
+
+@ir
 class Budget:
     metric: str
     args: tuple[tuple[str, Scalar], ...]
@@ -170,6 +181,7 @@ class Model:
     head: Block
     params: tuple[Param, ...]
     recursion: Recursion | None = None
+    shares: tuple[Share, ...] = ()
     budgets: tuple[Budget, ...] = ()
     context: int | None = None
     span: Span = span_field()

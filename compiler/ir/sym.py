@@ -53,7 +53,7 @@ class Poly:
 
     @staticmethod
     def const(c: Number) -> Poly:
-        return Poly(((((), _clean(Fraction(c) if isinstance(c, int) else c)),) if c else ()))
+        return Poly((((), _clean(Fraction(c) if isinstance(c, int) else c)),) if c else ())
 
     @staticmethod
     def atom(a: Atom) -> Poly:

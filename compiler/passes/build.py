@@ -10,7 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from livc.compiler.evaluate import Evaluator
-from livc.compiler.ir.nodes import Block, Budget, DType, Layer, Model, Param, Sublayer, TensorType, Wrap
+from livc.compiler.ir.nodes import (
+    Block,
+    Budget,
+    DType,
+    Layer,
+    Model,
+    Param,
+    Recursion,
+    Share,
+    Sublayer,
+    TensorType,
+    Wrap,
+)
 from livc.compiler.model import ElaboratedModel
 from livc.compiler.passes.block_builder import BlockBuilder, BuildFailed, _attr
 from livc.compiler.values import Instance, LayerV
@@ -107,8 +119,28 @@ def build_model(ev: Evaluator, model: ElaboratedModel) -> Model | None:
         head=head, params=tuple(Param(id=k, shape=v) for k, v in mb.params.items()),
         budgets=tuple(Budget(metric=b.metric, args=tuple((k, _attr(v)) for k, v in b.args), limit=b.limit,
                              strict=b.strict, span=b.span) for b in model.budgets),
-        context=model.context, span=model.span,
+        context=model.context, span=model.span, recursion=_recursion(model, len(layers)),
+        shares=tuple(Share(kind=s.kind.value, groups=s.groups, source=(s.source.layer, s.source.sublayer),
+                           targets=tuple((t.layer, t.sublayer) for t in s.targets), span=s.span)
+                     for s in model.shares),
     )
+
+
+def mor_steps(sharing: str, recursions: int, n_layers: int) -> tuple[tuple[int, ...], ...]:
+    """Layer indices of each recursion step (the r-th use of the shared weights)."""
+    offset = 1 if sharing.startswith("middle") else 0
+    base = (n_layers - 2 * offset) // recursions
+    if sharing.endswith("cycle"):
+        return tuple(tuple(offset + r * base + i for i in range(base)) for r in range(recursions))
+    return tuple(tuple(offset + u * recursions + r for u in range(base)) for r in range(recursions))
+
+
+def _recursion(model: ElaboratedModel, n_layers: int) -> Recursion | None:
+    mor = model.recursion
+    if mor is None:
+        return None
+    return Recursion(recursions=mor.recursions, sharing=mor.sharing, router=mor.router.name,
+                     capacities=mor.capacities, kv=mor.kv, steps=mor_steps(mor.sharing, mor.recursions, n_layers))
 
 
 __all__ = ["build_model", "Label"]

@@ -1,0 +1,205 @@
+"""Pass `expand`: make every kind of sharing explicit as parameter identity.
+
+- `share weights`: the target's parameters become the source's (layers must match op for op);
+- `share featurizer`: the target's featurizer parameters become the source's;
+- `share features g, ...`: the target no longer computes groups g; a `shared_feature` op imports the
+  source's values (the token mixer's cache is then owned by the source: attr `cache_owner`);
+- Mixture-of-Recursions: layers of recursion step r > 0 use step 0's parameters (norms included);
+  with `kv = kv_share`, their attention K/V are imported from step 0; router parameters are added.
+Incompatible sharing is E0314. Postcondition: `model.shares == ()`; unused parameters removed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from livc.compiler.ir.nodes import Block, Model, Op, Param, Role, Share, Sublayer, Value
+from livc.compiler.passes.rewrite import (
+    dead_code,
+    drop_unused_params,
+    prune_features,
+    rename_inputs,
+    rename_params_in_block,
+    replace_sublayer,
+)
+from livc.dsl.diagnostics import DiagnosticSink, error
+from livc.dsl.source import NO_SPAN, Span
+
+
+class Incompatible(Exception):
+    pass
+
+
+def _ops(block: Block, roles: set[Role] | None) -> list[Op]:
+    return [op for s in block.sections if roles is None or s.role in roles for op in s.ops]
+
+
+def param_mapping(src: Block, dst: Block, roles: set[Role] | None = None) -> dict[str, str]:
+    """dst param id -> src param id, pairing ops in order; raises Incompatible if they differ."""
+    a, b = _ops(src, roles), _ops(dst, roles)
+    if [op.prim for op in a] != [op.prim for op in b]:
+        raise Incompatible(f"{dst.name} and {src.name} have different operations")
+    mapping: dict[str, str] = {}
+    for sop, dop in zip(a, b):
+        if [r for r, _ in sop.params] != [r for r, _ in dop.params]:
+            raise Incompatible(f"{dop.prim} parameters differ")
+        mapping.update({dp: sp for (_, sp), (_, dp) in zip(sop.params, dop.params)})
+    return mapping
+
+
+def _check_shapes(model: Model, mapping: dict[str, str]) -> None:
+    shapes = {p.id: p.shape for p in model.params}
+    for dst, src in mapping.items():
+        if shapes.get(dst) != shapes.get(src):
+            raise Incompatible(f"{dst} {shapes.get(dst)} vs {src} {shapes.get(src)}")
+
+
+def _sub(model: Model, ref: tuple[int, int | None]) -> Sublayer:
+    return model.layers[ref[0]].sublayers[ref[1] or 0]
+
+
+def _share_weights(model: Model, src: tuple[int, int | None], dst: tuple[int, int | None]) -> Model:
+    subs = range(len(model.layers[dst[0]].sublayers)) if dst[1] is None else [dst[1]]
+    for j in subs:
+        s, d = _sub(model, (src[0], j if src[1] is None else src[1])), _sub(model, (dst[0], j))
+        model = replace_sublayer(model, dst[0], j, _tied_sublayer(model, s, d))
+    return model
+
+
+def _tied_sublayer(model: Model, src: Sublayer, dst: Sublayer) -> Sublayer:
+    mapping = param_mapping(src.block, dst.block)
+    if src.norm is not None and dst.norm is not None:
+        mapping |= param_mapping(src.norm, dst.norm)
+    _check_shapes(model, mapping)
+    norm = rename_params_in_block(dst.norm, mapping) if dst.norm is not None else None
+    return dataclasses.replace(dst, block=rename_params_in_block(dst.block, mapping), norm=norm)
+
+
+def _share_featurizer(model: Model, src: tuple[int, int | None], dst: tuple[int, int | None]) -> Model:
+    s, d = _sub(model, src), _sub(model, dst)
+    mapping = param_mapping(s.block, d.block, {Role.FEATURIZER})
+    _check_shapes(model, mapping)
+    return replace_sublayer(model, dst[0], dst[1] or 0,
+                            dataclasses.replace(d, block=rename_params_in_block(d.block, mapping)))
+
+
+def _feature(block: Block, group: str) -> Value:
+    for f in block.features:
+        name, value = f.name.split("=", 1)
+        if name == group:
+            return Value(name=value, type=f.type)
+    raise Incompatible(f"{block.name} has no feature group '{group}'")
+
+
+def import_values(block: Block, imports: list[tuple[str, Value, str]]) -> Block:
+    """Replace values computed in `block` by `shared_feature` ops: (local value, its type, source label)."""
+    new_ops, mapping = [], {}
+    for local, value, source in imports:
+        name = f"{local}_shared"
+        new_ops.append(Op(prim="shared_feature", inputs=(), outputs=(Value(name=name, type=value.type),),
+                          attrs=(("source", source),)))
+        mapping[local] = name
+    renamed = rename_inputs(block, mapping)
+    renamed = _mark_cache_owner(renamed, set(mapping.values()), imports[0][2].rsplit(".", 1)[0])
+    features = tuple(dataclasses.replace(f, name=f.name.split("=")[0] + "=" + mapping.get(f.name.split("=")[1],
+                                                                                           f.name.split("=")[1]))
+                     for f in renamed.features)
+    sections = list(renamed.sections)
+    first = 0 if sections[0].role in (Role.FEATURIZER, Role.BODY) else 0
+    sections[first] = dataclasses.replace(sections[first], ops=tuple(new_ops) + sections[first].ops)
+    return prune_features(dead_code(dataclasses.replace(renamed, sections=tuple(sections), features=features)))
+
+
+def _mark_cache_owner(block: Block, shared: set[str], owner: str) -> Block:
+    def mark(op: Op) -> Op:
+        if op.prim in ("attention", "linear_attention", "gated_scan") and shared & set(op.inputs[1:3]):
+            return dataclasses.replace(op, attrs=op.attrs + (("cache_owner", owner),))
+        return op
+
+    return dataclasses.replace(block, sections=tuple(
+        dataclasses.replace(s, ops=tuple(mark(op) for op in s.ops)) for s in block.sections))
+
+
+def _share_features(model: Model, share: Share, dst: tuple[int, int | None]) -> Model:
+    s, d = _sub(model, share.source), _sub(model, dst)
+    label = f"layers[{share.source[0]}][{share.source[1] or 0}]"
+    imports = []
+    for group in share.groups:
+        theirs, ours = _feature(s.block, group), _feature(d.block, group)
+        if theirs.type != ours.type:
+            raise Incompatible(f"feature '{group}' is {theirs.type} in {s.block.name} but {ours.type} here "
+                               "(different head layouts)")
+        imports.append((ours.name, theirs, f"{label}.{group}"))
+    return replace_sublayer(model, dst[0], dst[1] or 0, dataclasses.replace(d, block=import_values(d.block, imports)))
+
+
+def _apply(model: Model, share: Share) -> Model:
+    for dst in share.targets:
+        if share.kind == "weights":
+            model = _share_weights(model, share.source, dst)
+        elif share.kind == "featurizer":
+            model = _share_featurizer(model, share.source, dst)
+        else:
+            model = _share_features(model, share, dst)
+    return model
+
+
+def _report(sink: DiagnosticSink, span: Span, message: str, code: str = "E0314") -> None:
+    sink.report(error(code, "incompatible sharing", span, message))
+
+
+def _recursion(model: Model, sink: DiagnosticSink) -> Model | None:
+    rec = model.recursion
+    if rec is None:
+        return model
+    for step in rec.steps[1:]:
+        for base, layer in zip(rec.steps[0], step):
+            try:
+                model = _share_weights(model, (base, None), (layer, None))
+                if rec.kv == "kv_share":
+                    model = _share_kv(model, base, layer)
+            except Incompatible as exc:
+                _report(sink, model.span, f"MoR layer {layer} cannot reuse layer {base}: {exc}", "E0311")
+                return None
+    return _with_routers(model)
+
+
+def _share_kv(model: Model, base: int, layer: int) -> Model:
+    for j, sub in enumerate(model.layers[layer].sublayers):
+        src = model.layers[base].sublayers[j].block
+        attn_src = [op for op in src.ops if op.prim == "attention"]
+        attn_dst = [op for op in sub.block.ops if op.prim == "attention"]
+        if not attn_src or not attn_dst:
+            continue
+        label = f"layers[{base}][{j}]"
+        types = {o.name: o.type for op in src.ops for o in op.outputs}
+        imports = [(attn_dst[0].inputs[i], Value(name=attn_src[0].inputs[i], type=types[attn_src[0].inputs[i]]),
+                    f"{label}.{'kv'[i - 1]}") for i in (1, 2)]
+        model = replace_sublayer(model, layer, j, dataclasses.replace(sub, block=import_values(sub.block, imports)))
+    return model
+
+
+def _with_routers(model: Model) -> Model:
+    rec = model.recursion
+    assert rec is not None
+    d = model.d_model
+    if rec.router == "expert_choice":
+        params = tuple(Param(id=f"recursion.router.{r}.weight", shape=(d,)) for r in range(rec.recursions))
+    else:
+        params = (Param(id="recursion.router.weight", shape=(rec.recursions, d)),)
+    model = dataclasses.replace(model, recursion=dataclasses.replace(rec, router_params=tuple(p.id for p in params)))
+    return drop_unused_params(model, params)
+
+
+def run(model: Model, sink: DiagnosticSink) -> Model | None:
+    failed = False
+    for share in model.shares:
+        try:
+            model = _apply(model, share)
+        except Incompatible as exc:
+            _report(sink, share.span if share.span is not NO_SPAN else model.span, str(exc))
+            failed = True
+    if failed:
+        return None
+    expanded = _recursion(dataclasses.replace(model, shares=()), sink)
+    return drop_unused_params(expanded) if expanded is not None and expanded.recursion is None else expanded
