@@ -1,6 +1,8 @@
 """The `livc` command line. The only module that reads argv or the environment.
 
-    livc check FILE...            check files (exit 1 on errors); --format json for tools
+    livc check FILE... [--budget B]   check files: names, shapes, costs, budgets (exit 1 on errors)
+    livc cost FILE... [--seq N] [--batch B] [--dtype D] [--json] [--compare] [--plot P --seq A:B]
+    livc ir FILE [--stage NAME] [--verify]   print the IR after a pipeline stage
     livc fmt FILE... [--check]    format in place (atomically), or only report (exit 1 if unformatted)
     livc explain CODE             what a diagnostic code means
     livc demo                     the main job on an embedded default (the shipped LFM2-350M example)
@@ -16,10 +18,18 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from livc.compiler.analysis.evaluate import Context
+from livc.compiler.analysis.report import comparison, plot_cache
+from livc.compiler.analysis.report import render_json as render_cost_json
+from livc.compiler.analysis.report import render_text as render_cost_text
+from livc.compiler.budgets import BudgetSyntaxError, parse_cli_budget
 from livc.compiler.check import CheckResult, check_path, check_source
+from livc.compiler.ir.nodes import Budget, DType
 from livc.compiler.model import ElaboratedModel
+from livc.compiler.pipeline import STAGE_NAMES, analyze_checked, analyze_path
 from livc.dsl.codes import CODES
 from livc.dsl.diagnostics import CompileError, Diagnostic
+from livc.dsl.lexicon import number_value
 from livc.dsl.render import render_all_text, render_json
 
 EXIT_OK, EXIT_ERRORS, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 70
@@ -45,21 +55,84 @@ def _summary(model: ElaboratedModel) -> str:
     return f"model {model.name}: {len(model.layers)} layers ({ops})" + "".join(f"; {e}" for e in extras)
 
 
-def _report_check(result: CheckResult, name: str, fmt: str) -> int:
-    _print_diagnostics(result.diagnostics, fmt)
-    if fmt == "text" and result.ok:
-        for model in result.models:
-            print(f"{name}: ok: {_summary(model)}")
+def _report_check(result: CheckResult, name: str, fmt: str, budgets: tuple[Budget, ...] = ()) -> int:
+    analyzed = analyze_checked(result, budgets)
+    _print_diagnostics(analyzed.diagnostics, fmt)
+    if fmt == "text" and analyzed.ok:
+        for model, report in zip(result.models, analyzed.reports):
+            print(f"{name}: ok: {_summary(model)}; {report.params:,} params; "
+                  f"cache {report.total.cache_min} elements")
         if not result.models:
             print(f"{name}: ok (no models)")
-    return EXIT_OK if result.ok else EXIT_ERRORS
+    return EXIT_OK if analyzed.ok else EXIT_ERRORS
+
+
+def _cli_budgets(args: argparse.Namespace) -> tuple[Budget, ...] | None:
+    try:
+        return tuple(parse_cli_budget(b, getattr(args, "dtype", "bf16"), getattr(args, "batch", 1))
+                     for b in args.budget or ())
+    except BudgetSyntaxError as exc:
+        sys.stderr.write(f"error: invalid --budget '{exc.text}': {exc.reason}\n")
+        return None
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    budgets = _cli_budgets(args)
+    if budgets is None:
+        return EXIT_USAGE
     status = EXIT_OK
     for file in args.files:
-        status = max(status, _report_check(check_path(Path(file)), file, args.format))
+        status = max(status, _report_check(check_path(Path(file)), file, args.format, budgets))
     return status
+
+
+def _seq_range(text: str) -> list[int] | None:
+    ends = [number_value(p) for p in text.split(":")]
+    if len(ends) != 2 or not all(isinstance(e, int) and e > 0 for e in ends) or ends[0] > ends[1]:  # type: ignore
+        return None
+    lo, hi = ends
+    seqs, s = [], lo
+    while s <= hi:  # type: ignore[operator]
+        seqs.append(s)
+        s *= 2  # type: ignore[operator]
+    return seqs  # type: ignore[return-value]
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    budgets = _cli_budgets(args)
+    seqs = _seq_range(args.seq) if ":" in args.seq else None
+    seq = number_value(args.seq) if seqs is None else seqs[-1]
+    if budgets is None or not isinstance(seq, int) or seq < 1:
+        sys.stderr.write(f"error: invalid --seq '{args.seq}' (an int like 4096 or 32K, or a range 128:1M)\n")
+        return EXIT_USAGE
+    ctx = Context(batch=args.batch, seq=seq, dtype=DType(args.dtype))
+    results = [(f, analyze_path(Path(f), budgets)) for f in args.files]
+    failed = [r for _, r in results if not r.ok]
+    for _, r in results:
+        _print_diagnostics(r.diagnostics, "text")
+    reports = [(r.compiled.models[i].name, rep) for _, r in results for i, rep in enumerate(r.reports)]
+    if args.json:
+        sys.stdout.write(render_cost_json([rep for _, rep in reports], ctx))
+    elif args.compare:
+        sys.stdout.write(comparison(reports, ctx))
+    else:
+        for _, rep in reports:
+            sys.stdout.write(render_cost_text(rep, ctx))
+    if args.plot:
+        plot_cache(reports, ctx, seqs or [2**k for k in range(7, 21)], args.plot)
+        print(f"wrote {args.plot}")
+    return EXIT_ERRORS if failed else EXIT_OK
+
+
+def cmd_ir(args: argparse.Namespace) -> int:
+    from livc.compiler.ir.text import print_model
+    from livc.compiler.pipeline import compile_path
+
+    result = compile_path(Path(args.file), stop_after=args.stage, verify=args.verify)
+    _print_diagnostics(result.diagnostics, "text")
+    for model in result.models:
+        sys.stdout.write(print_model(model))
+    return EXIT_OK if result.ok else EXIT_ERRORS
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -128,8 +201,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="livc", description="A compiler for LIV sequence-model architectures.")
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="check .liv files")
+    check = sub.add_parser("check", help="check .liv files: names, shapes, costs and budgets")
     check.add_argument("files", nargs="+")
+    cost = sub.add_parser("cost", help="static cost report (parameters, FLOPs, cache)")
+    cost.add_argument("files", nargs="+")
+    cost.add_argument("--seq", default="4096", help="sequence length, or a range A:B for --plot (e.g. 128:1M)")
+    cost.add_argument("--batch", type=int, default=1)
+    cost.add_argument("--dtype", choices=[d.value for d in DType], default="bf16", help="cache dtype")
+    cost.add_argument("--json", action="store_true", help="machine-readable output")
+    cost.add_argument("--compare", action="store_true", help="side-by-side totals of several files")
+    cost.add_argument("--plot", metavar="PNG", help="plot cache bytes against sequence length (log axes)")
+    for p in (check, cost):
+        p.add_argument("--budget", action="append", metavar="SPEC",
+                       help="extra budget, e.g. params<=400M or cache@32768<=64MiB (repeatable)")
+    ir = sub.add_parser("ir", help="print the IR after a pipeline stage")
+    ir.add_argument("file")
+    ir.add_argument("--stage", choices=STAGE_NAMES, default="lower")
+    ir.add_argument("--verify", action="store_true", help="run the IR verifier after every stage")
     fmt = sub.add_parser("fmt", help="format .liv files in place")
     fmt.add_argument("files", nargs="+")
     fmt.add_argument("--check", action="store_true", help="only report files that would change (exit 1)")
@@ -144,7 +232,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"check": cmd_check, "fmt": cmd_fmt, "explain": cmd_explain, "demo": cmd_demo}
+COMMANDS = {"check": cmd_check, "cost": cmd_cost, "ir": cmd_ir, "fmt": cmd_fmt, "explain": cmd_explain,
+            "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -14,9 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from livc.compiler.analysis.costs import CostReport, analyze
+from livc.compiler.budgets import check_budgets
 from livc.compiler.check import CheckResult, check_path, check_source
 from livc.compiler.evaluate import Evaluator
-from livc.compiler.ir.nodes import Model
+from livc.compiler.ir.nodes import Budget, Model
 from livc.compiler.model import ElaboratedModel
 from livc.compiler.passes import canonicalize, expand, lower
 from livc.compiler.passes.build import build_model
@@ -94,3 +96,27 @@ def compile_source(text: str, name: str = "<string>", stop_after: str = "lower",
 
 def elaborated_models(result: Compiled) -> tuple[ElaboratedModel, ...]:
     return result.check.models
+
+
+@dataclass(frozen=True)
+class Analyzed:
+    """Compiled models with their cost reports; budget violations are in `diagnostics`."""
+
+    compiled: Compiled
+    reports: tuple[CostReport, ...]
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity.value == "error" for d in self.diagnostics)
+
+
+def analyze_checked(check: CheckResult, extra_budgets: tuple[Budget, ...] = (), verify: bool = False) -> Analyzed:
+    compiled = compile_checked(check, "lower", verify)
+    reports = tuple(analyze(m) for m in compiled.models)
+    budget_diags = [d for m, r in zip(compiled.models, reports) for d in check_budgets(m, r, extra_budgets)]
+    return Analyzed(compiled, reports, compiled.diagnostics + tuple(budget_diags))
+
+
+def analyze_path(path: Path, extra_budgets: tuple[Budget, ...] = (), verify: bool = False) -> Analyzed:
+    return analyze_checked(check_path(path), extra_budgets, verify)

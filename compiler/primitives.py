@@ -183,6 +183,8 @@ BUDGET_METRICS: dict[str, tuple[str, ...]] = {
     "params": (),
     "non_embedding_params": (),
     "cache": ("batch", "seq", "dtype"),
+    "cache_alloc": ("batch", "seq", "dtype"),
+    "activations": ("batch", "seq", "dtype"),
     "flops_per_token": ("seq",),
     "prefill_flops": ("batch", "seq"),
 }

@@ -47,6 +47,7 @@ CODES: dict[str, str] = {
     "E0314": "sharing between layers whose shared parts are incompatible",
     # budgets
     "E0401": "an unknown budget metric or budget argument",
+    "E0402": "a declared budget is exceeded",
 }
 
 

@@ -24,7 +24,6 @@ from collections.abc import Callable
 from functools import cache
 
 from hypothesis import strategies as st
-
 from livc.dsl import ast as A
 from livc.dsl.lexicon import BYTE_SUFFIXES, COUNT_SUFFIXES, LIV_KEYWORDS, PYTHON_WORDS, identifier_problem, number_value
 
@@ -68,7 +67,9 @@ def _float_text() -> Strategy[str]:
     fraction = st.text(string.digits, min_size=1, max_size=3).map(".".__add__)
     exponent = st.builds(
         lambda e, sign, digits: e + sign + digits,
-        st.sampled_from("eE"), st.sampled_from(["", "+", "-"]), st.text(string.digits, min_size=1, max_size=2),
+        st.sampled_from("eE"),
+        st.sampled_from(["", "+", "-"]),
+        st.text(string.digits, min_size=1, max_size=2),
     )
     tail = st.one_of(fraction, exponent, st.builds(str.__add__, fraction, exponent))
     return st.builds(str.__add__, _int_text(), tail)
@@ -96,16 +97,20 @@ def numbers() -> Strategy[A.Number]:
 _TEXT_CHARS = "".join(c for c in string.printable if c not in "([{\n\r\t\x0b\x0c") + "éλ→ü"
 
 
+_STRING_POOL = ["", "kernel length must be at least 1", 'say "hi"', "back\\slash", "two\nlines", "# no comment", "é→"]
+_COMMENT_POOL = ["", " comment", "#", " -> 4608", "x = 1  # nested", "   indented", " ünïcode λ", "!"]
+
+
 @cache
 def strings() -> Strategy[A.String]:
-    raw = st.text(_TEXT_CHARS + '\n"\\', max_size=12).map(lambda s: s.replace("\\n", "\\ n"))
-    return raw.map(lambda value: A.String(value=value))
+    random = st.text(_TEXT_CHARS + '\n"\\', max_size=8).map(lambda s: s.replace("\\n", "\\ n"))
+    return st.one_of(st.sampled_from(_STRING_POOL), random).map(lambda value: A.String(value=value))
 
 
 @cache
 def comments(trailing: bool = False) -> Strategy[A.Comment]:
-    text = st.text(_TEXT_CHARS + "#", max_size=20).map(str.rstrip)
-    return text.map(lambda t: A.Comment(text=t, trailing=trailing))
+    random = st.text(_TEXT_CHARS + "#", max_size=12).map(str.rstrip)
+    return st.one_of(st.sampled_from(_COMMENT_POOL), random).map(lambda t: A.Comment(text=t, trailing=trailing))
 
 
 @cache
@@ -206,12 +211,12 @@ def _simple_stmts() -> Strategy[A.Stmt]:
 @st.composite
 def ifs(draw: st.DrawFn, depth: int) -> A.If:
     """`if` / `else if` / `else` with bodies nested at most `depth` levels."""
-    stmt = stmts(depth - 1)
+    stmt, size = stmts(depth - 1), depth + 1
     choice = draw(st.integers(0, 2 if depth > 1 else 1))
     if choice == 0:
-        return A.If(cond=draw(expressions()), body=draw(blocks(stmt)))
-    orelse = draw(blocks(stmt, min_real=1)) if choice == 1 else (draw(ifs(depth - 1)),)
-    return A.If(cond=draw(expressions()), body=draw(blocks(stmt, end_real=True)), orelse=orelse)
+        return A.If(cond=draw(expressions()), body=draw(blocks(stmt, size)))
+    orelse = draw(blocks(stmt, size, min_real=1)) if choice == 1 else (draw(ifs(depth - 1)),)
+    return A.If(cond=draw(expressions()), body=draw(blocks(stmt, size, end_real=True)), orelse=orelse)
 
 
 @cache
@@ -240,7 +245,10 @@ def shares() -> Strategy[A.Share]:
     groups = st.lists(idents(), min_size=1, max_size=3).map(tuple)
     return st.builds(
         lambda k, g, src, dst: A.Share(kind=k, groups=g if k is A.ShareKind.FEATURES else (), source=src, targets=dst),
-        kind, groups, expressions(3), st.lists(expressions(3), min_size=1, max_size=3).map(tuple),
+        kind,
+        groups,
+        expressions(3),
+        st.lists(expressions(3), min_size=1, max_size=3).map(tuple),
     )
 
 
@@ -261,8 +269,9 @@ def _model_stmts() -> Strategy[A.Stmt]:
         lets(),
         requires(),
         st.builds(A.Field, name=idents(), value=expressions()),
-        st.builds(A.Override, target=idents(), index=expressions(3), stop=st.none() | expressions(3),
-                  value=expressions()),
+        st.builds(
+            A.Override, target=idents(), index=expressions(3), stop=st.none() | expressions(3), value=expressions()
+        ),
         shares(),
         budgets(),
     )
@@ -286,6 +295,7 @@ _DEF_BODIES: dict[A.DefKind, Callable[[], Strategy[A.Stmt]]] = {
 }
 
 
+@cache
 def defs(kind: A.DefKind) -> Strategy[A.Def]:
     return st.builds(A.Def, kind=st.just(kind), name=idents(), params=params(), body=blocks(_DEF_BODIES[kind]()))
 

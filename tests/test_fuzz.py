@@ -1,25 +1,28 @@
-"""Fuzz the .liv front end: whatever the text, parsing ends in a clean result.
+"""Fuzz the .liv front end: whatever the text, parsing and checking end in a clean result.
 
-The property (`check_front_end`): `parse_source` returns a `Module` or None and never raises; a None
-result comes with an error; every diagnostic has a registered code and spans inside the text, and
-renders as text and as JSON without raising.
+The property: `parse_source` returns a `Module` or None and never raises; a None result comes with an
+error; every diagnostic has a registered code and spans inside its file, and renders as text and as
+JSON without raising. The same holds for the whole checker, `livc.compiler.check.check_text`.
 
-Inputs come from three hypothesis strategies:
+Inputs come from hypothesis strategies:
   (a) `token_soup`: random text over an alphabet biased to .liv tokens, often after a valid prefix
       so that the parser gets deep into the grammar;
   (b) `mutated_programs`: real programs (every .liv file under stdlib/ and examples/ at test time, the
       ```liv blocks of docs/language.md and `SEED_PROGRAM` below) cut into token-sized pieces and
-      mutated: slices deleted, duplicated, swapped, spliced from another seed; characters replaced;
-      truncation; deep nesting, long identifiers, hostile characters and stray quotes injected;
+      mutated: slices deleted, duplicated, swapped, spliced from another seed; numbers and names
+      replaced; characters replaced; truncation; deep nesting, long identifiers, hostile characters
+      and stray quotes injected (`mutated_whole_programs` mutates whole files only lightly, so that
+      the checker's later phases see them);
   (c) `hostile_programs`: deep nesting, long identifiers, huge numbers, control and non-ASCII
       characters placed in small valid contexts.
-The default run checks 10,000 inputs (`CI_EXAMPLES`); `pytest -m slow tests/test_fuzz.py` runs
-200,000 more. Runs are derandomized, so a failure reproduces on every machine.
+The default run checks 10,000 inputs on the parser and 1,750 on the checker (`CI_EXAMPLES`), in about
+two and a half minutes on two cores; `pytest -m slow tests/test_fuzz.py` runs 200,000 more on the
+parser and 20,000 on the checker. Runs are derandomized, so a failure reproduces on every machine.
 
-Known parser bugs (`KNOWN_BUGS`) have explicit regression inputs in `REGRESSIONS`, marked
+Known bugs (`KNOWN_BUGS`) have explicit regression inputs in `REGRESSION_INPUTS`, marked
 xfail(strict=True) while the bug is known; the random fuzzers tolerate exactly those exceptions (and
-count them as hypothesis events) so that they keep looking for new ones. Once the parser is fixed,
-delete the entry from `KNOWN_BUGS`: the regression inputs then become ordinary passing tests.
+count them as hypothesis events) so that they keep looking for new ones. Once a bug is fixed, delete
+its entry from `KNOWN_BUGS`: its regression inputs then become ordinary passing tests.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
-
+from livc.compiler.check import check_text
 from livc.compiler.primitives import (
     BUDGET_METRICS,
     BUILDERS,
@@ -55,7 +58,7 @@ from livc.dsl.render import render_all_text, render_json
 from livc.dsl.source import SourceFile, Span
 
 ROOT = Path(__file__).resolve().parents[1]
-CI_EXAMPLES = {"soup": 3500, "mutated": 4500, "hostile": 2000}  # 10,000 inputs in the default run
+CI_EXAMPLES = {"soup": 3500, "mutated": 4500, "hostile": 2000, "check": 1500, "check_whole": 250}  # 11,750 inputs
 SLOW_EXAMPLES = 200_000
 _FUZZ_SETTINGS = {
     "deadline": None,
@@ -71,38 +74,41 @@ _FUZZ_SETTINGS = {
 
 @dataclass(frozen=True)
 class KnownBug:
-    """A reported, not yet fixed front-end bug and the exceptions that are that bug."""
+    """A reported, not yet fixed front-end bug, the exceptions that are that bug, and where it shows."""
 
     summary: str
     matches: Callable[[Exception], bool]
+    fronts: frozenset[str] = frozenset({"parse", "check"})
 
 
 KNOWN_BUGS: dict[str, KnownBug] = {
     "deep-tree-recursion": KnownBug(
         "deep (non-bracket) expression/else-if nesting overflows the stack in the lark Transformer",
         lambda exc: isinstance(exc, RecursionError),
+        frozenset({"parse"}),  # check_source turns the RecursionError into E0110
     ),
     "huge-int-literal": KnownBug(
         "an integer literal with more than 4300 digits raises ValueError in lexicon.number_value",
         lambda exc: isinstance(exc, ValueError) and "integer string conversion" in str(exc),
     ),
     "brackets-in-trivia": KnownBug(
-        "parser._too_deep counts brackets inside comments and strings (false E0102, and a bypass)",
+        "parser._too_deep counts brackets inside comments and strings (a false E0102)",
         lambda exc: False,
     ),
 }
 
 
-def known_bug(exc: Exception) -> str | None:
-    return next((name for name, bug in KNOWN_BUGS.items() if bug.matches(exc)), None)
+def known_bug(exc: Exception, front: str) -> str | None:
+    return next((name for name, bug in KNOWN_BUGS.items() if front in bug.fronts and bug.matches(exc)), None)
 
 
-def check_span(span: Span, source: SourceFile) -> None:
-    assert span.source is source, f"span in {span.source.name!r}, not in the parsed file"
-    assert 0 <= span.start <= span.end <= len(source.text), (span.start, span.end, len(source.text))
+def check_span(span: Span, source: SourceFile | None) -> None:
+    """Inside its file; inside the parsed file itself when `source` is given."""
+    assert source is None or span.source is source, f"span in {span.source.name!r}, not in the parsed file"
+    assert 0 <= span.start <= span.end <= len(span.source.text), (span.source.name, span.start, span.end)
 
 
-def check_diagnostics(diags: tuple[Diagnostic, ...], source: SourceFile) -> None:
+def check_diagnostics(diags: tuple[Diagnostic, ...], source: SourceFile | None) -> None:
     """Registered codes, spans inside the text, and both renderings work and agree."""
     for diag in diags:
         assert diag.code in CODES, diag.code
@@ -126,12 +132,26 @@ def parse_checked(text: str) -> tuple[A.Module | None, tuple[Diagnostic, ...]]:
     return module, diags
 
 
-def check_front_end(text: str) -> None:
-    """The fuzzers' property: like `parse_checked`, but a known bug is counted, not failed."""
+def check_checked(text: str) -> tuple[Diagnostic, ...]:
+    """Run the whole semantic checker on `text` and check the property; any exception propagates."""
+    diags = check_text(text, "fuzz.liv")
+    assert isinstance(diags, tuple)
+    for diag in diags:
+        for label in (diag.primary, *diag.secondary):
+            assert label.span.source.name != "fuzz.liv" or label.span.source.text == text
+    check_diagnostics(diags, None)
+    return diags
+
+
+FRONTS: dict[str, Callable[[str], object]] = {"parse": parse_checked, "check": check_checked}
+
+
+def check_front_end(text: str, front: str = "parse") -> None:
+    """The fuzzers' property: like `parse_checked`/`check_checked`, but a known bug is counted, not failed."""
     try:
-        parse_checked(text)
+        FRONTS[front](text)
     except Exception as exc:
-        name = known_bug(exc)
+        name = known_bug(exc, front)
         if name is None:
             raise
         event(f"known bug: {name}")
@@ -536,6 +556,18 @@ def test_fuzz_hostile_programs(text: str) -> None:
     check_front_end(text)
 
 
+@settings(max_examples=CI_EXAMPLES["check"], **_FUZZ_SETTINGS)
+@given(ANY_INPUT)
+def test_fuzz_checker(text: str) -> None:
+    check_front_end(text, "check")
+
+
+@settings(max_examples=CI_EXAMPLES["check_whole"], **_FUZZ_SETTINGS)
+@given(mutated_whole_programs())
+def test_fuzz_checker_whole_programs(text: str) -> None:
+    check_front_end(text, "check")
+
+
 @pytest.mark.slow
 @settings(max_examples=SLOW_EXAMPLES, **_FUZZ_SETTINGS)
 @given(ANY_INPUT)
@@ -544,54 +576,74 @@ def test_fuzz_front_end_long(text: str) -> None:
     check_front_end(text)
 
 
+@pytest.mark.slow
+@settings(max_examples=SLOW_EXAMPLES // 10, **_FUZZ_SETTINGS)
+@given(st.one_of(ANY_INPUT, mutated_whole_programs()))
+def test_fuzz_checker_long(text: str) -> None:
+    check_front_end(text, "check")
+
+
 # ---- explicit regressions -------------------------------------------------------------------
 
-
-def _regression(text: str, name: str, bug: str | None = None) -> object:
-    marks = []
-    if bug is not None and bug in KNOWN_BUGS:
-        marks.append(pytest.mark.xfail(strict=True, reason=f"known parser bug: {KNOWN_BUGS[bug].summary}"))
-    return pytest.param(text, id=name, marks=marks)
-
-
-REGRESSIONS = [
-    _regression("", "empty"),
-    _regression("#", "only-comment"),
-    _regression('"', "lone-quote"),
-    _regression('import "', "unterminated-import-path"),
-    _regression('let x = "\\q"', "bad-escape"),
-    _regression("let x = \x00", "nul"),
-    _regression("let \u00e9 = 1", "non-ascii-identifier"),
-    _regression("let x = 1\r\nlet y = 2\r", "crlf"),
-    _regression("let x = 1.5Q + 1e + 1.0001K + 1e9999999999999K", "bad-number-suffixes"),
-    _regression("let x = " + "(" * 201 + "1" + ")" * 201, "bracket-limit"),
-    _regression("let " + "a" * 5000 + " = 1", "long-identifier"),
-    _regression("let x = " + "-" * 1000 + "1", "deep-negation", "deep-tree-recursion"),
-    _regression("let x = " + "not " * 1000 + "true", "deep-not", "deep-tree-recursion"),
-    _regression("let x = a" + ".b" * 1000, "long-attribute-chain", "deep-tree-recursion"),
-    _regression("let x = 2" + " ** 2" * 1000, "long-power-chain", "deep-tree-recursion"),
-    _regression("let x = 1" + " + 1" * 1000, "long-sum", "deep-tree-recursion"),
-    _regression("let x = f" + "[0]" * 1000, "long-index-chain", "deep-tree-recursion"),
-    _regression("let x = " + "if a then 1 else " * 1000 + "1", "long-if-chain", "deep-tree-recursion"),
-    _regression("op A() { if a { } " + "else if a { } " * 500 + "}", "long-else-if-chain", "deep-tree-recursion"),
-    _regression("let x = " + "-a(" * 200 + ")" * 200, "deep-within-bracket-limit", "deep-tree-recursion"),
-    _regression("# " + ")" * 400 + "\nlet x = " + "a(" * 350 + ")" * 350, "comment-brackets-bypass",
-                "deep-tree-recursion"),
-    _regression("let x = 1" + "0" * 5000, "huge-int-literal", "huge-int-literal"),
-    _regression("let x = 1" + "0" * 5000 + "K", "huge-int-literal-suffixed", "huge-int-literal"),
+# (id, input, the known bug it shows, if any)
+REGRESSION_INPUTS: list[tuple[str, str, str | None]] = [
+    ("empty", "", None),
+    ("only-comment", "#", None),
+    ("lone-quote", '"', None),
+    ("unterminated-import-path", 'import "', None),
+    ("bad-escape", 'let x = "\\q"', None),
+    ("nul", "let x = \x00", None),
+    ("non-ascii-identifier", "let \u00e9 = 1", None),
+    ("crlf", "let x = 1\r\nlet y = 2\r", None),
+    ("bad-number-suffixes", "let x = 1.5Q + 1e + 1.0001K + 1e9999999999999K", None),
+    ("bracket-limit", "let x = " + "(" * 201 + "1" + ")" * 201, None),
+    ("long-identifier", "let " + "a" * 5000 + " = 1", None),
+    ("deep-negation", "let x = " + "-" * 1000 + "1", "deep-tree-recursion"),
+    ("deep-not", "let x = " + "not " * 1000 + "true", "deep-tree-recursion"),
+    ("long-attribute-chain", "let x = a" + ".b" * 1000, "deep-tree-recursion"),
+    ("long-power-chain", "let x = 2" + " ** 2" * 1000, "deep-tree-recursion"),
+    ("long-sum", "let x = 1" + " + 1" * 1000, "deep-tree-recursion"),
+    ("long-index-chain", "let x = f" + "[0]" * 1000, "deep-tree-recursion"),
+    ("long-if-chain", "let x = " + "if a then 1 else " * 1000 + "1", "deep-tree-recursion"),
+    ("long-else-if-chain", "op A() { if a { } " + "else if a { } " * 500 + "}", "deep-tree-recursion"),
+    ("deep-within-bracket-limit", "let x = " + "-a(" * 200 + ")" * 200, "deep-tree-recursion"),
+    ("comment-brackets-bypass", "# " + ")" * 400 + "\nlet x = " + "a(" * 350 + ")" * 350, "deep-tree-recursion"),
+    ("huge-int-literal", "let x = 1" + "0" * 5000, "huge-int-literal"),
+    ("huge-int-literal-suffixed", "let x = 1" + "0" * 5000 + "K", "huge-int-literal"),
 ]
 
 
-@pytest.mark.parametrize("text", REGRESSIONS)
-def test_regression(text: str) -> None:
+def regressions(front: str) -> list[object]:
+    """REGRESSION_INPUTS as pytest params, xfail(strict) where a known bug shows in this front end."""
+    params = []
+    for name, text, bug in REGRESSION_INPUTS:
+        known = KNOWN_BUGS.get(bug or "")
+        marks = [pytest.mark.xfail(strict=True, reason=known.summary)] if known and front in known.fronts else []
+        params.append(pytest.param(text, id=name, marks=marks))
+    return params
+
+
+@pytest.mark.parametrize("text", regressions("parse"))
+def test_regression_parse(text: str) -> None:
     parse_checked(text)
+
+
+@pytest.mark.parametrize("text", regressions("check"))
+def test_regression_check(text: str) -> None:
+    check_checked(text)
+
+
+def _trivia_brackets(text: str, name: str) -> object:
+    known = "brackets-in-trivia" in KNOWN_BUGS
+    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["brackets-in-trivia"].summary)] if known else []
+    return pytest.param(text, id=name, marks=marks)
 
 
 @pytest.mark.parametrize(
     "text",
     [
-        _regression("# " + "(" * 201 + "\nlet x = 1", "brackets-in-comment", "brackets-in-trivia"),
-        _regression('let x = "' + "[" * 201 + '"', "brackets-in-string", "brackets-in-trivia"),
+        _trivia_brackets("# " + "(" * 201 + "\nlet x = 1", "brackets-in-comment"),
+        _trivia_brackets('let x = "' + "[" * 201 + '"', "brackets-in-string"),
     ],
 )
 def test_brackets_in_trivia_do_not_count_as_nesting(text: str) -> None:

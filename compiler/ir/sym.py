@@ -47,31 +47,50 @@ def _clean(c: Number) -> Number:
     return c
 
 
-@dataclass(frozen=True, slots=True)
 class Poly:
-    terms: tuple[tuple[Monomial, Number], ...] = ()
+    """An immutable polynomial; `terms` maps sorted monomials to non-zero coefficients."""
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms: dict[Monomial, Number] | None = None) -> None:
+        self.terms: dict[Monomial, Number] = terms or {}
 
     @staticmethod
     def const(c: Number) -> Poly:
-        return Poly((((), _clean(Fraction(c) if isinstance(c, int) else c)),) if c else ())
+        return Poly({(): c} if c else None)
 
     @staticmethod
     def atom(a: Atom) -> Poly:
-        return Poly((((a,), 1),))
-
-    def _dict(self) -> dict[Monomial, Number]:
-        return dict(self.terms)
+        return Poly({(a,): 1})
 
     @staticmethod
     def _from(d: dict[Monomial, Number]) -> Poly:
-        return Poly(tuple(sorted(((m, _clean(c)) for m, c in d.items() if c != 0), key=lambda mc: mc[0])))
+        return Poly({m: _clean(c) for m, c in d.items() if c != 0})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Poly) and self.terms == other.terms
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self.terms.items()))
+
+    def __repr__(self) -> str:
+        return f"Poly({self})"
 
     def __add__(self, other: Poly | Number) -> Poly:
-        other = other if isinstance(other, Poly) else Poly.const(other)
-        d = self._dict()
-        for m, c in other.terms:
-            d[m] = d.get(m, 0) + c
-        return Poly._from(d)
+        if not isinstance(other, Poly):
+            other = Poly.const(other)
+        if not other.terms:
+            return self
+        if not self.terms:
+            return other
+        d = dict(self.terms)
+        for m, c in other.terms.items():
+            v = d.get(m, 0) + c
+            if v:
+                d[m] = v
+            else:
+                d.pop(m, None)
+        return Poly(d)
 
     __radd__ = __add__
 
@@ -80,11 +99,10 @@ class Poly:
 
     def __mul__(self, other: Poly | Number) -> Poly:
         if not isinstance(other, Poly):
-            factor = Fraction(other) if isinstance(other, int) else other
-            return Poly._from({m: c * factor for m, c in self.terms})
+            return Poly._from({m: c * other for m, c in self.terms.items()}) if other != 1 else self
         d: dict[Monomial, Number] = {}
-        for m1, c1 in self.terms:
-            for m2, c2 in other.terms:
+        for m1, c1 in self.terms.items():
+            for m2, c2 in other.terms.items():
                 m = tuple(sorted(m1 + m2))
                 d[m] = d.get(m, 0) + c1 * c2
         return Poly._from(d)
@@ -93,33 +111,30 @@ class Poly:
 
     def evaluate(self, **env: int) -> float | int:
         total: Number = 0
-        for mono, coeff in self.terms:
+        for mono, coeff in self.terms.items():
             value: Number = coeff
             for a in mono:
                 value = value * a.value(env)
             total += value
-        return int(total) if isinstance(total, Fraction) and total.denominator == 1 else float(total)
-
-    def substitute_int(self, **env: int) -> int:
-        """Evaluate where the result must be an exact integer (parameter and cache counts)."""
-        value = self.evaluate(**env)
-        return int(round(value))
+        if isinstance(total, Fraction):
+            return int(total) if total.denominator == 1 else float(total)
+        return total
 
     @property
     def is_const(self) -> bool:
-        return all(not m for m, _ in self.terms)
+        return all(not m for m in self.terms)
 
     def __str__(self) -> str:
         if not self.terms:
             return "0"
-        parts = [_term(m, c) for m, c in sorted(self.terms, key=lambda mc: (-len(mc[0]), mc[0]))]
+        parts = [_term(m, c) for m, c in sorted(self.terms.items(), key=lambda mc: (-len(mc[0]), mc[0]))]
         return " + ".join(parts).replace("+ -", "- ")
 
 
 def _term(mono: Monomial, coeff: Number) -> str:
     if isinstance(coeff, Fraction):
-        coeff_text = f"{coeff.numerator}/{coeff.denominator}"
-    elif isinstance(coeff, float):
+        coeff = float(coeff)
+    if isinstance(coeff, float):
         coeff_text = f"{coeff:.6g}"
     else:
         coeff_text = f"{coeff:,}".replace(",", "_") if abs(coeff) >= 10_000 else str(coeff)

@@ -13,6 +13,7 @@ from livc.compiler.ir.nodes import Block, BlockKind, Op, Role, Section, TensorTy
 from livc.compiler.passes.shapes import RULES, ShapeError
 from livc.compiler.passes.structure import section_for
 from livc.compiler.values import POISON, BuilderV, BuiltinRef, Instance, Symbol, TensorV
+from livc.compiler.values import DType as DTypeV
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import Label, error
 from livc.dsl.source import Span
@@ -227,7 +228,7 @@ class BlockBuilder:
 
 def _attr(value: object) -> int | float | bool | str | None:
     match value:
-        case Symbol():
+        case Symbol() | DTypeV():
             return value.name
         case BuilderV():
             inner = ", ".join(f"{k} = {_attr(v)}" for k, v in value.args)

@@ -1,0 +1,1 @@
+"""livc.compiler.analysis: static costs (parameters, FLOPs, caches, activations) as abstract interpretation."""
