@@ -18,8 +18,14 @@ def render_text(diag: Diagnostic) -> str:
     pad = " " * width
     out = [f"{diag.severity.value}[{diag.code}]: {diag.message}", f"{pad}--> {primary.source.name}:{line}:{col}"]
     out.append(f"{pad} |")
+    last_line: dict[str, int] = {}
     for label, mark in sorted(labels, key=lambda lm: (lm[0].span.source is not primary.source, lm[0].span.start)):
         if label.span.source.text:
+            first = label.span.source.line_col(label.span.start)[0]
+            previous = last_line.get(label.span.source.name)
+            if previous is not None and first > previous + 1:
+                out.append("...")
+            last_line[label.span.source.name] = _last_line(label.span)
             out.extend(_snippet(label, mark, width, primary))
         elif label.message:
             out.append(f"{pad} = {label.message}")

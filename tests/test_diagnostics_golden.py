@@ -14,6 +14,7 @@ import pytest
 from conftest import GOLDEN, assert_golden
 
 from livc.compiler.check import check_path
+from livc.compiler.pipeline import analyze_checked
 from livc.dsl.codes import CODES
 from livc.dsl.render import render_all_text, render_json
 
@@ -38,7 +39,7 @@ def test_every_error_code_has_a_golden_case(code: str) -> None:
 def test_golden_rendering(code: str, update_golden: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     case = _case_file(code)
     monkeypatch.chdir(case.parent)
-    result = check_path(Path(case.name))
+    result = analyze_checked(check_path(Path(case.name)))
     assert result.diagnostics, f"{case} produced no diagnostics"
     assert result.diagnostics[0].code == code, [d.code for d in result.diagnostics]
     text = render_all_text(result.diagnostics)

@@ -120,17 +120,32 @@ def _mark_cache_owner(block: Block, shared: set[str], owner: str) -> Block:
         dataclasses.replace(s, ops=tuple(mark(op) for op in s.ops)) for s in block.sections))
 
 
+def _base_type(block: Block, value: Value) -> object:
+    """The type of a feature before any `repeat_heads` (its stored head layout)."""
+    producers = {o.name: op for op in block.ops for o in op.outputs}
+    types = {o.name: o.type for op in block.ops for o in op.outputs}
+    name = value.name
+    while name in producers and producers[name].prim == "repeat_heads":
+        name = producers[name].inputs[0]
+    return types.get(name, value.type)
+
+
 def _share_features(model: Model, share: Share, dst: tuple[int, int | None]) -> Model:
     s, d = _sub(model, share.source), _sub(model, dst)
     label = f"layers[{share.source[0]}][{share.source[1] or 0}]"
     imports = []
     for group in share.groups:
         theirs, ours = _feature(s.block, group), _feature(d.block, group)
-        if theirs.type != ours.type:
-            raise Incompatible(f"feature '{group}' is {theirs.type} in {s.block.name} but {ours.type} here "
+        if theirs.type != ours.type or _base_type(s.block, theirs) != _base_type(d.block, ours):
+            raise Incompatible(f"feature '{group}' is stored as {_base_type(s.block, theirs)} in {share_label(share)} "
+                               f"but as {_base_type(d.block, ours)} in layers[{dst[0]}][{dst[1] or 0}] "
                                "(different head layouts)")
         imports.append((ours.name, theirs, f"{label}.{group}"))
     return replace_sublayer(model, dst[0], dst[1] or 0, dataclasses.replace(d, block=import_values(d.block, imports)))
+
+
+def share_label(share: Share) -> str:
+    return f"layers[{share.source[0]}][{share.source[1] or 0}]"
 
 
 def _apply(model: Model, share: Share) -> Model:
