@@ -121,7 +121,8 @@ def _report_item_errors(source: SourceFile, sink: DiagnosticSink, first: Unexpec
         try:
             parser.parse(_masked(source.text, start, end))
         except UnexpectedInput as exc:
-            sink.report(from_lark(exc, source))
+            next_item = end if end < len(source.text) else None
+            sink.report(from_lark(exc, source, next_item))
             reported = True
     if not reported:
         sink.report(from_lark(first, source))

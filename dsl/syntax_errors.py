@@ -57,10 +57,19 @@ def _expected(names: set[str]) -> str:
     return ", ".join(described)
 
 
-def from_lark(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
-    """One diagnostic for one lark parse failure."""
+def from_lark(exc: UnexpectedInput, source: SourceFile, next_item: int | None = None) -> Diagnostic:
+    """One diagnostic for one lark parse failure.
+
+    `next_item` is set when only one top-level item was parsed: running out of input there means
+    the next item's keyword arrived where the grammar expected something else.
+    """
     if isinstance(exc, UnexpectedCharacters):
         return _bad_character(exc, source)
+    if next_item is not None and not isinstance(exc, UnexpectedCharacters) and _at_end(exc):
+        word = source.text[next_item:].split(None, 1)[0]
+        expected = set(getattr(exc, "expected", set()) or ())
+        return error("E0102", f"unexpected '{word}'", Span(source, next_item, next_item + len(word)),
+                     f"expected {_expected(expected)} before the next item")
     if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         tok = exc.token
         start = tok.start_pos if tok.start_pos is not None else 0
@@ -74,6 +83,10 @@ def from_lark(exc: UnexpectedInput, source: SourceFile) -> Diagnostic:
     expected = set(getattr(exc, "expected", set()) or ())
     end = len(source.text)
     return error("E0103", "unexpected end of file", Span(source, end, end), f"expected {_expected(expected)}")
+
+
+def _at_end(exc: UnexpectedInput) -> bool:
+    return not isinstance(exc, UnexpectedToken) or exc.token.type == "$END"
 
 
 def _bad_character(exc: UnexpectedCharacters, source: SourceFile) -> Diagnostic:

@@ -325,8 +325,13 @@ class _Builder(Transformer[Token, Model]):
     def list_value(self, *items: object) -> list[object]:
         return list(items)
 
-    def shape(self, *dims: Token) -> tuple[int, ...]:
-        return tuple(_dim(d) for d in dims)
+    def shape(self, tok: Token) -> tuple[int, ...]:
+        dims = str(tok)[1:-1].split(",")
+        if dims == [""] or all(d.strip() == "" for d in dims) and len(dims) == 1:
+            return ()
+        if any(not d.strip() for d in dims):
+            raise _fail(f"malformed shape {tok}", tok)
+        return tuple(int(d) for d in dims)
 
     def value_def(self, name: str, shape: tuple[int, ...]) -> Value:
         return Value(name=name, type=TensorType(shape=shape))
