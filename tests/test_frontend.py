@@ -141,7 +141,8 @@ def test_model_level_errors(body: str, code: str) -> None:
 def test_import_of_relative_file(tmp_path: Path) -> None:
     (tmp_path / "blocks.liv").write_text("from std.mlp import SwiGLU\nlet width = 96\n")
     main = tmp_path / "main.liv"
-    main.write_text(model('    layers: [SwiGLU(d, blocks.width)]\n').replace(HEADER, HEADER + 'import "./blocks.liv" as blocks\n'))
+    text = model("    layers: [SwiGLU(d, blocks.width)]\n")
+    main.write_text(text.replace(HEADER, HEADER + 'import "./blocks.liv" as blocks\n'))
     from livc.compiler.check import check_path
 
     result = check_path(main)

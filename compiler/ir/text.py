@@ -326,10 +326,9 @@ class _Builder(Transformer[Token, Model]):
         return list(items)
 
     def shape(self, tok: Token) -> tuple[int, ...]:
-        dims = str(tok)[1:-1].split(",")
-        if dims == [""] or all(d.strip() == "" for d in dims) and len(dims) == 1:
-            return ()
-        if any(not d.strip() for d in dims):
+        inner = str(tok)[1:-1].strip()
+        dims = [d.strip() for d in inner.split(",")] if inner else []
+        if not all(dims):
             raise _fail(f"malformed shape {tok}", tok)
         return tuple(int(d) for d in dims)
 
