@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,7 +63,7 @@ class AstBuilder(Transformer[Token, A.Module]):
 
     def string(self, meta: Meta, c: list[Token]) -> A.String:
         raw = str(c[0])[1:-1]
-        value = raw.replace("\\n", "\n").replace('\\"', '"').replace("\\\\", "\\")
+        value = re.sub(r'\\(["\\n])', lambda m: "\n" if m[1] == "n" else m[1], raw)
         return A.String(value=value, span=self._tok_span(c[0]))
 
     def number(self, meta: Meta, c: list[Token]) -> A.Number:

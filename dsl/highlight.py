@@ -5,8 +5,9 @@
 Its word lists come from the language's own registries (`lexicon.LIV_KEYWORDS`,
 `compiler.primitives`), so a new primitive is highlighted without touching this file.
 
-Non-goals: it does not validate programs. Only characters that cannot start any .liv token
-(and unterminated strings) come out as `Error` tokens.
+Non-goals: it does not validate programs. Only what the parser's lexer would also reject comes
+out as `Error` tokens: characters that cannot start a token, unterminated strings, and numbers with
+an unknown suffix (`3k`, `2B`).
 """
 
 from __future__ import annotations
@@ -101,14 +102,16 @@ def _keywords() -> list[object]:
 
 
 def _names() -> list[object]:
+    """Context first: a metric before `(`/`<`, a field before `:`, a builtin before `(` (`int(...)`,
+    `elu_plus_one(t)`); then the words alone (`int` is a type, `elu_plus_one` a symbol)."""
     return [
-        (r"(int|float)(?=[ \t\r\n\f]*\()", Name.Builtin),
+        (words(tuple(BUDGET_METRICS), suffix=_END + r"(?=[ \t\r\n\f]*[(<])"), Name.Builtin),
+        (words(tuple(MODEL_FIELDS), suffix=_END + r"(?=[ \t\r\n\f]*:)"), Name.Attribute),
+        (words(BUILTINS, suffix=_END + r"(?=[ \t\r\n\f]*\()"), Name.Builtin),
         _word_rule(TYPE_NAMES, Keyword.Type),
-        (words(tuple(BUDGET_METRICS), suffix=r"(?=[ \t\r\n\f]*[(<])"), Name.Builtin),
-        (words(tuple(MODEL_FIELDS), suffix=r"(?=[ \t\r\n\f]*:)"), Name.Attribute),
-        _word_rule(BUILTINS, Name.Builtin),
         _word_rule(INPUT_NAMES, Name.Builtin.Pseudo),
         _word_rule(CONSTANTS, Name.Constant),
+        _word_rule(BUILTINS, Name.Builtin),
         (r"(\.)(" + _IDENT + ")", bygroups(Punctuation, Name.Attribute)),
         (_IDENT, Name),
     ]

@@ -90,7 +90,8 @@ def _too_deep(source: SourceFile, sink: DiagnosticSink) -> bool:
         sink.report(error("E0102", "file too large", Span(source, 0, 1), f"more than {MAX_SOURCE_CHARS} characters"))
         return True
     depth = 0
-    for i, ch in enumerate(text):
+    code = re.sub(r'"(?:[^"\\\n]|\\["\\n])*"|#[^\n]*', lambda m: " " * len(m[0]), text)
+    for i, ch in enumerate(code):
         depth += ch in "([{"
         depth -= ch in ")]}"
         if depth > MAX_NESTING:

@@ -10,6 +10,7 @@ line between two elements becomes one `Blank` node (never at the start or end of
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, TypeVar
 
 from livc.dsl import ast as A
@@ -37,10 +38,19 @@ def _children_lists(node: _Element) -> list[str]:
     return []
 
 
-def _split_for_if(node: A.If, comments: list[A.Comment]) -> dict[str, list[A.Comment]]:
-    if not node.orelse:
-        return {"body": comments, "orelse": []}
-    boundary = node.body[-1].span.end if node.body else node.cond.span.end
+def _body_end(node: A.If, text: str) -> int:
+    """Offset just past the `}` that closes the if body."""
+    pos = node.body[-1].span.end if node.body else text.index("{", node.cond.span.end) + 1
+    while True:
+        match = re.compile(r"\s*(#[^\n]*)?").match(text, pos)
+        if match is None or match.end() == pos:
+            break
+        pos = match.end()
+    return pos + 1 if node.body and text.startswith("}", pos) else pos
+
+
+def _split_for_if(node: A.If, comments: list[A.Comment], text: str) -> dict[str, list[A.Comment]]:
+    boundary = _body_end(node, text)
     return {
         "body": [c for c in comments if c.span.start < boundary],
         "orelse": [c for c in comments if c.span.start >= boundary],
@@ -53,7 +63,7 @@ def _descend(node: _Element, inner: list[A.Comment], text: str) -> tuple[_Elemen
     if not names:
         return node, inner
     if isinstance(node, A.If):
-        groups = _split_for_if(node, inner)
+        groups = _split_for_if(node, inner, text)
     else:
         groups = {names[0]: inner}
     updates = {n: tuple(_attach_list(getattr(node, n), groups[n], text)) for n in names}
@@ -89,5 +99,5 @@ def _blank_if_gap(out: list[_Element], nxt: _Element, text: str) -> None:
     if not out or isinstance(out[-1], A.Blank):
         return
     gap = text[out[-1].span.end : nxt.span.start]
-    if gap.count("\n") >= 2:
+    if re.search(r"\n[ \t\r\f]*\n", gap):
         out.append(A.Blank(span=dataclasses.replace(nxt.span, start=out[-1].span.end, end=out[-1].span.end)))

@@ -6,7 +6,7 @@ Properties, over every `.liv` file under examples/ and stdlib/, the hand-written
   - idempotence: `format(format(x)) == format(x)`;
   - shape: ends with exactly one newline, no trailing whitespace, no tabs.
 Golden cases pin the style: precedence and parentheses, comments, blank lines, line breaking.
-Known parser limitations that the formatter cannot paper over are xfail(strict=True) at the end.
+Regression tests for parser/trivia bugs found while writing the formatter are at the end.
 """
 
 from __future__ import annotations
@@ -544,27 +544,23 @@ def test_random_expressions_round_trip(value: A.Expr) -> None:
     check_module(A.Module(items=(A.Let(name=A.Ident(name="v"), type=None, value=value),)))
 
 
-# ---- known parser limitations (see the final report; remove the xfail once fixed) -----------------
+# ---- regressions for parser/trivia bugs found while writing the formatter ------------------------
 
 
-@pytest.mark.xfail(strict=True, reason='build_ast.string un-escapes with chained str.replace: "\\\\n" -> "\\\\\\n"')
 def test_string_with_backslash_then_n_round_trips() -> None:
     module = A.Module(items=(A.Let(name=A.Ident(name="s"), type=None, value=A.String(value="a\\nb")),))
     assert parse_text(format_module(module)) == module
 
 
-@pytest.mark.xfail(strict=True, reason="parser._too_deep counts brackets inside strings and comments")
 def test_brackets_in_strings_and_comments_are_not_nesting() -> None:
     check_round_trip("# " + "(" * 201 + '\nlet v = "' + "[" * 201 + '"\n')
 
 
-@pytest.mark.xfail(strict=True, reason="trivia._split_for_if sends comments after the last body statement to else")
 def test_comment_at_end_of_if_body_stays_there() -> None:
     src = "op O() {\n    if c {\n        x = 1  # t\n        # end\n    } else {\n        y = 2\n    }\n}\n"
     assert format_text(src) == src
 
 
-@pytest.mark.xfail(strict=True, reason="trivia._split_for_if: an else block holding only comments is dropped")
 def test_else_block_with_only_comments_is_kept() -> None:
     src = "op O() {\n    if c {\n        x = 1\n    } else {\n        # nothing yet\n    }\n}\n"
     assert format_text(src) == src

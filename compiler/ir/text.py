@@ -11,7 +11,7 @@ Format decisions:
   are not a keyword of the grammar, quoted otherwise;
 - feature records `Value("group=ssa", type)` print as `group=%ssa: [..]`; a record without `=` prints
   as a quoted string;
-- section `nonlinearity` / `sparsity` are printed when not "none", and always on token_mix sections.
+- section `nonlinearity` / `sparsity` are printed only when they are not "none" (the default).
 
 Malformed text raises `IRSyntaxError(message, line, column)`; lark exceptions never escape.
 """
@@ -27,7 +27,6 @@ from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-
 from livc.compiler.ir.nodes import (
     Block,
     BlockKind,
@@ -168,9 +167,8 @@ def _feature(f: Value) -> str:
 
 def _section_lines(s: Section) -> list[str]:
     words = [_word(s.role.value)] + ([_word(s.structure)] if s.structure is not None else [])
-    always = s.role is Role.TOKEN_MIX
-    words += [f"nonlinearity={_word(s.nonlinearity)}"] if always or s.nonlinearity != "none" else []
-    words += [f"sparsity={_word(s.sparsity)}"] if always or s.sparsity != "none" else []
+    words += [f"nonlinearity={_word(s.nonlinearity)}"] if s.nonlinearity != "none" else []
+    words += [f"sparsity={_word(s.sparsity)}"] if s.sparsity != "none" else []
     return [" ".join(words) + " {", *_indent([_op(op) for op in s.ops]), "}"]
 
 
@@ -197,7 +195,8 @@ def _location(loc: tuple[int, int | None]) -> str:
 def _share(s: Share) -> str:
     groups = ", ".join(_word(g) for g in s.groups)
     targets = ", ".join(_location(t) for t in s.targets)
-    return f"share {_word(s.kind)} [{groups}] from {_location(s.source)} to [{targets}]"
+    kind = s.kind if s.kind == "features" else _word(s.kind)
+    return f"share {kind} [{groups}] from {_location(s.source)} to [{targets}]"
 
 
 def _budget(b: Budget) -> str:
@@ -422,6 +421,12 @@ class _Builder(Transformer[Token, Model]):
                          kv=_str(f, "kv"), steps=tuple(_int_tuple(f, "steps", s) for s in _list(f, "steps")),
                          router_params=tuple(_str_item(f, "router_params", p) for p in _list(f, "router_params")))
 
+    def share_kind(self, kind: Token) -> str:
+        return str(kind)
+
+    def features_kind(self) -> str:
+        return "features"
+
     def words(self, *items: Token) -> tuple[str, ...]:
         return tuple(str(w) for w in items)
 
@@ -431,9 +436,9 @@ class _Builder(Transformer[Token, Model]):
     def locations(self, *items: tuple[int, int | None]) -> tuple[tuple[int, int | None], ...]:
         return items
 
-    def share(self, kind: Token, groups: tuple[str, ...], source: tuple[int, int | None],
+    def share(self, kind: str, groups: tuple[str, ...], source: tuple[int, int | None],
               targets: tuple[tuple[int, int | None], ...]) -> Share:
-        return Share(kind=str(kind), groups=groups, source=source, targets=targets)
+        return Share(kind=kind, groups=groups, source=source, targets=targets)
 
     def strict(self) -> object:
         return _STRICT

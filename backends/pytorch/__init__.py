@@ -1,0 +1,1 @@
+"""livc.backends.pytorch: generate a standalone, readable PyTorch module from the IR."""

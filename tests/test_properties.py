@@ -1,0 +1,277 @@
+"""Properties of the compiler over random valid models (`tests/strategies.py`, valid by construction).
+
+1. every drawn model compiles without diagnostics at every stage, the IR verifier accepts every stage
+   (`verify=True`), and its (generous) budgets pass;
+2. the IR printer and parser round-trip at every stage: `parse_ir(print_model(m)) == m`;
+3. `canonicalize` and `lower` are idempotent;
+4. the cost report is the same after expand, canonicalize and lower (build is before sharing);
+5. costs are monotone: caches, prefill FLOPs and activations in L, decode FLOPs in t;
+6. sharing and Mixture-of-Recursions never add parameters (routers aside) and sharing never adds cache;
+7. the static parameter count equals an independent recount over the parameter ids the ops use;
+8. budgets reject exactly what exceeds them, in a `budget { }` block and from the command line.
+
+Checking a program parses the stdlib modules it imports, which costs ten times more than the rest of
+compiling a small model, so `checked` parses each stdlib module once and pre-seeds the loader with it (the
+loader reuses a module it already has); property 1 also compiles every model through `compile_source`
+and compares. Runs are derandomized, so a failure reproduces on every machine.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from functools import cache
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from livc.compiler.analysis.costs import CostReport, analyze
+from livc.compiler.analysis.evaluate import Context
+from livc.compiler.budgets import check_budget, measure, parse_cli_budget
+from livc.compiler.check import CheckResult, check_program
+from livc.compiler.ir.nodes import Block, DType, Model
+from livc.compiler.ir.text import parse_ir, print_model
+from livc.compiler.loader import LoadedModule, Loader, Program, load_text
+from livc.compiler.passes import canonicalize, lower
+from livc.compiler.pipeline import STAGE_NAMES, analyze_checked, compile_checked, compile_source
+from livc.dsl.diagnostics import DiagnosticSink
+from livc.dsl.source import SourceFile
+from strategies import DrawnModel, drawn_models
+
+SETTINGS = {"deadline": None, "derandomize": True, "database": None,
+            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+IR_STAGES = STAGE_NAMES[1:]  # after build: sharing applied
+STD_MODULES = ("attention", "conv", "embedding", "hyena", "mlp", "norms", "recurrence")
+
+
+# ---- compiling ---------------------------------------------------------------------------------------------
+
+
+@cache
+def _std_modules() -> dict[str, LoadedModule]:
+    sink = DiagnosticSink()
+    program = load_text("\n".join(f"import std.{m}" for m in STD_MODULES), "<std>", sink)
+    assert not sink.items
+    return {key: module for key, module in program.modules.items() if key.startswith("std.")}
+
+
+def checked(text: str, name: str = "<drawn>") -> CheckResult:
+    """`check_source(text, name)` with the imported stdlib modules parsed once per session."""
+    sink = DiagnosticSink()
+    wanted = {f"std.{m}" for m in re.findall(r"\bstd\.(\w+)", text)}
+    seeded = {key: module for key, module in _std_modules().items() if key in wanted}
+    program = Loader(sink, Program(root="", modules=seeded)).load_root(SourceFile(name, text), name)
+    return CheckResult(program, check_program(program, sink), tuple(sink.items))
+
+
+def stages(text: str) -> dict[str, Model]:
+    """The model after every stage, each from its own `compile_checked(..., stop_after=stage)`."""
+    check = checked(text)
+    out = {}
+    for stage in STAGE_NAMES:
+        result = compile_checked(check, stage)
+        assert result.ok and len(result.models) == 1, (stage, result.diagnostics)
+        out[stage] = result.models[0]
+    return out
+
+
+def final(text: str) -> Model:
+    return stages(text)["lower"]
+
+
+# ---- 1. clean compilation ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(drawn_models())
+def test_models_compile_cleanly_and_verify_at_every_stage(model: DrawnModel) -> None:
+    text = model.source
+    check = checked(text)
+    assert check.diagnostics == ()
+    for stage in STAGE_NAMES:
+        result = compile_checked(check, stage, verify=True)
+        assert result.diagnostics == () and len(result.models) == 1, stage
+    analyzed = analyze_checked(check, verify=True)
+    assert analyzed.diagnostics == ()
+    real = compile_source(text, "<drawn>", stop_after="lower", verify=True)
+    assert real.diagnostics == () and real.models == analyzed.compiled.models
+
+
+# ---- 2. IR text round trip ---------------------------------------------------------------------------------
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(drawn_models())
+def test_ir_print_parse_round_trips_at_every_stage(model: DrawnModel) -> None:
+    for stage, ir in stages(model.source).items():
+        text = print_model(ir)
+        parsed = parse_ir(text)
+        assert parsed == ir, stage
+        assert print_model(parsed) == text, stage
+
+
+# ---- 3. idempotent passes ----------------------------------------------------------------------------------
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(drawn_models())
+def test_canonicalize_and_lower_are_idempotent(model: DrawnModel) -> None:
+    ir = stages(model.source)
+    sink = DiagnosticSink()
+    assert canonicalize.run(ir["canonicalize"], sink) == ir["canonicalize"]
+    assert canonicalize.run(ir["expand"], sink) == ir["canonicalize"]
+    assert lower.run(ir["lower"], sink) == ir["lower"]
+    assert sink.items == []
+
+
+# ---- 4. costs are stage-invariant --------------------------------------------------------------------------
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(drawn_models())
+def test_costs_are_the_same_after_expand_canonicalize_and_lower(model: DrawnModel) -> None:
+    ir = stages(model.source)
+    reports = [analyze(ir[stage]) for stage in IR_STAGES]
+    for stage, report in zip(IR_STAGES[1:], reports[1:], strict=True):
+        assert report.total == reports[0].total, stage
+        assert report.embedding_params == reports[0].embedding_params, stage
+
+
+# ---- 5. monotone costs -------------------------------------------------------------------------------------
+
+LENGTHS = tuple(2**k for k in range(17))
+
+
+def _series(report: CostReport, metric: str) -> list[float]:
+    poly = getattr(report.total, metric)
+    return [float(poly.evaluate(**Context(seq=n).env())) for n in LENGTHS]
+
+
+def _non_decreasing(values: list[float]) -> bool:
+    return all(b >= a - 1e-9 * abs(a) for a, b in zip(values, values[1:], strict=False))
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(drawn_models())
+def test_costs_are_monotone_in_sequence_length(model: DrawnModel) -> None:
+    report = analyze(final(model.source))
+    for metric in ("cache_min", "cache_alloc", "prefill", "activations", "decode"):  # decode: in t = L - 1
+        values = _series(report, metric)
+        assert values[0] >= 0 and _non_decreasing(values), (metric, dict(zip(LENGTHS, values, strict=True)))
+
+
+# ---- 6. sharing and MoR never add parameters ---------------------------------------------------------------
+
+
+def _cache_at(report: CostReport, seq: int) -> float:
+    return float(report.total.cache_min.evaluate(**Context(seq=seq).env()))
+
+
+@settings(max_examples=50, **SETTINGS)
+@given(drawn_models(sharing=True))
+def test_sharing_never_adds_parameters_or_cache(model: DrawnModel) -> None:
+    shared, unshared = analyze(final(model.source)), analyze(final(model.without_shares().source))
+    assert shared.params <= unshared.params
+    assert shared.non_embedding_params <= unshared.non_embedding_params
+    for seq in (1, 4096):
+        assert _cache_at(shared, seq) <= _cache_at(unshared, seq)
+
+
+@settings(max_examples=50, **SETTINGS)
+@given(drawn_models(mor=True))
+def test_recursion_never_adds_parameters_beyond_its_routers(model: DrawnModel) -> None:
+    recursive, flat = final(model.source), final(model.without_recursion().source)
+    assert recursive.recursion is not None
+    routers = sum(recursive.param(pid).numel for pid in recursive.recursion.router_params)
+    assert analyze(recursive).params <= analyze(flat).params + routers
+
+
+# ---- 7. independent parameter recount ----------------------------------------------------------------------
+
+
+def _blocks(model: Model) -> list[Block]:
+    subs = [b for layer in model.layers for s in layer.sublayers for b in (s.norm, s.block) if b is not None]
+    return [model.embedding, *subs, *([model.final_norm] if model.final_norm else []), model.head]
+
+
+def recount(model: Model) -> int:
+    """Unique parameter ids used by ops (plus MoR routers), each counted once with its shape's size."""
+    used = {pid for block in _blocks(model) for op in block.ops for _, pid in op.params}
+    used |= set(model.recursion.router_params) if model.recursion else set()
+    shapes = {p.id: p.shape for p in model.params}
+    return sum(math.prod(shapes[pid]) for pid in used)
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(drawn_models())
+def test_static_params_equal_an_independent_recount(model: DrawnModel) -> None:
+    for stage, ir in stages(model.source).items():
+        assert analyze(ir).params == recount(ir), stage
+
+
+# ---- 8. budgets ----------------------------------------------------------------------------------------------
+
+METRICS = ("params", "non_embedding_params", "cache", "flops_per_token")
+_SEQS = (1, 7, 4096, 32768)
+
+
+def _literal(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _below(value: float) -> float | None:
+    """A limit just under `value` (None if only negative limits are)."""
+    if value <= 0:
+        return None
+    return value - 1 if float(value).is_integer() else value * (1 - 1e-9)
+
+
+def _args(metric: str, batch: int, seq: int, dtype: str) -> str:
+    if metric == "cache":
+        return f"(batch = {batch}, seq = {seq}, dtype = {dtype})"
+    return f"(seq = {seq})" if metric == "flops_per_token" else ""
+
+
+def _measured(report: CostReport, metric: str, batch: int, seq: int, dtype: str) -> float:
+    ctx = Context(batch=batch, seq=seq, dtype=DType(dtype)) if metric == "cache" else Context(seq=seq)
+    return measure(metric, report.total, ctx, report.dtype_bytes, report.embedding_params)
+
+
+def _budget_lines(report: CostReport, batch: int, seq: int, dtype: str) -> dict[str, bool]:
+    """Budget items -> whether each must fail: `<= v` passes, `<= v - 1` and `< v` fail."""
+    lines = {}
+    for metric in METRICS:
+        value, head = _measured(report, metric, batch, seq, dtype), metric + _args(metric, batch, seq, dtype)
+        lines[f"{head} <= {_literal(value)}"] = False
+        lines[f"{head} < {_literal(value)}"] = True
+        below = _below(value)
+        if below is not None:
+            lines[f"{head} <= {_literal(below)}"] = True
+    return lines
+
+
+def _cli_budgets(report: CostReport, batch: int, seq: int, dtype: str) -> dict[str, bool]:
+    out = {}
+    for metric in METRICS:
+        value = _measured(report, metric, batch, seq, dtype)
+        head = metric + (f"@{seq}" if metric in ("cache", "flops_per_token") else "")
+        out[f"{head}<={_literal(value)}"] = False
+        out[f"{head}<{_literal(value)}"] = True
+        below = _below(value)
+        if below is not None:
+            out[f"{head}<={_literal(below)}"] = True
+    return out
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(drawn_models(), st.integers(1, 4), st.sampled_from(_SEQS), st.sampled_from(("f32", "bf16", "f16")))
+def test_budgets_reject_exactly_what_exceeds_them(model: DrawnModel, batch: int, seq: int, dtype: str) -> None:
+    ir = final(model.source)
+    report = analyze(ir)
+    lines = _budget_lines(report, batch, seq, dtype)
+    analyzed = analyze_checked(checked(model.with_budgets(list(lines)).source))
+    failed = {d.primary.span.text for d in analyzed.diagnostics if d.code == "E0402"}
+    assert {d.code for d in analyzed.diagnostics} <= {"E0402"}
+    assert failed == {line for line, fails in lines.items() if fails}
+    for text, fails in _cli_budgets(report, batch, seq, dtype).items():
+        diagnostic = check_budget(ir, report, parse_cli_budget(text, dtype=dtype, batch=batch))
+        assert (diagnostic is not None and diagnostic.code == "E0402") == fails, text
