@@ -3,6 +3,7 @@
     livc check FILE... [--budget B]   check files: names, shapes, costs, budgets (exit 1 on errors)
     livc cost FILE... [--seq N] [--batch B] [--dtype D] [--json] [--compare] [--plot P --seq A:B]
     livc ir FILE [--stage NAME] [--verify]   print the IR after a pipeline stage
+    livc build FILE --target torch -o OUT.py   write a standalone PyTorch module
     livc fmt FILE... [--check]    format in place (atomically), or only report (exit 1 if unformatted)
     livc explain CODE             what a diagnostic code means
     livc demo                     the main job on an embedded default (the shipped LFM2-350M example)
@@ -184,6 +185,32 @@ def cmd_explain(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from livc.backends.pytorch.emit_ops import BackendError
+    from livc.backends.pytorch.load import generate_from_path
+
+    try:
+        _, code = generate_from_path(Path(args.file))
+    except CompileError as exc:
+        _print_diagnostics(exc.diagnostics, "text")
+        return EXIT_ERRORS
+    except BackendError as exc:
+        sys.stderr.write(f"error: the {args.target} backend cannot build {args.file}: {exc}\n")
+        return EXIT_ERRORS
+    if args.output == "-":
+        sys.stdout.write(code)
+    else:
+        _write_atomic_new(Path(args.output), code)
+        print(f"wrote {args.output}")
+    return EXIT_OK
+
+
+def _write_atomic_new(path: Path, text: str) -> None:
+    if not path.exists():
+        path.touch(mode=0o644)
+    _write_atomic(path, text)
+
+
 def embedded_example(name: str) -> str:
     return resources.files("livc.examples").joinpath(f"{name}.liv").read_text(encoding="utf-8")
 
@@ -225,6 +252,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=("text", "json"), default="text", help="diagnostic format")
     explain = sub.add_parser("explain", help="explain a diagnostic code")
     explain.add_argument("code")
+    build = sub.add_parser("build", help="generate code for a backend")
+    build.add_argument("file")
+    build.add_argument("--target", choices=("torch",), default="torch")
+    build.add_argument("-o", "--output", default="-", help="output file (default: stdout)")
     demo = sub.add_parser("demo", help="run the main job on an embedded example (no files needed)")
     demo.add_argument("--example", default=DEFAULT_EXAMPLE)
     demo.add_argument("--format", choices=("text", "json"), default="text")
@@ -232,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"check": cmd_check, "cost": cmd_cost, "ir": cmd_ir, "fmt": cmd_fmt, "explain": cmd_explain,
-            "demo": cmd_demo}
+COMMANDS = {"check": cmd_check, "cost": cmd_cost, "ir": cmd_ir, "build": cmd_build, "fmt": cmd_fmt,
+            "explain": cmd_explain, "demo": cmd_demo}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

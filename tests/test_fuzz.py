@@ -27,6 +27,7 @@ its entry from `KNOWN_BUGS`: its regression inputs then become ordinary passing 
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 from collections.abc import Callable
@@ -90,6 +91,17 @@ KNOWN_BUGS: dict[str, KnownBug] = {
     "huge-int-literal": KnownBug(
         "an integer literal with more than 4300 digits raises ValueError in lexicon.number_value",
         lambda exc: isinstance(exc, ValueError) and "integer string conversion" in str(exc),
+    ),
+    "std-name-too-long": KnownBug(
+        "loader._std_text stats stdlib/<name>.liv for any `import std.<name>`: a name over ~250 characters "
+        "raises OSError(ENAMETOOLONG)",
+        lambda exc: isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG,
+        frozenset({"check"}),
+    ),
+    "nul-in-import-path": KnownBug(
+        "loader._locate_path: a NUL character in an import path raises ValueError from Path.resolve",
+        lambda exc: isinstance(exc, ValueError) and "null byte" in str(exc),
+        frozenset({"check"}),
     ),
     "brackets-in-trivia": KnownBug(
         "parser._too_deep counts brackets inside comments and strings (a false E0102)",
@@ -478,7 +490,8 @@ def mutated_programs(draw: DrawFn) -> str:
 CONTEXTS = ["@", "let x = @", "fn f(a: int) -> int = @", "op N() { return @ }", "model M(d: int = 1) { layers: @ }",
             "liv A(d: int) { featurizer { y = @ } channel_mix dense { return y } }", "import @", "from @ import a",
             "model M() { budget { params <= @ } }", "let @ = 1", "liv @(d: int) { }", "let s = \"@\"", "# @\nlet a = 1",
-            "op N() { if a { @ } else { return 1 } }", "model M() { share features @ from a to b }"]
+            "op N() { if a { @ } else { return 1 } }", "model M() { share features @ from a to b }",
+            "import std.@", "from std.@ import a", 'import "@" as m', 'from "./@.liv" import a']
 
 
 @st.composite
@@ -608,6 +621,10 @@ REGRESSION_INPUTS: list[tuple[str, str, str | None]] = [
     ("long-else-if-chain", "op A() { if a { } " + "else if a { } " * 500 + "}", "deep-tree-recursion"),
     ("deep-within-bracket-limit", "let x = " + "-a(" * 200 + ")" * 200, "deep-tree-recursion"),
     ("comment-brackets-bypass", "# " + ")" * 400 + "\nlet x = " + "a(" * 350 + ")" * 350, "deep-tree-recursion"),
+    ("long-std-module-name", "import std." + "a" * 300, "std-name-too-long"),
+    ("long-std-module-name-from", "from std." + "a" * 300 + " import GQA", "std-name-too-long"),
+    ("nul-in-import-path", 'import "\x00" as q', "nul-in-import-path"),
+    ("nul-in-from-import-path", 'from "./a\x00.liv" import b', "nul-in-import-path"),
     ("huge-int-literal", "let x = 1" + "0" * 5000, "huge-int-literal"),
     ("huge-int-literal-suffixed", "let x = 1" + "0" * 5000 + "K", "huge-int-literal"),
 ]

@@ -232,13 +232,15 @@ BAD = {
     "missing key": (_edit(1, "d_model=4 ", ""), 1, "missing key 'd_model'"),
     "int expected": (_edit(1, "d_model=4", "d_model=4.0"), 1, "'d_model' expects an int"),
     "bad escape": (_edit(_line_of("embedding op"), "Embedding", '"Emb\\qedding"'), _line_of("embedding op"),
-                   "bad string escape"),
+                   "bad string literal"),
     "bad shape": (_edit(_line_of("silu("), "[4]", "[4,,4]"), _line_of("silu("), "malformed shape"),
     "float shape": (_edit(_line_of("silu("), "[4]", "[4.5]"), _line_of("silu("), "unexpected"),
     "negative layer": (_edit(_line_of("layer 0"), "layer 0", "layer -1"), _line_of("layer 0"), "non-negative int"),
     "budget limit": (TINY.replace("\n}", '\n  budget params() <= "lots"\n}'), len(TINY_LINES), "must be a number"),
     "truncated": (TINY[: len(TINY) // 2], None, "unexpected end of input"),
     "empty": ("", 1, "unexpected end of input"),
+    "recursion key": (TINY.replace("\n}", "\n  recursion kv=kv_share\n}"), len(TINY_LINES),
+                      "missing key 'recursions'"),
     "not IR": ("def f(x):\n    return x\n", 1, "unexpected"),
 }
 

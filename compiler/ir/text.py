@@ -19,8 +19,8 @@ Malformed text raises `IRSyntaxError(message, line, column)`; lark exceptions ne
 from __future__ import annotations
 
 import json
+import math
 import re
-from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -230,11 +230,17 @@ def _syntax_error(exc: UnexpectedInput, text: str) -> IRSyntaxError:
         case UnexpectedToken(token=Token(type="$END")) | UnexpectedEOF():
             return IRSyntaxError("unexpected end of input", line, column)
         case UnexpectedToken():
-            expected = ", ".join(sorted(exc.expected)[:8])
+            expected = ", ".join(sorted(_describe(name) for name in exc.expected)[:8])
             return IRSyntaxError(f"unexpected {exc.token.value!r}; expected one of {expected}", line, column)
         case UnexpectedCharacters():
             return IRSyntaxError(f"unexpected character {exc.char!r}", line, column)
     return IRSyntaxError(str(exc).splitlines()[0], line, column)
+
+
+def _describe(terminal: str) -> str:
+    """A terminal as a reader knows it: `'('` for punctuation and keywords, the name otherwise."""
+    literals = {t.name: t.pattern.value for t in _parser().terminals if t.pattern.type == "str"}
+    return repr(literals[terminal]) if terminal in literals else terminal
 
 
 def _fail(message: str, tok: Token) -> IRSyntaxError:
@@ -247,52 +253,35 @@ def _unquote(tok: Token, skip: int = 0) -> str:
     if not raw.startswith('"'):
         return raw
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, strict=False)
     except json.JSONDecodeError as exc:
-        raise _fail(f"bad string escape: {exc.msg}", tok) from None
+        raise _fail(f"bad string literal {raw}: {exc.msg}", tok) from None
     assert isinstance(value, str)
     return value
 
 
-@dataclass(frozen=True)
-class _Slot:
-    """A model-level block and the keyword that introduced it (embedding, final_norm, head)."""
-
-    name: str
-    block: Block
-
-
-@dataclass(frozen=True)
-class _Features:
-    values: tuple[Value, ...]
-
-
-@dataclass(frozen=True)
-class _OpParams:
-    items: tuple[tuple[str, str], ...]
-
-
-@dataclass(frozen=True)
-class _OpAttrs:
-    items: tuple[tuple[str, Scalar], ...]
-
-
-_STRICT = object()
+_CONSTANTS: dict[str, Scalar] = {"true": True, "false": False, "none": None, "inf": math.inf, "-inf": -math.inf,
+                                 "nan": math.nan}
+Pairs = tuple[tuple[Token, object], ...]
+Args = tuple[tuple[str, Scalar], ...]
+Loc = tuple[int, int | None]
 
 
 @v_args(inline=True)
 class _Builder(Transformer[Token, Model]):
-    """Builds IR nodes while the LALR parser reduces (no parse tree is kept)."""
+    """Builds IR nodes while the LALR parser reduces (no parse tree is kept). Absent optional parts
+    arrive as None; list rules arrive as tuples (`items`)."""
 
-    # ---- leaves ----------------------------------------------------------------------------
+    def items(self, *xs: object) -> tuple[object, ...]:
+        return xs
+
     def word(self, tok: Token) -> Token:
         return Token.new_borrow_pos("WORD", _unquote(tok), tok)
 
     def value(self, tok: Token) -> str:
         return _unquote(tok, 1)
 
-    def param_ref(self, tok: Token) -> str:
-        return _unquote(tok, 1)
+    param_ref = value
 
     def number(self, tok: Token) -> int | float:
         return float(tok) if any(c in tok for c in ".eE") else int(tok)
@@ -300,29 +289,11 @@ class _Builder(Transformer[Token, Model]):
     def string(self, tok: Token) -> str:
         return _unquote(tok)
 
-    def true(self) -> bool:
-        return True
-
-    def false(self) -> bool:
-        return False
-
-    def none(self) -> None:
-        return None
-
-    def inf(self) -> float:
-        return float("inf")
-
-    def minus_inf(self) -> float:
-        return float("-inf")
-
-    def nan(self) -> float:
-        return float("nan")
+    def constant(self, tok: Token) -> Scalar:
+        return _CONSTANTS[str(tok)]
 
     def name_value(self, tok: Token) -> str:
         return str(tok)
-
-    def list_value(self, *items: object) -> list[object]:
-        return list(items)
 
     def shape(self, tok: Token) -> tuple[int, ...]:
         inner = str(tok)[1:-1].strip()
@@ -340,10 +311,8 @@ class _Builder(Transformer[Token, Model]):
     def arg(self, key: Token, value: Scalar) -> tuple[str, Scalar]:
         return str(key), value
 
-    def args(self, *items: tuple[str, Scalar]) -> tuple[tuple[str, Scalar], ...]:
-        return items
+    param_use = arg
 
-    # ---- blocks ----------------------------------------------------------------------------
     def block_kind(self, tok: Token) -> BlockKind:
         return BlockKind(str(tok))
 
@@ -353,73 +322,37 @@ class _Builder(Transformer[Token, Model]):
     def raw_feature(self, tok: Token, shape: tuple[int, ...]) -> Value:
         return Value(name=_unquote(tok), type=TensorType(shape=shape))
 
-    def features(self, *values: Value) -> _Features:
-        return _Features(values)
+    def op(self, outputs: tuple[Value, ...], prim: Token, inputs: tuple[str, ...], params: Args | None,
+           attrs: Args | None) -> Op:
+        return Op(prim=str(prim), inputs=inputs, outputs=outputs, params=params or (),  # type: ignore[arg-type]
+                  attrs=attrs or ())
 
-    def outputs(self, *values: Value) -> tuple[Value, ...]:
-        return values
+    def section(self, role: Token, structure: Token | None, pairs: Pairs, ops: tuple[Op, ...]) -> Section:
+        f = _fields(pairs, role, optional=("nonlinearity", "sparsity"))
+        return Section(role=_enum(Role, role, "section role"), structure=None if structure is None else str(structure),
+                       nonlinearity=_str(f, "nonlinearity", "none"), sparsity=_str(f, "sparsity", "none"), ops=ops)
 
-    def operands(self, *names: str) -> tuple[str, ...]:
-        return names
+    def block(self, kind: BlockKind, name: Token, args: Args, block_input: Value, output: str,
+              features: tuple[Value, ...] | None, sections: tuple[Section, ...]) -> Block:
+        return Block(kind=kind, name=str(name), args=args, input=block_input, sections=sections, output=output,
+                     features=features or ())
 
-    def param_use(self, role: Token, pid: str) -> tuple[str, str]:
-        return str(role), pid
+    def sublayer(self, wrap: Token, norm: Block | None, block: Block) -> Sublayer:
+        return Sublayer(block=block, wrap=_enum(Wrap, wrap, "sublayer wrapper"), norm=norm)
 
-    def op_params(self, *items: tuple[str, str]) -> _OpParams:
-        return _OpParams(items)
+    def layer(self, index: Token, sublayers: tuple[Sublayer, ...]) -> Layer:
+        return Layer(index=_index(index), sublayers=sublayers)
 
-    def op_attrs(self, *items: tuple[str, Scalar]) -> _OpAttrs:
-        return _OpAttrs(items)
+    def param_decl(self, pid: str, shape: tuple[int, ...], pairs: Pairs) -> Param:
+        return Param(id=pid, shape=shape, init=_str(_fields(pairs, None, optional=("init",)), "init", "normal"))
 
-    def op(self, outputs: tuple[Value, ...], prim: Token, inputs: tuple[str, ...], *rest: Any) -> Op:
-        params = next((r.items for r in rest if isinstance(r, _OpParams)), ())
-        attrs = next((r.items for r in rest if isinstance(r, _OpAttrs)), ())
-        return Op(prim=str(prim), inputs=inputs, outputs=outputs, params=params, attrs=attrs)
-
-    def section(self, role: Token, *rest: Any) -> Section:
-        structure = str(rest[0]) if rest and isinstance(rest[0], Token) else None
-        fields = _fields([r for r in rest if isinstance(r, tuple)], role, optional=("nonlinearity", "sparsity"))
-        return Section(role=_enum(Role, role, "section role"), structure=structure,
-                       nonlinearity=_str(fields, "nonlinearity", "none"), sparsity=_str(fields, "sparsity", "none"),
-                       ops=tuple(r for r in rest if isinstance(r, Op)))
-
-    def block(self, kind: BlockKind, name: Token, args: tuple[tuple[str, Scalar], ...], input: Value, output: str,
-              *rest: Any) -> Block:
-        features = next((r.values for r in rest if isinstance(r, _Features)), ())
-        return Block(kind=kind, name=str(name), args=args, input=input, output=output,
-                     sections=tuple(r for r in rest if isinstance(r, Section)), features=features)
-
-    # ---- model structure -------------------------------------------------------------------
-    def sub_norm(self, block: Block) -> _Slot:
-        return _Slot("norm", block)
-
-    def sublayer(self, wrap: Token, *rest: Any) -> Sublayer:
-        norm = rest[0].block if isinstance(rest[0], _Slot) else None
-        return Sublayer(block=rest[-1], wrap=_enum(Wrap, wrap, "sublayer wrapper"), norm=norm)
-
-    def layer(self, index: Token, *sublayers: Sublayer) -> Layer:
-        return Layer(index=_dim(index), sublayers=sublayers)
-
-    def embedding(self, block: Block) -> _Slot:
-        return _Slot("embedding", block)
-
-    def final_norm(self, block: Block) -> _Slot:
-        return _Slot("final_norm", block)
-
-    def head(self, block: Block) -> _Slot:
-        return _Slot("head", block)
-
-    def param_decl(self, pid: str, shape: tuple[int, ...], *pairs: tuple[Token, object]) -> Param:
-        fields = _fields(list(pairs), None, optional=("init",))
-        return Param(id=pid, shape=shape, init=_str(fields, "init", "normal"))
-
-    def recursion(self, *pairs: tuple[Token, object]) -> Recursion:
+    def recursion(self, keyword: Token, pairs: Pairs) -> Recursion:
         keys = ("recursions", "sharing", "router", "capacities", "kv", "steps")
-        f = _fields(list(pairs), None, required=keys, optional=("router_params",))
+        f = _fields(pairs, keyword, required=keys, optional=("router_params",))
         return Recursion(recursions=_int(f, "recursions"), sharing=_str(f, "sharing"), router=_str(f, "router"),
                          capacities=tuple(_number(f, "capacities", c) for c in _list(f, "capacities")),
-                         kv=_str(f, "kv"), steps=tuple(_int_tuple(f, "steps", s) for s in _list(f, "steps")),
-                         router_params=tuple(_str_item(f, "router_params", p) for p in _list(f, "router_params")))
+                         kv=_str(f, "kv"), steps=tuple(_ints(f, "steps", s) for s in _list(f, "steps")),
+                         router_params=tuple(_check_str(f, "router_params", p) for p in _list(f, "router_params")))
 
     def share_kind(self, kind: Token) -> str:
         return str(kind)
@@ -427,39 +360,26 @@ class _Builder(Transformer[Token, Model]):
     def features_kind(self) -> str:
         return "features"
 
-    def words(self, *items: Token) -> tuple[str, ...]:
-        return tuple(str(w) for w in items)
+    def location(self, layer: Token, sub: Token | None) -> Loc:
+        return _index(layer), None if sub is None else _index(sub)
 
-    def location(self, layer: Token, sub: Token | None = None) -> tuple[int, int | None]:
-        return _dim(layer), _dim(sub) if sub is not None else None
+    def share(self, kind: str, groups: tuple[Token, ...], source: Loc, targets: tuple[Loc, ...]) -> Share:
+        return Share(kind=kind, groups=tuple(str(g) for g in groups), source=source, targets=targets)
 
-    def locations(self, *items: tuple[int, int | None]) -> tuple[tuple[int, int | None], ...]:
-        return items
-
-    def share(self, kind: str, groups: tuple[str, ...], source: tuple[int, int | None],
-              targets: tuple[tuple[int, int | None], ...]) -> Share:
-        return Share(kind=kind, groups=groups, source=source, targets=targets)
-
-    def strict(self) -> object:
-        return _STRICT
-
-    def budget(self, metric: Token, args: tuple[tuple[str, Scalar], ...], limit: Scalar, *strict: object) -> Budget:
+    def budget(self, metric: Token, args: Args, limit: Scalar, strict: Token | None) -> Budget:
         if isinstance(limit, bool) or not isinstance(limit, int | float):
             raise _fail(f"budget {metric}: the limit must be a number, got {_scalar(limit)}", metric)
-        return Budget(metric=str(metric), args=args, limit=limit, strict=bool(strict))
+        return Budget(metric=str(metric), args=args, limit=limit, strict=strict is not None)
 
-    def model(self, name: Token, *rest: Any) -> Model:
-        f = _fields([r for r in rest if isinstance(r, tuple)], name, required=("dtype", "d_model", "vocab"),
-                    optional=("context",))
-        slots = {r.name: r.block for r in rest if isinstance(r, _Slot)}
-        recursion = next((r for r in rest if isinstance(r, Recursion)), None)
-        context = _int(f, "context") if f.get("context", (name, None))[1] is not None else None
-        return Model(name=str(name), dtype=_enum(DType, _key(f, "dtype"), "dtype", _str(f, "dtype")),
-                     d_model=_int(f, "d_model"), vocab=_int(f, "vocab"), embedding=slots["embedding"],
-                     layers=tuple(r for r in rest if isinstance(r, Layer)), final_norm=slots.get("final_norm"),
-                     head=slots["head"], params=tuple(r for r in rest if isinstance(r, Param)), recursion=recursion,
-                     shares=tuple(r for r in rest if isinstance(r, Share)),
-                     budgets=tuple(r for r in rest if isinstance(r, Budget)), context=context)
+    def model(self, name: Token, pairs: Pairs, params: tuple[Param, ...], embedding: Block, layers: tuple[Layer, ...],
+              final_norm: Block | None, head: Block, recursion: Recursion | None, shares: tuple[Share, ...],
+              budgets: tuple[Budget, ...]) -> Model:
+        f = _fields(pairs, name, required=("dtype", "d_model", "vocab"), optional=("context",))
+        context = None if f.get("context", (name, None))[1] is None else _int(f, "context")
+        return Model(name=str(name), dtype=_enum(DType, f["dtype"][0], "dtype", _str(f, "dtype")),
+                     d_model=_int(f, "d_model"), vocab=_int(f, "vocab"), embedding=embedding, layers=layers,
+                     final_norm=final_norm, head=head, params=params, recursion=recursion, shares=shares,
+                     budgets=budgets, context=context)
 
     def start(self, model: Model) -> Model:
         return model
@@ -470,9 +390,8 @@ class _Builder(Transformer[Token, Model]):
 _Fields = dict[str, tuple[Token, object]]
 
 
-def _fields(pairs: list[tuple[Token, object]], at: Token | None, required: tuple[str, ...] = (),
-            optional: tuple[str, ...] = ()) -> _Fields:
-    """`key=value` pairs by key; unknown, repeated and missing keys are syntax errors."""
+def _fields(pairs: Pairs, at: Token | None, required: tuple[str, ...] = (), optional: tuple[str, ...] = ()) -> _Fields:
+    """`key=value` pairs by key; unknown, repeated and missing keys are syntax errors (located at `at`)."""
     found: _Fields = {}
     for key, value in pairs:
         if key not in required + optional:
@@ -482,54 +401,47 @@ def _fields(pairs: list[tuple[Token, object]], at: Token | None, required: tuple
         found[str(key)] = (key, value)
     missing = [k for k in required if k not in found]
     if missing:
-        where = at if at is not None else pairs[-1][0] if pairs else Token("NAME", "", line=1, column=1)
-        raise _fail(f"missing key '{missing[0]}'", where)
+        raise _fail(f"missing key '{missing[0]}'", at if at is not None else pairs[0][0])
     return found
 
 
-def _key(f: _Fields, key: str) -> Token:
-    return f[key][0]
-
-
 def _str(f: _Fields, key: str, default: str | None = None) -> str:
-    if key not in f and default is not None:
-        return default
-    return _str_item(f, key, f[key][1])
+    return default if key not in f and default is not None else _check_str(f, key, f[key][1])
 
 
-def _str_item(f: _Fields, key: str, value: object) -> str:
+def _check_str(f: _Fields, key: str, value: object) -> str:
     if not isinstance(value, str):
-        raise _fail(f"'{key}' expects a name or string, got {value!r}", _key(f, key))
+        raise _fail(f"'{key}' expects a name or string, got {value!r}", f[key][0])
     return value
 
 
-def _int(f: _Fields, key: str, value: object = _STRICT) -> int:
-    value = f[key][1] if value is _STRICT else value
+def _int(f: _Fields, key: str, *item: object) -> int:
+    value = item[0] if item else f[key][1]
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _fail(f"'{key}' expects an int, got {value!r}", _key(f, key))
+        raise _fail(f"'{key}' expects an int, got {value!r}", f[key][0])
     return value
 
 
 def _number(f: _Fields, key: str, value: object) -> int | float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _fail(f"'{key}' expects numbers, got {value!r}", _key(f, key))
+        raise _fail(f"'{key}' expects numbers, got {value!r}", f[key][0])
     return value
 
 
-def _list(f: _Fields, key: str) -> list[object]:
-    value = f[key][1] if key in f else []
-    if not isinstance(value, list):
-        raise _fail(f"'{key}' expects a [list], got {value!r}", _key(f, key))
+def _list(f: _Fields, key: str) -> tuple[object, ...]:
+    value = f[key][1] if key in f else ()
+    if not isinstance(value, tuple):
+        raise _fail(f"'{key}' expects a [list], got {value!r}", f[key][0])
     return value
 
 
-def _int_tuple(f: _Fields, key: str, value: object) -> tuple[int, ...]:
-    if not isinstance(value, list):
-        raise _fail(f"'{key}' expects a list of [int lists], got {value!r}", _key(f, key))
+def _ints(f: _Fields, key: str, value: object) -> tuple[int, ...]:
+    if not isinstance(value, tuple):
+        raise _fail(f"'{key}' expects a list of [int lists], got {value!r}", f[key][0])
     return tuple(_int(f, key, v) for v in value)
 
 
-def _dim(tok: Token) -> int:
+def _index(tok: Token) -> int:
     if any(c in tok for c in ".eE") or tok.startswith("-"):
         raise _fail(f"expected a non-negative int, got {tok}", tok)
     return int(tok)

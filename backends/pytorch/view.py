@@ -1,0 +1,257 @@
+"""View model: everything the template needs, computed in Python from an IR model.
+
+Classes are deduplicated by structure (same LIV, arguments and ops -> one class); instances carry
+their parameter prefix, wrapper, norm, KV owner and exported feature groups. Parameters are created
+by each block under their IR ids; sharing becomes `tie(model, target, source)` calls.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from livc.backends.pytorch.emit_ops import EMITTERS, BackendError, Ctx, Emitted, local
+from livc.compiler.ir.nodes import Block, Model, Op, Role, Section, TensorType
+
+_PREFIX = re.compile(r"^(layers\.\d+\.\d+\.norm|layers\.\d+\.\d+|embedding|head|final_norm)\.(.+)$")
+HELPER_ORDER = ("base", "rmsnorm", "layernorm", "rope", "conv", "grouped", "attention", "scan", "linear_attention",
+                "selective_scan", "long_conv", "token_dense", "moe")
+
+
+@dataclass(frozen=True)
+class ClassView:
+    name: str
+    doc: str
+    init: tuple[str, ...]
+    body: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    prefix: str
+    class_name: str
+    norm: str | None = None
+    wrap: str = "pre_norm"
+    kv_owner: str | None = None
+    exports: tuple[str, ...] = ()
+
+    def expr(self) -> str:
+        args = [f'"{self.prefix}"']
+        if self.norm:
+            args.append(f"norm={self.norm}")
+        if self.wrap != "pre_norm":
+            args.append(f'wrap="{self.wrap}"')
+        if self.kv_owner:
+            args.append(f'kv_owner="{self.kv_owner}"')
+        if self.exports:
+            args.append(f"exports={self.exports!r}")
+        return f"{self.class_name}({', '.join(args)})"
+
+
+@dataclass
+class ModelView:
+    class_name: str
+    doc: str
+    classes: list[ClassView] = field(default_factory=list)
+    helpers: list[str] = field(default_factory=list)
+    embedding: str = ""
+    layers: list[list[str]] = field(default_factory=list)
+    final_norm: str | None = None
+    head: str = ""
+    ties: list[tuple[str, str]] = field(default_factory=list)
+    cache: list[tuple[str, str]] = field(default_factory=list)
+    has_aux: bool = False
+
+
+def param_base(pid: str, role: str) -> str:
+    match = _PREFIX.match(pid)
+    if match is None or not match[2].endswith("." + role):
+        raise BackendError(f"unexpected parameter id {pid}")
+    return match[2][: -len(role) - 1]
+
+
+def _types(block: Block) -> dict[str, TensorType]:
+    types = {block.input.name: block.input.type, "x": block.input.type, "tokens": block.input.type}
+    types.update({o.name: o.type for op in block.ops for o in op.outputs})
+    return types
+
+
+def _gqa_aliases(block: Block, exports: bool) -> dict[str, str]:
+    """repeat_heads feeding only attention K/V is not materialised: attention does grouped heads."""
+    uses: dict[str, list[Op]] = {}
+    for op in block.ops:
+        for name in op.inputs:
+            uses.setdefault(name, []).append(op)
+    exported = {f.name.split("=", 1)[1] for f in block.features} if exports else set()
+    aliases = {}
+    for op in block.ops:
+        out = op.outputs[0].name
+        if op.prim == "repeat_heads" and out not in exported and out != block.output and uses.get(out) and all(
+            u.prim == "attention" and out in u.inputs[1:] for u in uses[out]
+        ):
+            aliases[out] = op.inputs[0]
+    return aliases
+
+
+def _section_comment(section: Section) -> str | None:
+    if section.role is Role.BODY:
+        return None
+    if section.role is Role.TOKEN_MIX:
+        extra = "".join(f", {a}" for a in (section.nonlinearity, section.sparsity) if a != "none")
+        return f"# token mixing: {section.structure}{extra}"
+    return f"# {'featurizer' if section.role is Role.FEATURIZER else 'channel mixing'}: {section.structure}"
+
+
+@dataclass
+class BlockEmitter:
+    block: Block
+    param_shapes: dict[str, tuple[int, ...]]
+    exports: bool
+    emitted: list[Emitted] = field(default_factory=list)
+
+    def ctx(self) -> Ctx:
+        aliases = {"tokens": "x", **_gqa_aliases(self.block, self.exports)}
+        c = Ctx(types=_types(self.block), base=lambda op, role: param_base(dict(op.params)[role], role),
+                aliases=aliases)
+        c.param_shapes = self.param_shapes  # type: ignore[attr-defined]
+        return c
+
+    def body(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        ctx = self.ctx()
+        init: list[str] = []
+        lines: list[str] = []
+        for section in self.block.sections:
+            comment = _section_comment(section)
+            lines += [comment] if comment else []
+            for op in section.ops:
+                if op.outputs[0].name in ctx.aliases:
+                    continue
+                em = EMITTERS[op.prim](op, ctx)
+                self.emitted.append(em)
+                init += [em.init] if em.init and em.init not in init else []
+                lines += list(em.lines)
+            if section.role is Role.FEATURIZER and self.exports:
+                groups = ", ".join(f'"{f.name.split("=")[0]}": {ctx.v(f.name.split("=")[1])}'
+                                   for f in self.block.features)
+                lines.append(f"self.export(features, {{{groups}}})")
+        lines.append(f"return {ctx.v(self.block.output)}")
+        return tuple(init), tuple(lines)
+
+    @property
+    def cache(self) -> tuple[tuple[str, str], ...]:
+        return tuple(c for em in self.emitted for c in em.cache)
+
+    @property
+    def helpers(self) -> set[str]:
+        return {h for em in self.emitted for h in em.helpers} | {"base"}
+
+
+def _doc(block: Block) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in block.args)
+    parts = [f"{s.role.value} {s.structure}" for s in block.sections if s.role is not Role.BODY]
+    return f"{block.kind.value} {block.name}({args})" + (": " + "; ".join(parts) if parts else "")
+
+
+def _class_key(block: Block, exports: bool) -> object:
+    ops = tuple((op.prim, tuple(op.inputs), tuple(o.name for o in op.outputs),
+                 tuple(r for r, _ in op.params), tuple((k, v) for k, v in op.attrs if k != "cache_owner"),
+                 tuple(param_base(p, r) for r, p in op.params), bool(op.attr("cache_owner")))
+                for op in block.ops)
+    return (block.name, block.args, tuple((s.role, s.structure) for s in block.sections), ops, block.output, exports)
+
+
+def _python_name(name: str) -> str:
+    return local(re.sub(r"\W", "_", name))
+
+
+@dataclass
+class Builder:
+    model: Model
+    view: ModelView
+    classes: dict[object, ClassView] = field(default_factory=dict)
+    used_names: set[str] = field(default_factory=set)
+    helpers: set[str] = field(default_factory=set)
+    exported: dict[str, set[str]] = field(default_factory=dict)
+
+    def instance(self, block: Block, prefix: str) -> str:
+        groups = tuple(sorted(self.exported.get(prefix, ())))
+        shapes = {p.id: p.shape for p in self.model.params}
+        emitter = BlockEmitter(block, shapes, bool(groups))
+        key = _class_key(block, bool(groups))
+        if key not in self.classes:
+            self.classes[key] = self._class(block, emitter)
+        else:
+            emitter.body()
+        self.helpers |= emitter.helpers
+        self.view.cache += [(f"{prefix}.{name}", shape) for name, shape in emitter.cache]
+        self._ties(block, prefix)
+        owner = next((str(op.attr("cache_owner")) for op in block.ops if op.attr("cache_owner")), None)
+        kv_owner = self._owner_key(owner, block) if owner else None
+        return InstanceView(prefix, self.classes[key].name, kv_owner=kv_owner, exports=groups).expr()
+
+    def _owner_key(self, owner: str, block: Block) -> str:
+        prefix = re.sub(r"\[(\d+)\]", r".\1", owner).lstrip(".")
+        i, j = (int(n) for n in prefix.split(".")[1:3])
+        source = self.model.layers[i].sublayers[j].block
+        attention = [op for op in source.ops if op.prim == "attention"]
+        if not attention:
+            raise BackendError(f"{owner} has no attention whose cache could be shared")
+        return f"{prefix}.{attention[0].outputs[0].name}"
+
+    def _class(self, block: Block, emitter: BlockEmitter) -> ClassView:
+        name = _python_name(block.name)
+        n = 2
+        while name in self.used_names:
+            name, n = f"{_python_name(block.name)}_{n}", n + 1
+        self.used_names.add(name)
+        init, body = emitter.body()
+        cls = ClassView(name, _doc(block), init, body)
+        self.view.classes.append(cls)
+        return cls
+
+    def _ties(self, block: Block, prefix: str) -> None:
+        for op in block.ops:
+            for role, pid in op.params:
+                natural = f"{prefix}.{param_base(pid, role)}.{role}"
+                if natural != pid:
+                    self.view.ties.append((natural, pid))
+
+
+def _exports(model: Model) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for layer in model.layers:
+        for sub in layer.sublayers:
+            for op in sub.block.ops:
+                if op.prim == "shared_feature":
+                    source = re.sub(r"\[(\d+)\]", r".\1", str(op.attr("source"))).lstrip(".")
+                    prefix, group = source.rsplit(".", 1)
+                    out.setdefault(prefix, set()).add(group)
+    return out
+
+
+def build_view(model: Model) -> ModelView:
+    if model.recursion is not None:
+        raise BackendError("Mixture-of-Recursions routing is not implemented by the PyTorch backend yet "
+                           "(costs and IR are; see docs/backends.md)")
+    view = ModelView(class_name=_python_name(model.name), doc=f"{model.name}: generated by livc")
+    b = Builder(model, view, exported=_exports(model))
+    view.embedding = b.instance(model.embedding, "embedding")
+    for layer in model.layers:
+        row = []
+        for j, sub in enumerate(layer.sublayers):
+            prefix = f"layers.{layer.index}.{j}"
+            norm = b.instance(sub.norm, f"{prefix}.norm") if sub.norm is not None else None
+            inst = b.instance(sub.block, prefix)
+            inst = _with_wrap(inst, norm, sub.wrap.value)
+            row.append(inst)
+        view.layers.append(row)
+    view.final_norm = b.instance(model.final_norm, "final_norm") if model.final_norm else None
+    view.head = b.instance(model.head, "head")
+    view.helpers = [h for h in HELPER_ORDER if h in b.helpers]
+    view.has_aux = any(op.prim == "moe" for layer in model.layers for s in layer.sublayers for op in s.block.ops)
+    return view
+
+
+def _with_wrap(expr: str, norm: str | None, wrap: str) -> str:
+    extra = ([f"norm={norm}"] if norm else []) + ([f'wrap="{wrap}"'] if wrap != "pre_norm" else [])
+    return expr[:-1] + "".join(f", {e}" for e in extra) + ")" if extra else expr
