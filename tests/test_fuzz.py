@@ -103,10 +103,6 @@ KNOWN_BUGS: dict[str, KnownBug] = {
         lambda exc: isinstance(exc, ValueError) and "null byte" in str(exc),
         frozenset({"check"}),
     ),
-    "brackets-in-trivia": KnownBug(
-        "parser._too_deep counts brackets inside comments and strings (a false E0102)",
-        lambda exc: False,
-    ),
 }
 
 
@@ -620,7 +616,7 @@ REGRESSION_INPUTS: list[tuple[str, str, str | None]] = [
     ("long-if-chain", "let x = " + "if a then 1 else " * 1000 + "1", "deep-tree-recursion"),
     ("long-else-if-chain", "op A() { if a { } " + "else if a { } " * 500 + "}", "deep-tree-recursion"),
     ("deep-within-bracket-limit", "let x = " + "-a(" * 200 + ")" * 200, "deep-tree-recursion"),
-    ("comment-brackets-bypass", "# " + ")" * 400 + "\nlet x = " + "a(" * 350 + ")" * 350, "deep-tree-recursion"),
+    ("comment-brackets-bypass", "# " + ")" * 400 + "\nlet x = " + "a(" * 350 + ")" * 350, None),
     ("long-std-module-name", "import std." + "a" * 300, "std-name-too-long"),
     ("long-std-module-name-from", "from std." + "a" * 300 + " import GQA", "std-name-too-long"),
     ("nul-in-import-path", 'import "\x00" as q', "nul-in-import-path"),
@@ -650,17 +646,11 @@ def test_regression_check(text: str) -> None:
     check_checked(text)
 
 
-def _trivia_brackets(text: str, name: str) -> object:
-    known = "brackets-in-trivia" in KNOWN_BUGS
-    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_BUGS["brackets-in-trivia"].summary)] if known else []
-    return pytest.param(text, id=name, marks=marks)
-
-
 @pytest.mark.parametrize(
     "text",
     [
-        _trivia_brackets("# " + "(" * 201 + "\nlet x = 1", "brackets-in-comment"),
-        _trivia_brackets('let x = "' + "[" * 201 + '"', "brackets-in-string"),
+        pytest.param("# " + "(" * 201 + "\nlet x = 1", id="brackets-in-comment"),
+        pytest.param('let x = "' + "[" * 201 + '"', id="brackets-in-string"),
     ],
 )
 def test_brackets_in_trivia_do_not_count_as_nesting(text: str) -> None:

@@ -158,7 +158,7 @@ def test_nan_attr_round_trips_as_nan() -> None:
 
 
 AWKWARD = ("model", "none", "layer", "head", "norm", "op", "a b", 'q"uote', "ünï", "3d", "x-y", "", "with.dots",
-           "=", "strict", "inf")
+           "=", "strict", "inf", "features", "recursion", "layers", "from", "-inf", "1e5")
 
 
 @pytest.mark.parametrize("name", AWKWARD)
@@ -171,7 +171,8 @@ def test_awkward_names_round_trip(name: str) -> None:
                   output=name or "v", features=(Value(name=f"{name}={name or 'v'}", type=TensorType(shape=(4,))),
                                                 Value(name=name, type=TensorType(shape=(1, 2)))))
     model = tiny_model(name=name, layers=(Layer(index=0, sublayers=(Sublayer(block=block, wrap=Wrap.NONE),)),),
-                       params=(Param(id=name or "pid", shape=(), init=name),))
+                       params=(Param(id=name or "pid", shape=(), init=name),),
+                       shares=(Share(kind=name, groups=(name, name), source=(0, None), targets=((0, 0),)),))
     check_round_trip(model)
 
 

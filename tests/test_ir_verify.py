@@ -189,6 +189,15 @@ def test_missing_attr_is_reported() -> None:
     assert "(linear): the shape rule cannot run on these attrs: KeyError" in problems(broken)
 
 
+def test_scalar_operands_of_operators_are_attrs() -> None:
+    model = example(*LFM2)
+    scaled = edit_op(model, CONV, "mul", lambda op: dataclasses.replace(op, inputs=op.inputs[:1],
+                                                                         attrs=(("right", 2.0),)))
+    assert verify(scaled) == []
+    broken = edit_op(model, CONV, "mul", lambda op: dataclasses.replace(op, attrs=(("right", 2.0),)))
+    assert "(mul): takes 1 tensor inputs (left), got 2" in problems(broken)
+
+
 def test_long_conv_keeps_its_type() -> None:
     model = example("striped_hyena2", "lower")
     at = next((i, j) for i, layer in enumerate(model.layers) for j, s in enumerate(layer.sublayers)

@@ -116,12 +116,13 @@ def attention(v: OpView) -> OpCost:
     window = v.attr("window")
     pairs, keys = _causal_pairs(window if isinstance(window, int) else None, v.attr("mask"))
     per_pair = h * (2 * dk + 2 * dv)
-    cache = Poly.const(0)
+    cache_min = cache_alloc = Poly.const(0)
     if v.attr("cache_owner") is None and v.kv_heads is not None:
         kv = _n(v.kv_heads[0]) + _n(v.kv_heads[1])
-        cache = (min_l(window) if isinstance(window, int) else L) * kv
-    return OpCost(prefill_pairs=pairs * per_pair, decode_history=keys * per_pair, cache_min=cache, cache_alloc=cache,
-                  activations=L * (_n(v.out) + h))
+        cache_min = (min_l(window) if isinstance(window, int) else L) * kv
+        cache_alloc = L * kv  # the generated module keeps static [B, KV, max_len, d] buffers, windowed or not
+    return OpCost(prefill_pairs=pairs * per_pair, decode_history=keys * per_pair, cache_min=cache_min,
+                  cache_alloc=cache_alloc, activations=L * (_n(v.out) + h))
 
 
 def _state_op(v: OpView, flops: int, state: int) -> OpCost:
