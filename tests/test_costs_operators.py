@@ -14,7 +14,9 @@ compared with a hand computation written out below, term by term, from the paper
 - a long convolution in prefill is 3 real FFTs of size 2L (2.5 n log2 n each) plus a complex
   product of 6 FLOPs per frequency (L frequencies per channel);
 - caches are in elements per sequence: `cache_min` the state mathematically needed, `cache_alloc`
-  what an implementation allocates for max_len = L.
+  what the generated PyTorch module (backends/pytorch) allocates for `init_cache(batch, max_len = L)`:
+  static [B, KV, max_len, hd] K/V buffers (windowed or not) and k - 1 taps per conv channel (HF's
+  Lfm2HybridConvCache / MambaCache keep k taps; livc's module does not).
 
 Every layer is wrapped pre-norm residual, so the layer row also holds the wrapper: an RMSNorm(d)
 (d weights, 4d FLOPs per token) and the residual add (d FLOPs per token); `_wrapped` adds them.
@@ -94,10 +96,9 @@ class Hand:
     cache_alloc: Callable[[int], int]
 
 
-def per_token(params: int, flops: int, state: int = 0, alloc_state: int | None = None) -> Hand:
-    """An operator whose work is the same for every token and whose decode state is constant."""
-    alloc = state if alloc_state is None else alloc_state
-    return Hand(params, lambda L: L * flops, lambda t: flops, lambda L: state, lambda L: alloc)
+def per_token(params: int, flops: int, state: int = 0) -> Hand:
+    """An operator whose work is the same for every token and whose decode state is constant (and allocated)."""
+    return Hand(params, lambda L: L * flops, lambda t: flops, lambda L: state, lambda L: state)
 
 
 def _wrapped(h: Hand, d: int) -> Hand:
@@ -143,7 +144,7 @@ def attention_hand(d: int, heads: int, kv_heads: int, head_dim: int, *, qk_norm:
         lambda L: L * token + causal_pairs(L, window) * pair,
         lambda t: token + keep(t + 1) * pair,  # position t attends to t + 1 keys (at most `window`)
         lambda L: 2 * kv_out * keep(L),  # K and V of kv_heads heads for the kept tokens (not repeated)
-        lambda L: 2 * kv_out * keep(L),  # the module allocates max_len (or window) positions
+        lambda L: 2 * kv_out * L,  # the generated module keeps static max_len K/V buffers, even with a window
     )
 
 
@@ -211,8 +212,8 @@ def mamba_hand(d: int, state: int = 16, kernel: int = 4) -> Hand:
              + scan
              + e + e  # silu(z), gate multiply
              + 2 * e * d)  # out_proj
-    # minimal state: ssm E x N + (k - 1) conv taps; HF MambaCache allocates k conv taps
-    return per_token(params, flops, e * n + (k - 1) * e, e * n + k * e)
+    # ssm state E x N + (k - 1) conv taps (livc's module allocates exactly that; HF MambaCache keeps k taps)
+    return per_token(params, flops, e * n + (k - 1) * e)
 
 
 def hyena_hand(d: int, order: int, filter_order: int, emb_dim: int = 3, short_kernel: int = 3,
@@ -246,7 +247,7 @@ def hyena_hand(d: int, order: int, filter_order: int, emb_dim: int = 3, short_ke
         # decode: a direct causal convolution over the t + 1 cached inputs (taps precomputed, no filter MLP)
         lambda t: token + convs * 2 * (t + 1) * d,
         lambda L: (short_kernel - 1) * w + convs * L * d,  # short conv taps + the long convs' input history
-        lambda L: short_kernel * w + convs * L * d,  # k taps allocated for the short conv (HF-style buffer)
+        lambda L: (short_kernel - 1) * w + convs * L * d,  # allocated as needed: [B, C, k - 1], [B, C, max_len]
     )
 
 
@@ -259,19 +260,19 @@ def gated_conv_hand(d: int, inner_kernel: int | None, short_kernel: int | None =
     """
     params = 3 * d * d  # in_proj d -> 3d, no bias
     flops = 2 * d * 3 * d  # in_proj
-    state = alloc = 0
+    state = 0
     if short_kernel is not None:
         params += 3 * d * short_kernel + (3 * d if short_bias else 0)  # depthwise conv over 3d channels
         flops += 2 * short_kernel * 3 * d + (3 * d if short_bias else 0)
-        state, alloc = (short_kernel - 1) * 3 * d, short_kernel * 3 * d
+        state = (short_kernel - 1) * 3 * d  # k - 1 past inputs per channel
     flops += d + d  # two gate products: k * v then q * (...)  (Hyena-X: q * k * v)
     if inner_kernel is not None:
         params += (groups if groups is not None else d) * inner_kernel  # taps: one filter per channel or group
         flops += 2 * inner_kernel * d  # every channel still runs its own length-`inner_kernel` FIR
-        state, alloc = state + (inner_kernel - 1) * d, alloc + inner_kernel * d
+        state += (inner_kernel - 1) * d
     params += d * d  # out_proj
     flops += 2 * d * d
-    return per_token(params, flops, state, alloc)
+    return per_token(params, flops, state)
 
 
 def hyena_li_hand(d: int, state: int, short_kernel: int = 3) -> Hand:
@@ -289,7 +290,7 @@ def hyena_li_hand(d: int, state: int, short_kernel: int = 3) -> Hand:
         lambda L: L * (token + modal + skip) + fft_conv(L, d),
         lambda t: token + modal + skip,
         lambda L: (short_kernel - 1) * 3 * d + d * state,
-        lambda L: short_kernel * 3 * d + d * state,
+        lambda L: (short_kernel - 1) * 3 * d + d * state,
     )
 
 
@@ -382,8 +383,7 @@ def test_cache_min(case: tuple[str, str, int, Hand]) -> None:
     assert livc == hand, f"at L = {LENGTHS}"
 
 
-# The allocated cache follows LIV-NOTES §3.4 / §6: implementations (HF Lfm2HybridConvCache, MambaCache) keep k
-# taps per channel for a length-k causal conv, one more than the k - 1 past inputs that are needed.
+# The allocated cache is that of the generated module (see the module docstring), not HF's k-tap conv buffers.
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_cache_alloc(case: tuple[str, str, int, Hand]) -> None:
     got, want = _layer(case)
@@ -400,6 +400,55 @@ def test_wrapper_is_a_separate_part() -> None:
     assert parts["0.residual"].params == 0 and parts["0.residual"].decode.evaluate(t=0, t1=1) == 45
     op = gated_conv_hand(45, 3)
     assert sum(c.params for name, c in parts.items() if name.startswith("0.GatedShortConv")) == op.params
+
+
+LONG_CONV_MODEL = """from std.norms import RMSNorm
+from std.embedding import Embedding, LMHead
+
+liv LongConvOnly(d: int, bias: bool = false) {
+    featurizer {
+        v = linear(x, d)
+    }
+    token_mix toeplitz {
+        y = long_conv(v, modal_filter(state = 4), bias = bias)
+    }
+    channel_mix dense {
+        out = linear(y, d)
+        return out
+    }
+}
+
+model M(vocab: int = 97, d: int = 45) {
+    embedding: Embedding(vocab, d)
+    norm: RMSNorm(d)
+    layers: [LongConvOnly(d), LongConvOnly(d, bias = true)]
+    final_norm: RMSNorm(d)
+    head: LMHead(vocab, d, tied = false)
+}
+"""
+
+
+@pytest.mark.parametrize("bias", [False, True], ids=["no-bias", "bias"])
+def test_long_conv_skip_and_bias(bias: bool) -> None:
+    """The `long_conv` primitive owns a per-channel skip D (always applied: y + u * D, see the generated
+    module's helper `long_conv`) and, with `bias = true`, an additive bias as well (y + u * D + b)."""
+    result = compile_source(LONG_CONV_MODEL, "<long_conv>")
+    assert result.ok, render_all_text(list(result.diagnostics))
+    got = row(analyze(result.models[0]), "1" if bias else "0")
+    d, s = 45, 4
+    params = (d * d  # v = linear(x, d)
+              + d * s + d * s  # poles, residues
+              + d  # skip D
+              + (d if bias else 0)  # bias
+              + d * d)  # out
+    token = (2 * d * d + 2 * d * d  # the two linears
+             + 4 * d * s  # modal recurrence: x = p x + u, y += r x
+             + 2 * d  # skip: u * D + y
+             + (d if bias else 0))  # bias add
+    want = _wrapped(per_token(params, token, d * s), d)
+    assert got.total.params == want.params
+    livc, hand = got.total.decode.evaluate(t=7, t1=8), want.decode(7)
+    assert livc == hand
 
 
 # --------------------------------------------------------------------------------------------

@@ -163,8 +163,14 @@ def test_mor_recursion_wise_kv_cache() -> None:
     per_token, const = linear_in_l(report("mor_360m").total.cache_min)
     assert per_token == pytest.approx(want) and want == pytest.approx(14_080)
     assert const == 0
-    # the module still allocates a full-length cache for every layer
-    assert linear_in_l(report("mor_360m").total.cache_alloc) == (MOR_LAYERS * KV_PER_LAYER, 0)
+    # the module still allocates a full-length K/V cache for every layer, plus (router row) one key-validity
+    # flag per position and recursion step
+    rep = report("mor_360m")
+    layers_alloc = sum(linear_in_l(r.total.cache_alloc)[0] for r in layer_rows(rep))
+    assert layers_alloc == MOR_LAYERS * KV_PER_LAYER
+    router = next(r for r in rep.rows if r.key == "router")
+    assert linear_in_l(router.total.cache_alloc) == (3, 0)
+    assert linear_in_l(rep.total.cache_alloc) == (MOR_LAYERS * KV_PER_LAYER + 3, 0)
 
 
 def test_mor_kv_share_cache() -> None:

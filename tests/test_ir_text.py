@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 from functools import cache
 from pathlib import Path
 
@@ -235,6 +236,7 @@ BAD = {
     "bad escape": (_edit(_line_of("embedding op"), "Embedding", '"Emb\\qedding"'), _line_of("embedding op"),
                    "bad string literal"),
     "bad shape": (_edit(_line_of("silu("), "[4]", "[4,,4]"), _line_of("silu("), "malformed shape"),
+    "spaced shape": (_edit(_line_of("silu("), "[4]", "[4 4]"), _line_of("silu("), "malformed shape"),
     "float shape": (_edit(_line_of("silu("), "[4]", "[4.5]"), _line_of("silu("), "unexpected"),
     "negative layer": (_edit(_line_of("layer 0"), "layer 0", "layer -1"), _line_of("layer 0"), "non-negative int"),
     "budget limit": (TINY.replace("\n}", '\n  budget params() <= "lots"\n}'), len(TINY_LINES), "must be a number"),
@@ -261,3 +263,20 @@ def test_deeply_nested_lists_do_not_crash() -> None:
     with pytest.raises(IRSyntaxError):
         parse_ir(TINY.replace("\n}", "\n  recursion steps=" + "[" * 5000 + "]" * 5000 + "\n}"))
 
+
+
+FUZZ_PIECES = ("{", "}", "[", "]", "(", ")", "=", ",", ":", "%", "@", '"', "\\", "-", ".", " ", "\n", "none", "true",
+               "layer", "1", "1.5", "e", "recursions=", "steps=[[1]]", "[1 4]")
+
+
+def test_random_edits_raise_only_ir_syntax_errors() -> None:
+    rng = random.Random(0)
+    for _ in range(150):
+        text = TINY
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(text) + 1)
+            text = text[:at] + rng.choice(FUZZ_PIECES) + text[at + rng.randint(0, 4):]
+        try:
+            parse_ir(text)
+        except IRSyntaxError as exc:
+            assert exc.line >= 1 and exc.column >= 1

@@ -217,6 +217,21 @@ def test_shared_feature_takes_no_inputs() -> None:
     assert "(shared_feature): shared_feature takes no inputs" in problems(broken)
 
 
+def test_shared_feature_sources_are_checked() -> None:
+    model = example("star_shared", "expand")
+    at = next((i, j) for i, layer in enumerate(model.layers) for j, s in enumerate(layer.sublayers)
+              if any(op.prim == "shared_feature" for op in s.block.ops))
+    source = next(op.attr("source") for op in model.layers[at[0]].sublayers[at[1]].block.ops
+                  if op.prim == "shared_feature")
+    assert isinstance(source, str)
+    ghost = source.rsplit(".", 1)[0] + ".ghost"
+    moved = edit_op(model, at, "shared_feature", lambda op: dataclasses.replace(op, attrs=(("source", ghost),)))
+    assert f"(shared_feature): source {ghost}: that block has no feature group 'ghost'" in problems(moved)
+    wider = edit_op(model, at, "shared_feature", lambda op: dataclasses.replace(
+        op, outputs=(dataclasses.replace(op.outputs[0], type=TensorType(shape=(1, 2))),)))
+    assert f"(shared_feature): imports ([1, 2]) but {source} is" in problems(wider)
+
+
 def test_undefined_block_output_and_feature_are_reported() -> None:
     model = example(*LFM2)
     feature = Value(name="k=ghost", type=TensorType(shape=(8, 64)))

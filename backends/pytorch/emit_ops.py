@@ -152,7 +152,7 @@ def attention(op: Op, ctx: Ctx) -> Emitted:
     causal = op.attr("mask") != "bidirectional"
     window = op.attr("window")
     line = (f'{_out(op, ctx)} = attention({q}, {k}, {v}, *self.kv(cache, "{name}"), pos, {causal}, {lit(window)}, '
-            f"self.kv_owner is None)")
+            f"self.kv_owner is None, self.key_mask(features))")
     cache = () if op.attr("cache_owner") else ((f"{name}.k", f"(batch, {kv_heads}, max_len, {dk})"),
                                                  (f"{name}.v", f"(batch, {kv_heads}, max_len, {dv})"))
     return Emitted(lines=(line,), cache=cache, helpers=("base", "attention"))

@@ -258,7 +258,9 @@ def _router_row(w: _Walker) -> Row | None:
         flops = sum(Fraction(c).limit_denominator(10**6) for c in entering) * 2 * d
     else:
         flops = Fraction(2 * d * rec.recursions)
-    return Row(key="router", label=f"MoR {rec.router} router", total=Cost(params, L * flops, Poly.const(flops)))
+    valid = L * rec.recursions if rec.kv == "recursion_wise" else ZERO  # per-step key validity rows (allocated)
+    return Row(key="router", label=f"MoR {rec.router} router",
+               total=Cost(params, L * flops, Poly.const(flops), cache_alloc=valid))
 
 
 def analyze(model: Model) -> CostReport:

@@ -147,6 +147,7 @@ class Recursion:
     kv: str
     steps: tuple[tuple[int, ...], ...]
     router_params: tuple[str, ...] = ()
+    router_args: tuple[tuple[str, Scalar], ...] = ()
 
 
 @ir

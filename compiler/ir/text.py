@@ -298,7 +298,7 @@ class _Builder(Transformer[Token, Model]):
     def shape(self, tok: Token) -> tuple[int, ...]:
         inner = str(tok)[1:-1].strip()
         dims = [d.strip() for d in inner.split(",")] if inner else []
-        if not all(dims):
+        if not all(d.isdigit() for d in dims):
             raise _fail(f"malformed shape {tok}", tok)
         return tuple(int(d) for d in dims)
 

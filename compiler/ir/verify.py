@@ -16,6 +16,8 @@ Checked for every model:
 - widths: the embedding maps [] -> [d_model], every sublayer block and norm and the final norm map
   [d_model] -> [d_model], the head maps [d_model] -> [vocab];
 - sections: token mixers sit only in token_mix or body sections;
+- a `shared_feature` op's `source` attr (`layers[i][j].group`) names a feature group of that sublayer,
+  of the type the op imports;
 - layer indices are 0..n-1; sharing declarations and recursion steps name existing layers; recursion
   steps are disjoint and of equal length, one per recursion.
 With `stage` given (a pipeline stage name), also its postconditions: after `expand`,
@@ -26,6 +28,7 @@ Messages start with where: `layers[3][0] GQA: op 5 (attention): ...`.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator
 
@@ -41,6 +44,7 @@ KNOWN_PRIMS = frozenset(RULES) | {"shared_feature"}
 # Tensor operands of the rules that are not language primitives (operators and negation).
 _OPERATOR_OPERANDS = {"add": ("left", "right"), "sub": ("left", "right"), "mul": ("left", "right"),
                       "div": ("left", "right"), "neg": ("t",)}
+_SOURCE = re.compile(r"layers\[(\d+)\]\[(\d+)\]\.(\w+)")
 _TOKEN_MIX_ROLES = (Role.TOKEN_MIX, Role.BODY)
 _RULE_FAILURES = (KeyError, TypeError, ValueError, AssertionError, IndexError, AttributeError)
 
@@ -55,8 +59,7 @@ def verify(model: Model, stage: str | None = None) -> list[str]:
     problems = _param_table(model)
     for where, block, expected in _blocks(model):
         problems += _block(block, f"{where} {block.name}", params, expected, stage)
-    problems += _layers(model) + _recursion(model) + _shares(model, stage)
-    return problems
+    return problems + _shared_features(model) + _layers(model) + _recursion(model) + _shares(model, stage)
 
 
 # ---- model level -------------------------------------------------------------------------------
@@ -84,6 +87,27 @@ def _param_table(model: Model) -> list[str]:
     problems += [f"params: @{pid} is not used by any op" for pid in counts if pid not in used and pid not in routers]
     return problems + [f"recursion: router parameter @{pid} is not in the parameter table"
                        for pid in routers if pid not in counts]
+
+
+def _shared_features(model: Model) -> list[str]:
+    return [f"{where} {block.name}: op {index} (shared_feature): {message}"
+            for where, block, _ in _blocks(model) for index, op in enumerate(block.ops) if op.prim == "shared_feature"
+            for message in _shared_source(model, op)]
+
+
+def _shared_source(model: Model, op: Op) -> list[str]:
+    source = op.attr("source")
+    found = _SOURCE.fullmatch(source) if isinstance(source, str) else None
+    if found is None:
+        return [f"source {source!r} is not 'layers[i][j].group'"]
+    i, j, group = int(found[1]), int(found[2]), found[3]
+    if not _exists(model, (i, j)):
+        return [f"source {source} is not a sublayer of this model"]
+    features = {f.name.partition("=")[0]: f.type for f in model.layers[i].sublayers[j].block.features}
+    if group not in features:
+        return [f"source {source}: that block has no feature group '{group}'"]
+    imported = [v.type for v in op.outputs]
+    return [] if imported == [features[group]] else [f"imports {_types(op)} but {source} is {features[group]}"]
 
 
 def _layers(model: Model) -> list[str]:

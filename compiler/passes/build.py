@@ -140,7 +140,8 @@ def _recursion(model: ElaboratedModel, n_layers: int) -> Recursion | None:
     if mor is None:
         return None
     return Recursion(recursions=mor.recursions, sharing=mor.sharing, router=mor.router.name,
-                     capacities=mor.capacities, kv=mor.kv, steps=mor_steps(mor.sharing, mor.recursions, n_layers))
+                     capacities=mor.capacities, kv=mor.kv, steps=mor_steps(mor.sharing, mor.recursions, n_layers),
+                     router_args=tuple((k, _attr(v)) for k, v in mor.router.args if k != "capacities"))
 
 
 __all__ = ["build_model", "Label"]

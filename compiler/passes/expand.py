@@ -150,6 +150,9 @@ def share_label(share: Share) -> str:
 
 def _apply(model: Model, share: Share) -> Model:
     for dst in share.targets:
+        if share.kind == "features" and dst[0] <= share.source[0]:
+            raise Incompatible(f"layers[{dst[0]}] cannot use features of {share_label(share)}: features flow "
+                               "from an earlier layer to later ones (decoding computes layers in order)")
         if share.kind == "weights":
             model = _share_weights(model, share.source, dst)
         elif share.kind == "featurizer":

@@ -1,9 +1,10 @@
-def attention(q, k, v, cache_k, cache_v, pos, causal, window, write):
+def attention(q, k, v, cache_k, cache_v, pos, causal, window, write, key_mask=None):
     """Softmax attention; q [B, L, H, dk], k/v [B, L, KV, d] with H a multiple of KV (GQA).
 
     cache_k/cache_v [B, KV, max_len, d] are static: prefill writes positions 0..L-1, decode writes
     `pos` and attends over the cache with a mask. `write` is False for layers that read another
-    layer's cache (KV sharing).
+    layer's cache (KV sharing). `key_mask` [B, keys] restricts the keys (Mixture-of-Recursions
+    recursion-wise caching); a token always sees itself so no row is empty.
     """
     q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
     groups = q.shape[1] // k.shape[1]
@@ -17,6 +18,8 @@ def attention(q, k, v, cache_k, cache_v, pos, causal, window, write):
             mask = mask & (keys > pos - window)
         k, v = cache_k, cache_v
         mask = mask[None, None, None, :]
+        if key_mask is not None:
+            mask = (mask & key_mask[:, None, None, :]) | (keys == pos)[None, None, None, :]
     else:
         if cache_k is not None and write:
             cache_k[:, :, : k.shape[2]].copy_(k)
@@ -28,6 +31,11 @@ def attention(q, k, v, cache_k, cache_v, pos, causal, window, write):
             mask = (j <= i) if causal else torch.ones_like(j <= i)
             if window is not None:
                 mask = mask & (j > i - window)
+        if key_mask is not None:
+            i = torch.arange(q.shape[2], device=q.device)[:, None]
+            j = torch.arange(k.shape[2], device=q.device)[None, :]
+            base = mask if mask is not None else (j <= i) if causal else torch.ones_like(j <= i)
+            mask = (base[None, None] & key_mask[:, None, None, :]) | (i == j)[None, None]
     is_causal = causal and mask is None and q.shape[2] > 1
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=groups > 1)
     return y.transpose(1, 2)

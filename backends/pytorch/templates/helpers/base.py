@@ -91,6 +91,10 @@ class Block(Sublayer):
         key = self.kv_owner or self.prefix + "." + name
         return cache[key + ".k"], cache[key + ".v"]
 
+    @staticmethod
+    def key_mask(features):
+        return None if features is None else features.get("key_mask")
+
     def export(self, features, groups):
         for name in self.exports:
             features[self.prefix + "." + name] = groups[name]
