@@ -47,8 +47,31 @@ def _shared_parser() -> tuple[Lark, list[Token]]:
     return _make_parser(comments), comments
 
 
+_CLEAN_PARSES: dict[tuple[str, str], A.Module] = {}
+_CLEAN_PARSE_LIMIT = 256
+
+
 def parse_source(source: SourceFile, sink: DiagnosticSink) -> A.Module | None:
-    """Parse one file; returns None (with diagnostics in `sink`) if it has syntax errors."""
+    """Parse one file; returns None (with diagnostics in `sink`) if it has syntax errors.
+
+    Parses that produced no diagnostics are memoised by (name, text): the AST is immutable, so
+    the standard library is parsed once per process however many programs import it. Spans of a
+    memoised AST point at an equal SourceFile, so rendering is unaffected.
+    """
+    key = (source.name, source.text)
+    cached = _CLEAN_PARSES.get(key)
+    if cached is not None:
+        return cached
+    local = DiagnosticSink()
+    module = _parse_uncached(source, local)
+    for diag in local.items:
+        sink.report(diag)
+    if module is not None and not local.items and len(_CLEAN_PARSES) < _CLEAN_PARSE_LIMIT:
+        _CLEAN_PARSES[key] = module
+    return module
+
+
+def _parse_uncached(source: SourceFile, sink: DiagnosticSink) -> A.Module | None:
     if _too_deep(source, sink):
         return None
     parser, comments = _shared_parser()
@@ -89,6 +112,8 @@ def _too_deep(source: SourceFile, sink: DiagnosticSink) -> bool:
     if len(text) > MAX_SOURCE_CHARS:
         sink.report(error("E0102", "file too large", Span(source, 0, 1), f"more than {MAX_SOURCE_CHARS} characters"))
         return True
+    if sum(text.count(c) for c in "([{") <= MAX_NESTING:
+        return False
     depth = 0
     code = re.sub(r'"(?:[^"\\\n]|\\["\\n])*"|#[^\n]*', lambda m: " " * len(m[0]), text)
     for i, ch in enumerate(code):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -184,7 +185,8 @@ def _recursion(r: Recursion) -> str:
     capacities = ", ".join(_scalar(c) for c in r.capacities)
     steps = ", ".join("[" + ", ".join(str(i) for i in step) + "]" for step in r.steps)
     routers = ", ".join(_ref("@", p) for p in r.router_params)
-    return (f"recursion recursions={r.recursions} sharing={_word(r.sharing)} router={_word(r.router)} "
+    return (f"recursion recursions={r.recursions} sharing={_word(r.sharing)} "
+            f"router={_word(r.router)}({_pairs(r.router_args)}) "
             f"kv={_word(r.kv)} capacities=[{capacities}] steps=[{steps}] router_params=[{routers}]")
 
 
@@ -267,6 +269,16 @@ Args = tuple[tuple[str, Scalar], ...]
 Loc = tuple[int, int | None]
 
 
+@dataclass(frozen=True)
+class _Call:
+    """A `name(key=value, ...)` pair value (the MoR router and its arguments)."""
+
+    name: str
+    args: Args
+
+
+
+
 @v_args(inline=True)
 class _Builder(Transformer[Token, Model]):
     """Builds IR nodes while the LALR parser reduces (no parse tree is kept). Absent optional parts
@@ -294,6 +306,9 @@ class _Builder(Transformer[Token, Model]):
 
     def name_value(self, tok: Token) -> str:
         return str(tok)
+
+    def call(self, name: Token, args: Args) -> _Call:
+        return _Call(str(name), args)
 
     def shape(self, tok: Token) -> tuple[int, ...]:
         inner = str(tok)[1:-1].strip()
@@ -349,7 +364,9 @@ class _Builder(Transformer[Token, Model]):
     def recursion(self, keyword: Token, pairs: Pairs) -> Recursion:
         keys = ("recursions", "sharing", "router", "capacities", "kv", "steps")
         f = _fields(pairs, keyword, required=keys, optional=("router_params",))
-        return Recursion(recursions=_int(f, "recursions"), sharing=_str(f, "sharing"), router=_str(f, "router"),
+        router, router_args = _call(f, "router")
+        return Recursion(recursions=_int(f, "recursions"), sharing=_str(f, "sharing"), router=router,
+                         router_args=router_args,
                          capacities=tuple(_number(f, "capacities", c) for c in _list(f, "capacities")),
                          kv=_str(f, "kv"), steps=tuple(_ints(f, "steps", s) for s in _list(f, "steps")),
                          router_params=tuple(_check_str(f, "router_params", p) for p in _list(f, "router_params")))
@@ -413,6 +430,11 @@ def _check_str(f: _Fields, key: str, value: object) -> str:
     if not isinstance(value, str):
         raise _fail(f"'{key}' expects a name or string, got {value!r}", f[key][0])
     return value
+
+
+def _call(f: _Fields, key: str) -> tuple[str, Args]:
+    value = f[key][1]
+    return (value.name, value.args) if isinstance(value, _Call) else (_check_str(f, key, value), ())
 
 
 def _int(f: _Fields, key: str, *item: object) -> int:

@@ -118,8 +118,8 @@ def _recursion(model: Model) -> list[str]:
     rec, n = model.recursion, len(model.layers)
     if rec is None:
         return []
-    problems = [f"recursion: {len(rec.steps)} steps for {rec.recursions} recursions"] \
-        if len(rec.steps) != rec.recursions else []
+    problems = [] if len(rec.steps) == rec.recursions else [
+        f"recursion: {len(rec.steps)} steps for {rec.recursions} recursions"]
     if len({len(step) for step in rec.steps}) > 1:
         problems.append(f"recursion: steps have different lengths {[len(step) for step in rec.steps]}")
     seen = Counter(i for step in rec.steps for i in step)

@@ -7,6 +7,7 @@ Preconditions: the model elaborated without errors. Every sublayer gets its own 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from livc.compiler.evaluate import Evaluator
@@ -39,13 +40,28 @@ class ModelBuilder:
     params: dict[str, tuple[int, ...]] = field(default_factory=dict)
     failed: bool = False
     tied: str | None = None
+    memo: dict[object, tuple[Block, dict[str, tuple[int, ...]]] | None] = field(default_factory=dict)
 
     def block(self, instance: Instance, prefix: str, input_type: TensorType) -> Block | None:
-        builder = BlockBuilder(self.ev, instance, prefix, input_type, self.params, tied_embedding=self.tied)
-        try:
-            return builder.build()
-        except BuildFailed:
+        """Build an instance; identical instances are built once and re-prefixed (their errors reported once)."""
+        key = (instance.definition, instance.args, input_type, self.tied)
+        if key not in self.memo:
+            self.memo[key] = self._build(instance, input_type)
+        built = self.memo[key]
+        if built is None:
             self.failed = True
+            return None
+        template, shapes = built
+        for pid, shape in shapes.items():
+            self.params[_reprefix(pid, prefix)] = shape
+        return _with_prefix(template, prefix, instance)
+
+    def _build(self, instance: Instance, input_type: TensorType) -> tuple[Block, dict[str, tuple[int, ...]]] | None:
+        shapes: dict[str, tuple[int, ...]] = {}
+        builder = BlockBuilder(self.ev, instance, _PLACEHOLDER, input_type, shapes, tied_embedding=self.tied)
+        try:
+            return builder.build(), shapes
+        except BuildFailed:
             return None
 
     def width_check(self, block: Block | None, expected: TensorType, what: str) -> None:
@@ -79,6 +95,21 @@ class ModelBuilder:
         if any(s is None for s in subs):
             return None
         return Layer(index=index, sublayers=tuple(s for s in subs if s is not None))
+
+
+_PLACEHOLDER = "\x00"
+
+
+def _reprefix(pid: str, prefix: str) -> str:
+    return prefix + pid[1:] if pid.startswith(_PLACEHOLDER) else pid
+
+
+def _with_prefix(block: Block, prefix: str, instance: Instance) -> Block:
+    def op(o: Op) -> Op:
+        return dataclasses.replace(o, params=tuple((r, _reprefix(p, prefix)) for r, p in o.params))
+
+    sections = tuple(dataclasses.replace(s, ops=tuple(op(o) for o in s.ops)) for s in block.sections)
+    return dataclasses.replace(block, sections=sections, span=instance.span)
 
 
 def _output_type(block: Block) -> TensorType:

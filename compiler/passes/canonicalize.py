@@ -28,7 +28,8 @@ def simplify(block: Block) -> Block:
 
 def _sublayer(sub: Sublayer) -> Sublayer:
     norm = simplify(sub.norm) if sub.norm is not None else None
-    return dataclasses.replace(sub, block=simplify(sub.block), norm=norm)
+    block = simplify(sub.block)
+    return sub if block is sub.block and norm is sub.norm else dataclasses.replace(sub, block=block, norm=norm)
 
 
 def run(model: Model, sink: object = None) -> Model:

@@ -36,6 +36,8 @@ def dead_code(block: Block) -> Block:
         if any(o.name in live for o in op.outputs):
             kept_rev.append((index, op))
             live.update(op.inputs)
+    if len(kept_rev) == len(ops):
+        return block
     keep = {id(op) for _, op in kept_rev}
     sections = tuple(dataclasses.replace(s, ops=tuple(op for op in s.ops if id(op) in keep)) for s in block.sections)
     return dataclasses.replace(block, sections=sections)
@@ -44,8 +46,8 @@ def dead_code(block: Block) -> Block:
 def prune_features(block: Block) -> Block:
     """Drop feature records whose value no op produces any more (after sharing removed them)."""
     produced = {o.name for op in block.ops for o in op.outputs} | {block.input.name}
-    return dataclasses.replace(block, features=tuple(f for f in block.features
-                                                     if f.name.split("=", 1)[1] in produced))
+    features = tuple(f for f in block.features if f.name.split("=", 1)[1] in produced)
+    return block if len(features) == len(block.features) else dataclasses.replace(block, features=features)
 
 
 def used_param_ids(model: Model) -> set[str]:
