@@ -216,13 +216,38 @@ def embedded_example(name: str) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Check, cost and generate PyTorch code for an embedded example (no files, GPU or network)."""
     name = f"<examples>/{args.example}.liv"
     try:
         text = embedded_example(args.example)
     except FileNotFoundError:
         sys.stderr.write(f"no embedded example '{args.example}'\n")
         return EXIT_USAGE
-    return _report_check(check_source(text, name), name, args.format)
+    check = check_source(text, name)
+    status = _report_check(check, name, args.format)
+    if status != EXIT_OK or args.format == "json":
+        return status
+    analyzed = analyze_checked(check)
+    ctx = Context(batch=1, seq=4096, dtype=DType.BF16)
+    for report in analyzed.reports:
+        sys.stdout.write(render_cost_text(report, ctx))
+    _demo_codegen(check)
+    return EXIT_OK
+
+
+def _demo_codegen(check: CheckResult) -> None:
+    from livc.backends.pytorch.emit_ops import BackendError
+    from livc.backends.pytorch.generate import generate
+    from livc.compiler.pipeline import compile_checked
+
+    for model in compile_checked(check, stop_after="canonicalize").models:
+        try:
+            code = generate(model, "<examples>", "")
+        except BackendError as exc:
+            print(f"PyTorch backend: {exc}")
+            continue
+        print(f"PyTorch backend: generated {len(code.splitlines())} lines for {model.name} "
+              "(write them with `livc build FILE --target torch -o model.py`)")
 
 
 def build_parser() -> argparse.ArgumentParser:
