@@ -110,6 +110,23 @@ def _blocks(model: Model) -> list[Block]:
     return [model.embedding, *(s.block for s in subs), *norms, *filter(None, [model.final_norm]), model.head]
 
 
+# The fields `print_model` writes, per IR node: a field added to `nodes.py` must be added to the
+# printer and the grammar too (this test then fails until it is listed here).
+PRINTED_FIELDS = {
+    Model: "name dtype d_model vocab embedding layers final_norm head params recursion shares budgets context span",
+    Param: "id shape init span", Layer: "index sublayers", Sublayer: "block wrap norm",
+    Block: "kind name args input sections output features span", Section: "role structure nonlinearity sparsity ops",
+    Op: "prim inputs outputs params attrs span", Value: "name type", TensorType: "shape",
+    Recursion: "recursions sharing router capacities kv steps router_params router_args",
+    Share: "kind groups source targets span", Budget: "metric args limit strict span",
+}
+
+
+@pytest.mark.parametrize("node", PRINTED_FIELDS, ids=lambda n: n.__name__)
+def test_printer_knows_every_ir_field(node: type) -> None:
+    assert {f.name for f in dataclasses.fields(node)} == set(PRINTED_FIELDS[node].split())
+
+
 # ---- hand-made models ----------------------------------------------------------------------
 
 
@@ -179,7 +196,8 @@ def test_awkward_names_round_trip(name: str) -> None:
 
 def test_model_records_round_trip() -> None:
     rec = Recursion(recursions=2, sharing="cycle", router="token_choice", capacities=(1, 0.5), kv="kv_share",
-                    steps=((0,), (1,)), router_params=("recursion.router.weight", "r w"))
+                    steps=((0,), (1,)), router_params=("recursion.router.weight", "r w"),
+                    router_args=(("alpha", 1.0), ("activation", "sigmoid"), ("z", None)))
     shares = (Share(kind="features", groups=("k", "v"), source=(1, 0), targets=((4, 0), (5, None))),
               Share(kind="weights", groups=(), source=(0, None), targets=()))
     budgets = (Budget(metric="cache", args=(("batch", 1), ("dtype", "bf16")), limit=1024, strict=True),)
@@ -187,6 +205,10 @@ def test_model_records_round_trip() -> None:
     model = tiny_model(recursion=rec, shares=shares, budgets=budgets, context=2048, dtype=DType.BF16,
                        layers=(layer, dataclasses.replace(layer, index=1)), final_norm=layer.sublayers[0].norm)
     text = check_round_trip(model)
+    assert "router=token_choice(alpha=1.0, activation=\"sigmoid\", z=none)" in text
+    assert parse_ir(text.replace("router=token_choice(alpha", "router=\"token_choice\"(alpha")) == model
+    assert parse_ir(text.replace("(alpha=1.0, activation=\"sigmoid\", z=none)", "")).recursion == \
+        dataclasses.replace(rec, router_args=())
     assert "share features [k, v] from layers[1][0] to [layers[4][0], layers[5]]" in text
     assert "budget cache(batch=1, dtype=\"bf16\") <= 1024 strict" in text
 

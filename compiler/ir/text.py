@@ -277,8 +277,6 @@ class _Call:
     args: Args
 
 
-
-
 @v_args(inline=True)
 class _Builder(Transformer[Token, Model]):
     """Builds IR nodes while the LALR parser reduces (no parse tree is kept). Absent optional parts
