@@ -53,7 +53,8 @@ def test_share_weights_ties_every_parameter() -> None:
 
 
 def test_share_featurizer_ties_only_featurizer_parameters() -> None:
-    body = "    layers: 2 * [GatedShortConv(d) + SwiGLU(d, 64)]\n    share featurizer from layers[0][0] to layers[1][0]\n"
+    body = ("    layers: 2 * [GatedShortConv(d) + SwiGLU(d, 64)]\n"
+            "    share featurizer from layers[0][0] to layers[1][0]\n")
     m = compile_model(body, "expand")
     block = m.layers[1].sublayers[0].block
     featurizer = [pid for s in block.sections if s.role is Role.FEATURIZER for op in s.ops for _, pid in op.params]
