@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from fractions import Fraction
 
 from livc.compiler.analysis.rules import RULES, OpCost, OpView
 from livc.compiler.ir.nodes import Block, Model, Op, Role, TensorType, Wrap
@@ -64,7 +63,7 @@ class CostReport:
 
 def _scale_l(poly: Poly, c: float) -> Poly:
     """Scale only the terms that grow with L (a cache's per-token part)."""
-    factor = Fraction(c).limit_denominator(10**6)
+    factor = c
     return Poly._from({m: coeff * (factor if any(a.name == "L" for a in m) else 1) for m, coeff in poly.terms.items()})
 
 
@@ -210,14 +209,14 @@ def _layer_row_uncached(w: _Walker, index: int, capacity: float, pair_power: int
 def _capacity(cost: Cost, c: float, pair_power: int, w: _Walker, block: Block | None) -> Cost:
     if c == 1.0:
         return cost
-    f = Fraction(c).limit_denominator(10**6)
+    f = c
     # Split prefill into per-token and pair terms again: pair terms are those quadratic in L or with min(L, W).
     prefill = _scale_terms(cost.prefill, f, f**pair_power)
     decode = _scale_terms(cost.decode, f, f * (f if pair_power == 2 else 1), history=True)
     return Cost(cost.params, prefill, decode, _scale_l(cost.cache_min, c), cost.cache_alloc, cost.activations * f)
 
 
-def _scale_terms(poly: Poly, linear_f: Fraction, pair_f: Fraction, history: bool = False) -> Poly:
+def _scale_terms(poly: Poly, linear_f: float, pair_f: float, history: bool = False) -> Poly:
     def is_pair(mono: tuple[Atom, ...]) -> bool:
         if history:
             return any(a.name == "t1" for a in mono)
@@ -255,9 +254,9 @@ def _router_row(w: _Walker) -> Row | None:
     params = sum(w.sizes[p] for p in rec.router_params)
     if rec.router == "expert_choice":
         entering = [1.0] + list(rec.capacities[:-1])
-        flops = sum(Fraction(c).limit_denominator(10**6) for c in entering) * 2 * d
+        flops = sum(entering) * 2 * d
     else:
-        flops = Fraction(2 * d * rec.recursions)
+        flops = 2 * d * rec.recursions
     valid = L * rec.recursions if rec.kv == "recursion_wise" else ZERO  # per-step key validity rows (allocated)
     return Row(key="router", label=f"MoR {rec.router} router",
                total=Cost(params, L * flops, Poly.const(flops), cache_alloc=valid))

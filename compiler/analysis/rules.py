@@ -157,13 +157,14 @@ def long_conv(v: OpView) -> OpCost:
     spec_text = str(v.attr("filter"))
     spec = _filter_spec(spec_text)
     fft = (LOG2_2L * L * 15 + L * 6) * c
-    bias = 2 * c if v.op.param("bias") else 0
+    bias = 2 * c + (c if v.op.param("bias") else 0)  # skip D·u (mul + add), then the optional bias
     if spec_text.startswith("modal_filter"):
         s = int(spec["state"])
         return OpCost(prefill_linear=fft + L * (4 * c * s + bias), decode_token=Poly.const(4 * c * s + bias),
                       cache_min=Poly.const(c * s), cache_alloc=Poly.const(c * s), activations=L * c)
     f, e, inner = int(spec["order"]), int(spec["emb_dim"]), int(spec["inner_layers"])
-    filter_gen = 2 * e * f + 2 * f + inner * (2 * f * f + 2 * f) + 2 * f * c + c
+    # per position: Linear(e->f) + bias + sin(freq * .) -> 2ef + 3f; each inner layer 2f^2 + 3f; out 2fc; window c
+    filter_gen = 2 * e * f + 3 * f + inner * (2 * f * f + 3 * f) + 2 * f * c + c
     return OpCost(prefill_linear=fft + L * (filter_gen + bias), decode_token=Poly.const(bias),
                   decode_history=T1 * (2 * c), cache_min=L * c, cache_alloc=L * c, activations=L * c)
 
@@ -177,7 +178,8 @@ def token_dense(v: OpView) -> OpCost:
 def moe(v: OpView) -> OpCost:
     d = _n(v.out)
     n, k, f, s = (int(v.attr(a, 0)) for a in ("experts", "top_k", "hidden", "shared"))  # type: ignore[arg-type]
-    return per_token(2 * d * n + n + (k + s) * 6 * d * f + 2 * k * d, (k + s) * 3 * f + d)
+    # router 2dn + n; each active expert is a SwiGLU: 6df + 2f (silu, gate product); combine (2k - 1 + s)d
+    return per_token(2 * d * n + n + (k + s) * (6 * d * f + 2 * f) + (2 * k - 1 + s) * d, (k + s) * 3 * f + d)
 
 
 def lm_head(v: OpView) -> OpCost:
