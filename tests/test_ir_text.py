@@ -36,7 +36,7 @@ from livc.compiler.ir.nodes import (
     Value,
     Wrap,
 )
-from livc.compiler.ir.text import IRSyntaxError, parse_ir, print_model
+from livc.compiler.ir.text import IRSyntaxError, make_parser, parse_ir, print_model
 from livc.compiler.pipeline import IR_STAGES, STAGE_NAMES, compile_path
 from livc.dsl.diagnostics import DiagnosticSink
 
@@ -224,6 +224,10 @@ def test_comments_and_whitespace_are_ignored() -> None:
     text = print_model(tiny_model())
     noisy = "// leading comment\n" + text.replace("{\n", "{ // trailing\n\n").replace("  ", "\t")
     assert parse_ir(noisy) == tiny_model()
+
+
+def test_grammar_is_strict() -> None:
+    make_parser(strict=True)  # raises if two terminals collide or the grammar has an LALR conflict
 
 
 # ---- syntax errors -------------------------------------------------------------------------

@@ -8,7 +8,6 @@ from functools import lru_cache
 from importlib import resources
 
 import jinja2
-
 from livc import __version__
 from livc.backends.pytorch.view import build_view
 from livc.compiler.ir.nodes import Model

@@ -9,6 +9,7 @@ Mixture-of-Recursions layers are weighted by their step's capacity (expected cos
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 
 from livc.compiler.analysis.rules import RULES, OpCost, OpView
@@ -30,6 +31,19 @@ class Cost:
     def __add__(self, o: Cost) -> Cost:
         return Cost(self.params + o.params, self.prefill + o.prefill, self.decode + o.decode,
                     self.cache_min + o.cache_min, self.cache_alloc + o.cache_alloc, self.activations + o.activations)
+
+
+def sum_costs(costs: list[Cost]) -> Cost:
+    """Sum many costs at once (one dict per field, no intermediate polynomials)."""
+    acc: list[dict] = [{}, {}, {}, {}, {}]
+    params = 0
+    for c in costs:
+        params += c.params
+        for target, poly in zip(acc, (c.prefill, c.decode, c.cache_min, c.cache_alloc, c.activations)):
+            for mono, coeff in poly.terms.items():
+                target[mono] = target.get(mono, 0) + coeff
+    polys = [Poly({m: c for m, c in d.items() if c}) for d in acc]
+    return Cost(params, *polys)
 
 
 @dataclass(frozen=True)
@@ -67,16 +81,31 @@ def _scale_l(poly: Poly, c: float) -> Poly:
     return Poly._from({m: coeff * (factor if any(a.name == "L" for a in m) else 1) for m, coeff in poly.terms.items()})
 
 
+# Costs depend only on a block's structure (name, arguments, ops and attrs), never on parameter ids,
+# so the memos are shared by every analysis in the process (bounded; the IR is immutable).
+_BLOCK_MEMO: dict[object, list[tuple[str, Cost]]] = {}
+_LAYER_MEMO: dict[object, Row] = {}
+_MEMO_LIMIT = 4096
+
+
+def _bounded(memo: dict) -> dict:
+    if len(memo) > _MEMO_LIMIT:
+        memo.clear()
+    return memo
+
+
 @dataclass
 class _Walker:
     model: Model
     seen: set[str] = field(default_factory=set)
     sizes: dict[str, int] = field(default_factory=dict)
-    memo: dict[object, list[tuple[str, Cost]]] = field(default_factory=dict)
-    layer_memo: dict[object, Row] = field(default_factory=dict)
+    memo: dict[object, list[tuple[str, Cost]]] = field(default_factory=lambda: _BLOCK_MEMO)
+    layer_memo: dict[object, Row] = field(default_factory=lambda: _LAYER_MEMO)
 
     def __post_init__(self) -> None:
-        self.sizes = {p.id: p.numel for p in self.model.params}
+        self.sizes = {p.id: math.prod(p.shape) for p in self.model.params}
+        _bounded(self.memo)
+        _bounded(self.layer_memo)
 
     def new_params(self, ops: tuple[Op, ...]) -> tuple[int, int]:
         """(params first seen here, params already counted elsewhere)."""
@@ -179,8 +208,10 @@ def _with_params(w: _Walker, index: int, row: Row) -> Row:
             if block is not None:
                 n, s = w.new_params(block.ops)
                 new, shared = new + n, shared + s
-    return dataclasses.replace(row, key=str(index), total=dataclasses.replace(row.total, params=new),
-                               shared_params=shared)
+    t = row.total
+    return Row(key=str(index), label=row.label, total=Cost(new, t.prefill, t.decode, t.cache_min, t.cache_alloc,
+                                                           t.activations),
+               parts=row.parts, capacity=row.capacity, shared_params=shared)
 
 
 def _layer_row_uncached(w: _Walker, index: int, capacity: float, pair_power: int) -> Row:
@@ -271,9 +302,7 @@ def analyze(model: Model) -> CostReport:
     embedding_params = embedding.total.params
     rows = [embedding] + [_layer_row(w, i, caps.get(i, 1.0), pair_power) for i in range(len(model.layers))]
     rows += [r for r in (_row(w, "final_norm", model.final_norm), _row(w, "head", model.head), _router_row(w)) if r]
-    total = Cost()
-    for r in rows:
-        total = total + r.total
+    total = sum_costs([r.total for r in rows])
     return CostReport(model=model.name, dtype_bytes=model.dtype.bytes, rows=tuple(rows), total=total,
                       embedding_params=embedding_params)
 

@@ -65,10 +65,16 @@ class IRSyntaxError(Exception):
         self.column = column
 
 
+def make_parser(strict: bool = False) -> Lark:
+    """The LALR parser of `ir.lark`, building nodes as it reduces. `strict` also proves that no two
+    terminals can match the same text (slow: the tests do it once; parse_ir does not)."""
+    grammar = resources.files("livc.compiler.ir").joinpath("ir.lark").read_text(encoding="utf-8")
+    return Lark(grammar, parser="lalr", strict=strict, transformer=_Builder())
+
+
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
-    grammar = resources.files("livc.compiler.ir").joinpath("ir.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", strict=True, transformer=_Builder())
+    return make_parser()
 
 
 @lru_cache(maxsize=1)
