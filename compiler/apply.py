@@ -33,12 +33,18 @@ def call(ev: Evaluator, expr: A.Call, env: Env) -> Value:
         case DefRef(node=A.FnDef()):
             return _fn(ev, callee, expr, args)
         case DefRef(node=A.Def(kind=A.DefKind.MODEL)):
-            return ev.fail("E0202", f"model '{callee.name}' cannot be called", expr.func.span,
-                           "models are built, not called")
+            return ev.fail(
+                "E0202", f"model '{callee.name}' cannot be called", expr.func.span, "models are built, not called"
+            )
         case DefRef():
             return _instantiate(ev, callee, expr, args, env)
-    return ev.fail("E0202", f"{article(type_name(callee))} is not callable", expr.func.span, "not a function or definition",
-                   help=_shadow_hint(expr.func))
+    return ev.fail(
+        "E0202",
+        f"{article(type_name(callee))} is not callable",
+        expr.func.span,
+        "not a function or definition",
+        help=_shadow_hint(expr.func),
+    )
 
 
 def _shadow_hint(func: A.Expr) -> str | None:
@@ -68,15 +74,23 @@ def _fn(ev: Evaluator, ref: DefRef, expr: A.Call, args: list[tuple[A.Arg, Value]
         return POISON
     converted = coerce_for_type(node.result)(result)
     if converted is NOFIT:
-        return ev.fail("E0301", f"'{ref.name}' returns a {type_name(result)}", expr.span,
-                       f"declared to return {node.result.name.name}")
+        return ev.fail(
+            "E0301",
+            f"'{ref.name}' returns a {type_name(result)}",
+            expr.span,
+            f"declared to return {node.result.name.name}",
+        )
     return converted
 
 
 def _instantiate(ev: Evaluator, ref: DefRef, expr: A.Call, args: list[tuple[A.Arg, Value]], env: Env) -> Value:
     if env.in_body:
-        return ev.fail("E0202", f"'{ref.name}' cannot be called inside a liv or op body", expr.func.span,
-                       "definitions are composed in a model's layers")
+        return ev.fail(
+            "E0202",
+            f"'{ref.name}' cannot be called inside a liv or op body",
+            expr.func.span,
+            "definitions are composed in a model's layers",
+        )
     bound = ev.binder.bind(ref.name, ev.param_specs(ref, ref.module), args, expr.span)
     if bound is None:
         return POISON
@@ -112,8 +126,12 @@ def _builtin(ev: Evaluator, name: str, expr: A.Call, args: list[tuple[A.Arg, Val
 
 def _primitive(ev: Evaluator, sig: prim.Signature, expr: A.Call, args: list[tuple[A.Arg, Value]], env: Env) -> Value:
     if not env.in_body:
-        return ev.fail("E0202", f"primitive '{sig.name}' can only be used inside a liv or op body", expr.func.span,
-                       "tensor operation outside a body")
+        return ev.fail(
+            "E0202",
+            f"primitive '{sig.name}' can only be used inside a liv or op body",
+            expr.func.span,
+            "tensor operation outside a body",
+        )
     bound = ev.binder.bind(sig.name, specs_for_signature(sig), args, expr.span)
     if bound is None:
         return POISON

@@ -45,8 +45,13 @@ def _assign(ev: Evaluator, stmt: A.Assign, env: Env) -> None:
     items: tuple[Value, ...] = value.items if isinstance(value, TupleV) else ()
     if value is not POISON and len(items) != len(names):
         got = f"{len(items)} value(s)" if isinstance(value, TupleV) else "one value"
-        ev.fail("E0304", f"cannot unpack {got} into {len(names)} name(s)", stmt.span, "count mismatch",
-                help="split(t, n) makes n feature groups")
+        ev.fail(
+            "E0304",
+            f"cannot unpack {got} into {len(names)} name(s)",
+            stmt.span,
+            "count mismatch",
+            help="split(t, n) makes n feature groups",
+        )
     for i, name in enumerate(names):
         env.locals[name] = items[i] if i < len(items) else POISON
 
@@ -74,5 +79,6 @@ def check_require(ev: Evaluator, stmt: A.Require, env: Env) -> None:
 def _require_error(message: str, cond_span: Span, call_span: Span | None, values: str):  # noqa: ANN202
     if call_span is None:
         return error("E0302", message, cond_span, values or "does not hold")
-    return error("E0302", message, call_span, "in this instantiation",
-                 secondary=(Label(cond_span, values or "required here"),))
+    return error(
+        "E0302", message, call_span, "in this instantiation", secondary=(Label(cond_span, values or "required here"),)
+    )

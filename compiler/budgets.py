@@ -18,21 +18,30 @@ from livc.dsl.diagnostics import Diagnostic, Label, error
 from livc.dsl.lexicon import number_value
 from livc.dsl.source import NO_SPAN, SourceFile, Span
 
-_CLI_BUDGET = re.compile(r"(?P<metric>[a-z_]+)(@(?P<seq>[0-9][0-9A-Za-z_.]*))?\s*(?P<op><=|<)\s*(?P<limit>[0-9][0-9A-Za-z_.]*)\Z")
+_CLI_BUDGET = re.compile(
+    r"(?P<metric>[a-z_]+)(@(?P<seq>[0-9][0-9A-Za-z_.]*))?\s*(?P<op><=|<)\s*(?P<limit>[0-9][0-9A-Za-z_.]*)\Z"
+)
 
 
 def _context(budget: Budget) -> Context:
     args = dict(budget.args)
     dtype = args.get("dtype")
-    return Context(batch=int(args.get("batch", 1) or 1), seq=int(args.get("seq", 4096) or 4096),
-                   dtype=DType(dtype) if isinstance(dtype, str) else None)
+    return Context(
+        batch=int(args.get("batch", 1) or 1),
+        seq=int(args.get("seq", 4096) or 4096),
+        dtype=DType(dtype) if isinstance(dtype, str) else None,
+    )
 
 
 def measure(metric: str, cost: Cost, ctx: Context, dtype_bytes: int, embedding: int = 0) -> float:
     n = numbers(cost, ctx, dtype_bytes)
     return {
-        "params": n.params, "non_embedding_params": n.params - embedding, "cache": n.cache_min_bytes,
-        "cache_alloc": n.cache_alloc_bytes, "activations": n.activation_bytes, "flops_per_token": n.decode_flops,
+        "params": n.params,
+        "non_embedding_params": n.params - embedding,
+        "cache": n.cache_min_bytes,
+        "cache_alloc": n.cache_alloc_bytes,
+        "activations": n.activation_bytes,
+        "flops_per_token": n.decode_flops,
         "prefill_flops": n.prefill_flops,
     }[metric]
 
@@ -83,14 +92,18 @@ def check_budget(model: Model, report: CostReport, budget: Budget) -> Diagnostic
     if not over:
         return None
     top = _top_rows(report, budget, ctx)
-    notes = tuple(f"{r.label} ({'layer ' + r.key if r.key.isdigit() else r.key}): {_fmt(budget.metric, v)}"
-                  for r, v in top)
+    notes = tuple(
+        f"{r.label} ({'layer ' + r.key if r.key.isdigit() else r.key}): {_fmt(budget.metric, v)}" for r, v in top
+    )
     where = f" at batch {ctx.batch}, seq {ctx.seq}" if budget.metric not in ("params", "non_embedding_params") else ""
-    return error("E0402", f"budget exceeded: {budget.metric} = {_fmt(budget.metric, value)}{where}",
-                 budget.span if budget.span is not NO_SPAN else model.span,
-                 f"limit {'<' if budget.strict else '<='} {_fmt(budget.metric, budget.limit)}",
-                 secondary=_labels(model, top, budget.metric),
-                 notes=("largest contributors: " + "; ".join(notes),))
+    return error(
+        "E0402",
+        f"budget exceeded: {budget.metric} = {_fmt(budget.metric, value)}{where}",
+        budget.span if budget.span is not NO_SPAN else model.span,
+        f"limit {'<' if budget.strict else '<='} {_fmt(budget.metric, budget.limit)}",
+        secondary=_labels(model, top, budget.metric),
+        notes=("largest contributors: " + "; ".join(notes),),
+    )
 
 
 def check_budgets(model: Model, report: CostReport, extra: tuple[Budget, ...] = ()) -> list[Diagnostic]:
@@ -120,5 +133,10 @@ def parse_cli_budget(text: str, dtype: str = "bf16", batch: int = 1) -> Budget:
     if "seq" in prim.BUDGET_METRICS[metric]:
         args = (("seq", seq or 4096),) + ((("batch", batch), ("dtype", dtype)) if metric != "flops_per_token" else ())
     source = SourceFile("<command line>", text)
-    return Budget(metric=metric, args=args, limit=limit, strict=m["op"] == "<",  # type: ignore[arg-type]
-                  span=Span(source, 0, len(text)))
+    return Budget(
+        metric=metric,
+        args=args,
+        limit=limit,
+        strict=m["op"] == "<",  # type: ignore[arg-type]
+        span=Span(source, 0, len(text)),
+    )

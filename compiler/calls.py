@@ -84,7 +84,9 @@ _KIND_COERCE: dict[prim.Kind, Coerce] = {
     prim.Kind.FLOAT: _scalar("float"),
     prim.Kind.BOOL: _scalar("bool"),
     prim.Kind.SYMBOL: _scalar("symbol"),
-    prim.Kind.FILTER: lambda v: v if isinstance(v, BuilderV) and v.name in ("implicit_filter", "modal_filter") else NOFIT,
+    prim.Kind.FILTER: lambda v: (
+        v if isinstance(v, BuilderV) and v.name in ("implicit_filter", "modal_filter") else NOFIT
+    ),
     prim.Kind.INTS: _list_of(_scalar("int")),
     prim.Kind.ANY: lambda v: v,
 }
@@ -124,20 +126,28 @@ class Binder:
             ok &= self._bind_one(callee, spec, given, bound, call_span)
         return bound if ok else None
 
-    def _positional(self, callee: str, specs: list[ParamSpec], args: list[tuple[A.Arg, Value]],
-                    given: dict[str, tuple[Span, Value]]) -> bool:
+    def _positional(
+        self, callee: str, specs: list[ParamSpec], args: list[tuple[A.Arg, Value]], given: dict[str, tuple[Span, Value]]
+    ) -> bool:
         positional = [(a, v) for a, v in args if a.name is None]
         if len(positional) > len(specs):
             extra = positional[len(specs)][0]
-            self.sink.report(error("E0206", f"'{callee}' takes at most {len(specs)} positional argument(s)",
-                                   extra.span, f"{len(positional)} given"))
+            self.sink.report(
+                error(
+                    "E0206",
+                    f"'{callee}' takes at most {len(specs)} positional argument(s)",
+                    extra.span,
+                    f"{len(positional)} given",
+                )
+            )
             return False
         for spec, (arg, value) in zip(specs, positional):
             given[spec.name] = (arg.span, value)
         return True
 
-    def _keywords(self, callee: str, specs: list[ParamSpec], args: list[tuple[A.Arg, Value]],
-                  given: dict[str, tuple[Span, Value]]) -> bool:
+    def _keywords(
+        self, callee: str, specs: list[ParamSpec], args: list[tuple[A.Arg, Value]], given: dict[str, tuple[Span, Value]]
+    ) -> bool:
         names = {s.name for s in specs}
         ok = True
         for arg, value in args:
@@ -145,33 +155,62 @@ class Binder:
                 continue
             key = arg.name.name
             if key not in names:
-                self.sink.report(error("E0203", f"'{callee}' has no parameter '{key}'", arg.name.span,
-                                       "unknown keyword", help=suggest(key, names)))
+                self.sink.report(
+                    error(
+                        "E0203",
+                        f"'{callee}' has no parameter '{key}'",
+                        arg.name.span,
+                        "unknown keyword",
+                        help=suggest(key, names),
+                    )
+                )
                 ok = False
             elif key in given:
-                self.sink.report(error("E0210", f"argument '{key}' given twice", arg.span, "again here",
-                                       secondary=(Label(given[key][0], "first here"),)))
+                self.sink.report(
+                    error(
+                        "E0210",
+                        f"argument '{key}' given twice",
+                        arg.span,
+                        "again here",
+                        secondary=(Label(given[key][0], "first here"),),
+                    )
+                )
                 ok = False
             else:
                 given[key] = (arg.span, value)
         return ok
 
-    def _bind_one(self, callee: str, spec: ParamSpec, given: dict[str, tuple[Span, Value]],
-                  bound: dict[str, Value], call_span: Span) -> bool:
+    def _bind_one(
+        self,
+        callee: str,
+        spec: ParamSpec,
+        given: dict[str, tuple[Span, Value]],
+        bound: dict[str, Value],
+        call_span: Span,
+    ) -> bool:
         if spec.name in given:
             span, value = given[spec.name]
         elif spec.default is not None:
             span, value = call_span, spec.default(bound)
         else:
-            self.sink.report(error("E0204", f"missing argument '{spec.name}' for '{callee}'", call_span,
-                                   f"'{spec.name}' is required"))
+            self.sink.report(
+                error(
+                    "E0204", f"missing argument '{spec.name}' for '{callee}'", call_span, f"'{spec.name}' is required"
+                )
+            )
             return False
         if value is POISON:
             return False
         converted = spec.coerce(value)
         if converted is NOFIT:
-            self.sink.report(error("E0301", f"'{spec.name}' of '{callee}' must be {spec.type_text}", span,
-                                   f"got {type_name(value)} {_show(value)}".rstrip()))
+            self.sink.report(
+                error(
+                    "E0301",
+                    f"'{spec.name}' of '{callee}' must be {spec.type_text}",
+                    span,
+                    f"got {type_name(value)} {_show(value)}".rstrip(),
+                )
+            )
             return False
         bound[spec.name] = converted  # type: ignore[assignment]
         return True

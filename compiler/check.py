@@ -53,8 +53,15 @@ def _is_model(item: A.Item) -> bool:
 
 def _too_deep(sink: DiagnosticSink, name: str, text: str) -> None:
     source = SourceFile(name, text)
-    sink.report(error("E0110", "program nested too deeply", Span(source, 0, min(1, len(text))),
-                      "livc gave up here", help="split long expressions into `let` bindings"))
+    sink.report(
+        error(
+            "E0110",
+            "program nested too deeply",
+            Span(source, 0, min(1, len(text))),
+            "livc gave up here",
+            help="split long expressions into `let` bindings",
+        )
+    )
 
 
 def check_source(text: str, name: str = "<string>") -> CheckResult:

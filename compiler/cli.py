@@ -1,12 +1,12 @@
 """The `livc` command line. The only module that reads argv or the environment.
 
-    livc check FILE... [--budget B]   check files: names, shapes, costs, budgets (exit 1 on errors)
-    livc cost FILE... [--seq N] [--batch B] [--dtype D] [--json] [--compare] [--plot P --seq A:B]
-    livc ir FILE [--stage NAME] [--verify]   print the IR after a pipeline stage
-    livc build FILE --target torch -o OUT.py   write a standalone PyTorch module
-    livc fmt FILE... [--check]    format in place (atomically), or only report (exit 1 if unformatted)
-    livc explain CODE             what a diagnostic code means
-    livc demo                     the main job on an embedded default (the shipped LFM2-350M example)
+livc check FILE... [--budget B]   check files: names, shapes, costs, budgets (exit 1 on errors)
+livc cost FILE... [--seq N] [--batch B] [--dtype D] [--json] [--compare] [--plot P --seq A:B]
+livc ir FILE [--stage NAME] [--verify]   print the IR after a pipeline stage
+livc build FILE --target torch -o OUT.py   write a standalone PyTorch module
+livc fmt FILE... [--check]    format in place (atomically), or only report (exit 1 if unformatted)
+livc explain CODE             what a diagnostic code means
+livc demo                     the main job on an embedded default (the shipped LFM2-350M example)
 """
 
 from __future__ import annotations
@@ -61,8 +61,7 @@ def _report_check(result: CheckResult, name: str, fmt: str, budgets: tuple[Budge
     _print_diagnostics(analyzed.diagnostics, fmt)
     if fmt == "text" and analyzed.ok:
         for model, report in zip(result.models, analyzed.reports):
-            print(f"{name}: ok: {_summary(model)}; {report.params:,} params; "
-                  f"cache {report.total.cache_min} elements")
+            print(f"{name}: ok: {_summary(model)}; {report.params:,} params; cache {report.total.cache_min} elements")
         if not result.models:
             print(f"{name}: ok (no models)")
     return EXIT_OK if analyzed.ok else EXIT_ERRORS
@@ -70,8 +69,9 @@ def _report_check(result: CheckResult, name: str, fmt: str, budgets: tuple[Budge
 
 def _cli_budgets(args: argparse.Namespace) -> tuple[Budget, ...] | None:
     try:
-        return tuple(parse_cli_budget(b, getattr(args, "dtype", "bf16"), getattr(args, "batch", 1))
-                     for b in args.budget or ())
+        return tuple(
+            parse_cli_budget(b, getattr(args, "dtype", "bf16"), getattr(args, "batch", 1)) for b in args.budget or ()
+        )
     except BudgetSyntaxError as exc:
         sys.stderr.write(f"error: invalid --budget '{exc.text}': {exc.reason}\n")
         return None
@@ -246,8 +246,10 @@ def _demo_codegen(check: CheckResult) -> None:
         except BackendError as exc:
             print(f"PyTorch backend: {exc}")
             continue
-        print(f"PyTorch backend: generated {len(code.splitlines())} lines for {model.name} "
-              "(write them with `livc build FILE --target torch -o model.py`)")
+        print(
+            f"PyTorch backend: generated {len(code.splitlines())} lines for {model.name} "
+            "(write them with `livc build FILE --target torch -o model.py`)"
+        )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -264,8 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     cost.add_argument("--compare", action="store_true", help="side-by-side totals of several files")
     cost.add_argument("--plot", metavar="PNG", help="plot cache bytes against sequence length (log axes)")
     for p in (check, cost):
-        p.add_argument("--budget", action="append", metavar="SPEC",
-                       help="extra budget, e.g. params<=400M or cache@32768<=64MiB (repeatable)")
+        p.add_argument(
+            "--budget",
+            action="append",
+            metavar="SPEC",
+            help="extra budget, e.g. params<=400M or cache@32768<=64MiB (repeatable)",
+        )
     ir = sub.add_parser("ir", help="print the IR after a pipeline stage")
     ir.add_argument("file")
     ir.add_argument("--stage", choices=STAGE_NAMES, default="lower")
@@ -288,8 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"check": cmd_check, "cost": cmd_cost, "ir": cmd_ir, "build": cmd_build, "fmt": cmd_fmt,
-            "explain": cmd_explain, "demo": cmd_demo}
+COMMANDS = {
+    "check": cmd_check,
+    "cost": cmd_cost,
+    "ir": cmd_ir,
+    "build": cmd_build,
+    "fmt": cmd_fmt,
+    "explain": cmd_explain,
+    "demo": cmd_demo,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -301,8 +314,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # an internal compiler error: never a bare traceback for users
         if os.environ.get("LIVC_DEBUG"):
             raise
-        sys.stderr.write(f"internal compiler error: {type(exc).__name__}: {exc}\n"
-                         "this is a bug in livc; rerun with LIVC_DEBUG=1 for a traceback\n")
+        sys.stderr.write(
+            f"internal compiler error: {type(exc).__name__}: {exc}\n"
+            "this is a bug in livc; rerun with LIVC_DEBUG=1 for a traceback\n"
+        )
         return EXIT_INTERNAL
 
 

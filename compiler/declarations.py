@@ -59,8 +59,12 @@ def _layer_ref(ev: Evaluator, expr: A.Expr, env: Env, layers: list[LayerV]) -> L
     sub = ev.eval(parts[1], env)
     if not isinstance(sub, int) or isinstance(sub, bool) or not 0 <= sub < count:
         if sub is not POISON:
-            ev.fail("E0306", f"sublayer index {sub} is out of range", parts[1].span,
-                    f"layers[{layer}] has {count} sublayer(s)")
+            ev.fail(
+                "E0306",
+                f"sublayer index {sub} is out of range",
+                parts[1].span,
+                f"layers[{layer}] has {count} sublayer(s)",
+            )
         return None
     return LayerRef(layer=layer, sublayer=sub, span=expr.span)
 
@@ -104,12 +108,21 @@ def _check_group_share(ev: Evaluator, stmt: A.Share, source: LayerRef, target: L
         missing = [g for g in stmt.groups if g.name not in groups]
         if missing:
             names = ", ".join(f"'{g.name}'" for g in missing)
-            ev.fail("E0310", f"{_sublayer(layers, ref).name} has no feature group {names}", missing[0].span,
-                    f"not in {ref}", help=f"its feature groups are {', '.join(sorted(groups))}")
+            ev.fail(
+                "E0310",
+                f"{_sublayer(layers, ref).name} has no feature group {names}",
+                missing[0].span,
+                f"not in {ref}",
+                help=f"its feature groups are {', '.join(sorted(groups))}",
+            )
             return False
     if stmt.kind is A.ShareKind.FEATURIZER and _sublayer(layers, source).name != _sublayer(layers, target).name:
-        ev.fail("E0310", "featurizer sharing needs LIVs of the same kind", target.span,
-                f"{_sublayer(layers, target).name} vs {_sublayer(layers, source).name}")
+        ev.fail(
+            "E0310",
+            "featurizer sharing needs LIVs of the same kind",
+            target.span,
+            f"{_sublayer(layers, target).name} vs {_sublayer(layers, source).name}",
+        )
         ok = False
     return ok
 
@@ -124,8 +137,15 @@ def share_decls(ev: Evaluator, stmts: list[A.Share], env: Env, layers: list[Laye
         if source is None or len(targets) != len(stmt.targets):
             continue
         if all([_check_share(ev, stmt, source, t, layers) for t in targets]):
-            out.append(ShareDecl(kind=stmt.kind, groups=tuple(g.name for g in stmt.groups), source=source,
-                                 targets=tuple(targets), span=stmt.span))
+            out.append(
+                ShareDecl(
+                    kind=stmt.kind,
+                    groups=tuple(g.name for g in stmt.groups),
+                    source=source,
+                    targets=tuple(targets),
+                    span=stmt.span,
+                )
+            )
     return tuple(out)
 
 
@@ -174,8 +194,12 @@ def _mor_checked(ev: Evaluator, value: BuilderV, n_layers: int, span: Span) -> M
 def _mor_depth_ok(ev: Evaluator, sharing: str, recursions: int, n_layers: int, span: Span) -> bool:
     unique = _MOR_DEPTH[sharing]
     if n_layers - unique < recursions or (n_layers - unique) % recursions:
-        ev.fail("E0311", f"{n_layers} layers cannot be shared {sharing} over {recursions} recursions", span,
-                f"({n_layers} - {unique}) must be a positive multiple of {recursions}")
+        ev.fail(
+            "E0311",
+            f"{n_layers} layers cannot be shared {sharing} over {recursions} recursions",
+            span,
+            f"({n_layers} - {unique}) must be a positive multiple of {recursions}",
+        )
         return False
     return True
 
@@ -197,9 +221,13 @@ def _capacities(ev: Evaluator, router: BuilderV, recursions: int) -> tuple[float
     rising = [i for i in range(1, len(caps)) if caps[i] > caps[i - 1]]
     if rising:
         i = rising[0]
-        ev.fail("E0311", "MoR capacities must not increase", span,
-                f"step {i} keeps {caps[i]} > step {i - 1} keeps {caps[i - 1]}",
-                help="tokens dropped at one recursion cannot come back at a later one")
+        ev.fail(
+            "E0311",
+            "MoR capacities must not increase",
+            span,
+            f"step {i} keeps {caps[i]} > step {i - 1} keeps {caps[i - 1]}",
+            help="tokens dropped at one recursion cannot come back at a later one",
+        )
         return None
     return caps
 
@@ -214,8 +242,13 @@ def budget_decls(ev: Evaluator, items: list[A.BudgetItem], env: Env) -> tuple[Bu
 def _budget(ev: Evaluator, item: A.BudgetItem, env: Env) -> BudgetDecl | None:
     metric = item.metric.name
     if metric not in prim.BUDGET_METRICS:
-        ev.fail("E0401", f"unknown budget metric '{metric}'", item.metric.span, "not a metric",
-                help=suggest(metric, set(prim.BUDGET_METRICS)) or f"metrics: {', '.join(prim.BUDGET_METRICS)}")
+        ev.fail(
+            "E0401",
+            f"unknown budget metric '{metric}'",
+            item.metric.span,
+            "not a metric",
+            help=suggest(metric, set(prim.BUDGET_METRICS)) or f"metrics: {', '.join(prim.BUDGET_METRICS)}",
+        )
         return None
     if item.op not in (A.BinOpKind.LE, A.BinOpKind.LT):
         ev.fail("E0401", "a budget is an upper bound: use <= or <", item.span, f"'{item.op.value}'")
@@ -237,14 +270,23 @@ def _budget_args(ev: Evaluator, item: A.BudgetItem, env: Env) -> tuple[tuple[str
         key = arg.name.name if arg.name is not None else None
         if key is None or key not in allowed:
             span = arg.name.span if arg.name is not None else arg.span
-            ev.fail("E0401", f"'{item.metric.name}' takes {', '.join(allowed) or 'no'} argument(s) by keyword", span,
-                    "unknown budget argument", help=suggest(key, set(allowed)) if key else None)
+            ev.fail(
+                "E0401",
+                f"'{item.metric.name}' takes {', '.join(allowed) or 'no'} argument(s) by keyword",
+                span,
+                "unknown budget argument",
+                help=suggest(key, set(allowed)) if key else None,
+            )
             return None
         value = ev.eval(arg.value, env)
         if not _budget_arg_ok(key, value):
             if value is not POISON:
-                ev.fail("E0301", f"budget argument '{key}' has the wrong type", arg.value.span,
-                        "expected a dtype" if key == "dtype" else "expected a positive int")
+                ev.fail(
+                    "E0301",
+                    f"budget argument '{key}' has the wrong type",
+                    arg.value.span,
+                    "expected a dtype" if key == "dtype" else "expected a positive int",
+                )
             return None
         out.append((key, value))
     return tuple(out)

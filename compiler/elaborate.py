@@ -71,9 +71,13 @@ def _layers(ev: Evaluator, value: Value, span: Span) -> list[LayerV] | None:
     bad = [(i, item) for i, (item, layer) in enumerate(zip(items, layers)) if layer is None]
     if bad:
         index, item = bad[0]
-        ev.fail("E0301", "layers must be a list of layers", span,
-                f"element {index} is a {type_name(item)}" if isinstance(value, ListV) else f"a {type_name(item)}",
-                help="a layer is one or more liv/op instances joined by '+'")
+        ev.fail(
+            "E0301",
+            "layers must be a list of layers",
+            span,
+            f"element {index} is a {type_name(item)}" if isinstance(value, ListV) else f"a {type_name(item)}",
+            help="a layer is one or more liv/op instances joined by '+'",
+        )
         return None
     if not layers:
         ev.fail("E0304", "a model needs at least one layer", span, "empty layer list")
@@ -147,8 +151,18 @@ def _assemble(ev: Evaluator, module: str, node: A.Def, env: Env, scratch: ModelS
     if layers is None or embedding is None or head is None:
         return None
     return ElaboratedModel(
-        name=node.name.name, module=module, args=tuple((p.name.name, env.locals[p.name.name]) for p in node.params),
+        name=node.name.name,
+        module=module,
+        args=tuple((p.name.name, env.locals[p.name.name]) for p in node.params),
         embedding=embedding,
-        layers=tuple(layers), norm=norm, final_norm=final_norm, head=head, recursion=recursion,
-        dtype=dtype, context=context, shares=shares, budgets=budgets, span=node.span,  # type: ignore[arg-type]
+        layers=tuple(layers),
+        norm=norm,
+        final_norm=final_norm,
+        head=head,
+        recursion=recursion,
+        dtype=dtype,
+        context=context,
+        shares=shares,
+        budgets=budgets,
+        span=node.span,  # type: ignore[arg-type]
     )

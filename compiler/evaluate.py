@@ -93,8 +93,12 @@ class Evaluator:
             return value
         converted = coerce_for_type(node.type)(value)
         if converted is NOFIT:
-            return self.fail("E0301", f"'{node.name.name}' is declared {type_text(node.type)}", node.value.span,
-                             f"got {type_name(value)}")
+            return self.fail(
+                "E0301",
+                f"'{node.name.name}' is declared {type_text(node.type)}",
+                node.value.span,
+                f"got {type_name(value)}",
+            )
         return converted
 
     def name(self, ident: A.Ident, env: Env) -> Value:
@@ -167,12 +171,17 @@ class Evaluator:
         if base is POISON:
             return POISON
         if not isinstance(base, NamespaceV):
-            return self.fail("E0301", f"a {type_name(base)} has no attribute '{expr.attr.name}'", expr.attr.span,
-                             "unknown attribute")
+            return self.fail(
+                "E0301", f"a {type_name(base)} has no attribute '{expr.attr.name}'", expr.attr.span, "unknown attribute"
+            )
         symbol = lookup(self.tables, base.module, expr.attr.name)
         if not isinstance(symbol, LocalDef):
-            return self.fail("E0209", f"'{expr.attr.name}' is not defined in '{base.module}'", expr.attr.span,
-                             "not found in that module")
+            return self.fail(
+                "E0209",
+                f"'{expr.attr.name}' is not defined in '{base.module}'",
+                expr.attr.span,
+                "not found in that module",
+            )
         return self.global_value(base.module, symbol, expr.attr.span)
 
     def _index(self, expr: A.Index, env: Env) -> Value:
@@ -180,11 +189,16 @@ class Evaluator:
         if base is POISON or index is POISON:
             return POISON
         if not isinstance(base, ListV) or not isinstance(index, int) or isinstance(index, bool) or expr.stop:
-            return self.fail("E0301", f"cannot index a {type_name(base)} with a {type_name(index)}", expr.span,
-                             "lists are indexed by an int")
+            return self.fail(
+                "E0301",
+                f"cannot index a {type_name(base)} with a {type_name(index)}",
+                expr.span,
+                "lists are indexed by an int",
+            )
         if not -len(base.items) <= index < len(base.items):
-            return self.fail("E0304", f"index {index} out of range", expr.index.span,
-                             f"the list has {len(base.items)} element(s)")
+            return self.fail(
+                "E0304", f"index {index} out of range", expr.index.span, f"the list has {len(base.items)} element(s)"
+            )
         return base.items[index]
 
     def _with(self, expr: A.With, env: Env) -> Value:
@@ -192,11 +206,19 @@ class Evaluator:
         if value is POISON or wrapper is POISON:
             return POISON
         if not isinstance(value, Instance):
-            return self.fail("E0301", f"only a liv or op instance can be wrapped, not a {type_name(value)}",
-                             expr.value.span, "not an instance")
+            return self.fail(
+                "E0301",
+                f"only a liv or op instance can be wrapped, not a {type_name(value)}",
+                expr.value.span,
+                "not an instance",
+            )
         if not isinstance(wrapper, BuilderV) or wrapper.name not in ("pre_norm", "post_norm", "no_residual"):
-            return self.fail("E0301", "`with` takes pre_norm(norm), post_norm(norm) or no_residual()",
-                             expr.wrapper.span, "not a wrapper")
+            return self.fail(
+                "E0301",
+                "`with` takes pre_norm(norm), post_norm(norm) or no_residual()",
+                expr.wrapper.span,
+                "not a wrapper",
+            )
         return Sublayer(value, wrapper)
 
     # ---- definitions ----------------------------------------------------------------------
@@ -211,8 +233,13 @@ class Evaluator:
             assert default_expr is not None
             return self.eval(default_expr, Env(module, dict(bound)))
 
-        return ParamSpec(param.name.name, type_text(param.type), coerce_for_type(param.type),
-                         default if default_expr is not None else None, param.span)
+        return ParamSpec(
+            param.name.name,
+            type_text(param.type),
+            coerce_for_type(param.type),
+            default if default_expr is not None else None,
+            param.span,
+        )
 
 
 def builtin_value(name: str) -> Value:

@@ -79,9 +79,17 @@ class Loader:
             return None
         key, source = located
         if key in self._stack:
-            chain = " -> ".join(_key_display(k) for k in self._stack[self._stack.index(key):] + [key])
-            self.sink.report(error("E0208", "import cycle", ref.span, f"'{ref.display}' is already being imported",
-                                   notes=(f"cycle: {chain}",), help="move the shared definitions into a third module"))
+            chain = " -> ".join(_key_display(k) for k in self._stack[self._stack.index(key) :] + [key])
+            self.sink.report(
+                error(
+                    "E0208",
+                    "import cycle",
+                    ref.span,
+                    f"'{ref.display}' is already being imported",
+                    notes=(f"cycle: {chain}",),
+                    help="move the shared definitions into a third module",
+                )
+            )
             return None
         if key not in self.program.modules and source is not None:
             self._load(source, key)
@@ -138,7 +146,9 @@ def _imports(module: A.Module) -> list[A.Import | A.FromImport]:
 
 def load_text(text: str, name: str, sink: DiagnosticSink) -> Program:
     """Load a program whose root is in-memory text (relative imports resolve against the cwd)."""
-    return Loader(sink).load_root(SourceFile(name, text), str(Path(name).resolve()) if not name.startswith("<") else name)
+    return Loader(sink).load_root(
+        SourceFile(name, text), str(Path(name).resolve()) if not name.startswith("<") else name
+    )
 
 
 def load_path(path: Path, sink: DiagnosticSink) -> Program | None:

@@ -14,12 +14,20 @@ MAX_LIST_ITEMS = 100_000
 MAX_INT_BITS = 256
 
 _ARITH: dict[Op, Callable[[float, float], float]] = {
-    Op.ADD: operator.add, Op.SUB: operator.sub, Op.MUL: operator.mul,
-    Op.FLOORDIV: operator.floordiv, Op.MOD: operator.mod, Op.POW: operator.pow,
+    Op.ADD: operator.add,
+    Op.SUB: operator.sub,
+    Op.MUL: operator.mul,
+    Op.FLOORDIV: operator.floordiv,
+    Op.MOD: operator.mod,
+    Op.POW: operator.pow,
 }
 _COMPARE: dict[Op, Callable[[float, float], bool]] = {
-    Op.LT: operator.lt, Op.LE: operator.le, Op.GT: operator.gt, Op.GE: operator.ge,
-    Op.EQ: operator.eq, Op.NE: operator.ne,
+    Op.LT: operator.lt,
+    Op.LE: operator.le,
+    Op.GT: operator.gt,
+    Op.GE: operator.ge,
+    Op.EQ: operator.eq,
+    Op.NE: operator.ne,
 }
 
 
@@ -62,8 +70,12 @@ class Operators:
         return self._mismatch(op, left, right, span)
 
     def _mismatch(self, op: Op, left: Value, right: Value, span: Span) -> Value:
-        return self.fail("E0301", f"cannot apply '{op.value}' to {type_name(left)} and {type_name(right)}", span,
-                         f"{type_name(left)} {op.value} {type_name(right)}")
+        return self.fail(
+            "E0301",
+            f"cannot apply '{op.value}' to {type_name(left)} and {type_name(right)}",
+            span,
+            f"{type_name(left)} {op.value} {type_name(right)}",
+        )
 
     def _numeric(self, op: Op, a: float, b: float, span: Span) -> Value:
         if op in _COMPARE:

@@ -65,13 +65,21 @@ class Resolver:
             if ident in local or ident in self.table or ident in BUILTIN_NAMES:
                 continue
             hint = suggest(ident, local | set(self.table) | BUILTIN_NAMES)
-            self.sink.report(error("E0201", f"cannot find '{ident}' in this scope", name.span, "not defined",
-                                   help=hint))
+            self.sink.report(
+                error("E0201", f"cannot find '{ident}' in this scope", name.span, "not defined", help=hint)
+            )
 
     def check_type(self, ref: A.TypeRef | None) -> None:
         if ref is not None and ref.name.name not in TYPE_NAMES:
-            self.sink.report(error("E0305", f"unknown type '{ref.name.name}'", ref.name.span,
-                                   f"types are {', '.join(sorted(TYPE_NAMES))}", help=suggest(ref.name.name, TYPE_NAMES)))
+            self.sink.report(
+                error(
+                    "E0305",
+                    f"unknown type '{ref.name.name}'",
+                    ref.name.span,
+                    f"types are {', '.join(sorted(TYPE_NAMES))}",
+                    help=suggest(ref.name.name, TYPE_NAMES),
+                )
+            )
 
     def check_params(self, params: tuple[A.Param, ...]) -> set[str]:
         local: set[str] = set()
@@ -80,8 +88,14 @@ class Resolver:
             if param.default is not None:
                 self.check_expr(param.default, local)
             if param.name.name in local:
-                self.sink.report(error("E0205", f"parameter '{param.name.name}' is declared twice", param.name.span,
-                                       "duplicate parameter"))
+                self.sink.report(
+                    error(
+                        "E0205",
+                        f"parameter '{param.name.name}' is declared twice",
+                        param.name.span,
+                        "duplicate parameter",
+                    )
+                )
             local.add(param.name.name)
         return local
 
@@ -147,47 +161,91 @@ def _check_sections(definition: A.Def, sink: DiagnosticSink) -> None:
         seen.setdefault(stmt.kind, stmt)
     for kind in (A.SectionKind.TOKEN_MIX, A.SectionKind.CHANNEL_MIX):
         if kind not in seen:
-            sink.report(error("E0308", f"liv '{definition.name.name}' has no {kind.value} section", definition.name.span,
-                              f"missing `{kind.value}`", help="a LIV names its token-mixing and channel-mixing parts"))
+            sink.report(
+                error(
+                    "E0308",
+                    f"liv '{definition.name.name}' has no {kind.value} section",
+                    definition.name.span,
+                    f"missing `{kind.value}`",
+                    help="a LIV names its token-mixing and channel-mixing parts",
+                )
+            )
     channel = seen.get(A.SectionKind.CHANNEL_MIX)
     if channel is not None and not _returns(channel.body):
-        sink.report(error("E0308", "channel_mix does not return the LIV's output", channel.span,
-                          "add `return <expr>` at the end"))
+        sink.report(
+            error(
+                "E0308", "channel_mix does not return the LIV's output", channel.span, "add `return <expr>` at the end"
+            )
+        )
 
 
 def _check_section(section: A.Section, seen: dict[A.SectionKind, A.Section], sink: DiagnosticSink) -> None:
     if section.kind in seen:
-        sink.report(error("E0211", f"second {section.kind.value} section", section.span, "duplicate section",
-                          secondary=(Label(seen[section.kind].span, "first one here"),)))
+        sink.report(
+            error(
+                "E0211",
+                f"second {section.kind.value} section",
+                section.span,
+                "duplicate section",
+                secondary=(Label(seen[section.kind].span, "first one here"),),
+            )
+        )
     later = [k for k in seen if _SECTION_ORDER.index(k) > _SECTION_ORDER.index(section.kind)]
     if later:
-        sink.report(error("E0211", f"{section.kind.value} after {later[0].value}", section.span, "out of order",
-                          help="sections come in the order featurizer, token_mix, channel_mix"))
+        sink.report(
+            error(
+                "E0211",
+                f"{section.kind.value} after {later[0].value}",
+                section.span,
+                "out of order",
+                help="sections come in the order featurizer, token_mix, channel_mix",
+            )
+        )
     allowed = _STRUCTURES.get(section.kind)
     if allowed is None:
         if section.structure is not None:
-            sink.report(error("E0305", "featurizer sections take no structure name", section.structure.span,
-                              "remove this"))
+            sink.report(
+                error("E0305", "featurizer sections take no structure name", section.structure.span, "remove this")
+            )
         return
     if section.structure is None or section.structure.name not in allowed:
         span = section.structure.span if section.structure is not None else section.span
         got = section.structure.name if section.structure is not None else "nothing"
-        sink.report(error("E0305", f"unknown {section.kind.value} structure '{got}'", span,
-                          f"expected one of {', '.join(allowed)}",
-                          help=suggest(got, set(allowed)) if section.structure is not None else None))
+        sink.report(
+            error(
+                "E0305",
+                f"unknown {section.kind.value} structure '{got}'",
+                span,
+                f"expected one of {', '.join(allowed)}",
+                help=suggest(got, set(allowed)) if section.structure is not None else None,
+            )
+        )
 
 
 def _check_sections_only_in_livs(definition: A.Def, sink: DiagnosticSink) -> None:
     for stmt in definition.body:
         if isinstance(stmt, A.Section) and definition.kind is not A.DefKind.LIV:
-            sink.report(error("E0211", f"sections are only allowed in `liv` definitions, not in `{definition.kind.value}`",
-                              stmt.span, "not allowed here"))
+            sink.report(
+                error(
+                    "E0211",
+                    f"sections are only allowed in `liv` definitions, not in `{definition.kind.value}`",
+                    stmt.span,
+                    "not allowed here",
+                )
+            )
         if isinstance(stmt, (A.Field, A.Override, A.Share, A.Budget)) and definition.kind is not A.DefKind.MODEL:
-            sink.report(error("E0211", "only models have fields, overrides, sharing and budgets", stmt.span,
-                              "not allowed here"))
+            sink.report(
+                error("E0211", "only models have fields, overrides, sharing and budgets", stmt.span, "not allowed here")
+            )
         if isinstance(stmt, (A.Assign, A.Return, A.If)) and definition.kind is A.DefKind.MODEL:
-            sink.report(error("E0211", "models bind values with `let` and set fields with `name: value`", stmt.span,
-                              "not allowed in a model"))
+            sink.report(
+                error(
+                    "E0211",
+                    "models bind values with `let` and set fields with `name: value`",
+                    stmt.span,
+                    "not allowed in a model",
+                )
+            )
 
 
 def _check_model_fields(definition: A.Def, sink: DiagnosticSink) -> None:
@@ -197,21 +255,47 @@ def _check_model_fields(definition: A.Def, sink: DiagnosticSink) -> None:
             continue
         name = stmt.name.name
         if name not in prim.MODEL_FIELDS:
-            sink.report(error("E0309", f"unknown model field '{name}'", stmt.name.span, "not a model field",
-                              help=suggest(name, set(prim.MODEL_FIELDS)) or
-                              f"fields are {', '.join(prim.MODEL_FIELDS)}"))
+            sink.report(
+                error(
+                    "E0309",
+                    f"unknown model field '{name}'",
+                    stmt.name.span,
+                    "not a model field",
+                    help=suggest(name, set(prim.MODEL_FIELDS)) or f"fields are {', '.join(prim.MODEL_FIELDS)}",
+                )
+            )
         elif name in seen:
-            sink.report(error("E0205", f"field '{name}' is set twice", stmt.name.span, "set again here",
-                              secondary=(Label(seen[name].name.span, "first set here"),)))
+            sink.report(
+                error(
+                    "E0205",
+                    f"field '{name}' is set twice",
+                    stmt.name.span,
+                    "set again here",
+                    secondary=(Label(seen[name].name.span, "first set here"),),
+                )
+            )
         seen.setdefault(name, stmt)
     missing = [f for f in prim.REQUIRED_MODEL_FIELDS if f not in seen]
     if missing:
-        sink.report(error("E0309", f"model '{definition.name.name}' has no {', '.join(missing)}", definition.name.span,
-                          f"missing field{'s' if len(missing) > 1 else ''}"))
+        sink.report(
+            error(
+                "E0309",
+                f"model '{definition.name.name}' has no {', '.join(missing)}",
+                definition.name.span,
+                f"missing field{'s' if len(missing) > 1 else ''}",
+            )
+        )
     for param in definition.params:
         if param.default is None:
-            sink.report(error("E0309", f"model parameter '{param.name.name}' needs a default", param.span,
-                              "no default", help="a model is built from its defaults; override them by importing it"))
+            sink.report(
+                error(
+                    "E0309",
+                    f"model parameter '{param.name.name}' needs a default",
+                    param.span,
+                    "no default",
+                    help="a model is built from its defaults; override them by importing it",
+                )
+            )
 
 
 def _check_def_shape(item: A.Def, sink: DiagnosticSink) -> None:
@@ -219,8 +303,9 @@ def _check_def_shape(item: A.Def, sink: DiagnosticSink) -> None:
         case A.DefKind.LIV:
             _check_sections(item, sink)
         case A.DefKind.OP if not _returns(item.body):
-            sink.report(error("E0308", f"op '{item.name.name}' does not return a value", item.name.span,
-                              "add `return <expr>`"))
+            sink.report(
+                error("E0308", f"op '{item.name.name}' does not return a value", item.name.span, "add `return <expr>`")
+            )
         case A.DefKind.MODEL:
             _check_model_fields(item, sink)
 

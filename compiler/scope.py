@@ -68,7 +68,7 @@ def build_tables(program: Program, sink: DiagnosticSink) -> dict[str, Table]:
         resolved = dict((id(imp), k) for imp, k in loaded.imports)
         for item in loaded.ast.items:
             _bind_item(tables[key], key, item, resolved, sink)
-    for key, loaded in program.modules.items():
+    for key in program.modules:
         _check_imported_names(tables, key, sink)
     return tables
 
@@ -77,8 +77,15 @@ def _bind(table: Table, name: A.Ident, symbol: Symbol, sink: DiagnosticSink) -> 
     previous = table.get(name.name)
     if previous is not None:
         first = previous.node.name if isinstance(previous, LocalDef) else previous.node
-        sink.report(error("E0205", f"'{name.name}' is defined more than once", name.span, "redefined here",
-                          secondary=(Label(first.span, "first defined here"),)))
+        sink.report(
+            error(
+                "E0205",
+                f"'{name.name}' is defined more than once",
+                name.span,
+                "redefined here",
+                secondary=(Label(first.span, "first defined here"),),
+            )
+        )
         return
     table[name.name] = symbol
 
@@ -91,11 +98,18 @@ def _bind_item(table: Table, key: str, item: A.Item, resolved: dict[int, str], s
     elif isinstance(item, A.Import) and id(item) in resolved:
         binding = _import_binding(item)
         if binding is None:
-            sink.report(error("E0106", "this import needs `as NAME`", item.module.span,
-                              "the file name is not a valid identifier"))
+            sink.report(
+                error(
+                    "E0106", "this import needs `as NAME`", item.module.span, "the file name is not a valid identifier"
+                )
+            )
             return
-        _bind(table, A.Ident(name=binding, span=(item.alias or item.module).span),
-              ModuleAlias(resolved[id(item)], item), sink)
+        _bind(
+            table,
+            A.Ident(name=binding, span=(item.alias or item.module).span),
+            ModuleAlias(resolved[id(item)], item),
+            sink,
+        )
     elif isinstance(item, A.FromImport) and id(item) in resolved:
         for name in item.names:
             _bind(table, name.bound, ImportedName(resolved[id(item)], name.name.name, name), sink)
@@ -109,8 +123,15 @@ def _check_imported_names(tables: dict[str, Table], key: str, sink: DiagnosticSi
         target = source_table.get(symbol.name)
         if target is None or not isinstance(target, LocalDef):
             hint = suggest(symbol.name, [n for n, s in source_table.items() if isinstance(s, LocalDef)])
-            sink.report(error("E0209", f"'{symbol.name}' is not defined in '{symbol.module}'", symbol.node.name.span,
-                              "not found in that module", help=hint))
+            sink.report(
+                error(
+                    "E0209",
+                    f"'{symbol.name}' is not defined in '{symbol.module}'",
+                    symbol.node.name.span,
+                    "not found in that module",
+                    help=hint,
+                )
+            )
             del tables[key][symbol.node.bound.name]
 
 

@@ -8,7 +8,6 @@ silently yield `POISON` again, so one mistake reports one diagnostic (no cascade
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from livc.dsl import ast as A
 from livc.dsl.source import Span, span_field
@@ -118,10 +117,26 @@ class LayerV:
     sublayers: tuple[Sublayer, ...]
 
 
-Value = Union[
-    int, float, bool, str, None, _Poison, DType, Symbol, ListV, TupleV, TensorV, DefRef, BuiltinRef, NamespaceV,
-    Instance, BuilderV, Sublayer, LayerV,
-]
+Value = (
+    int
+    | float
+    | bool
+    | str
+    | None
+    | _Poison
+    | DType
+    | Symbol
+    | ListV
+    | TupleV
+    | TensorV
+    | DefRef
+    | BuiltinRef
+    | NamespaceV
+    | Instance
+    | BuilderV
+    | Sublayer
+    | LayerV
+)
 
 
 def type_name(value: Value) -> str:

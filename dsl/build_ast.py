@@ -8,6 +8,7 @@ from typing import Any
 
 from lark import Token, Transformer, v_args
 from lark.tree import Meta
+
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import DiagnosticSink, error
 from livc.dsl.lexicon import identifier_problem, number_value
@@ -71,8 +72,13 @@ class AstBuilder(Transformer[Token, A.Module]):
         value = number_value(text)
         if value is None:
             self.sink.report(
-                error("E0105", f"malformed number '{text}'", span, "unknown suffix or fraction",
-                      help="suffixes are K M G T (x1000) and KiB MiB GiB TiB (x1024)")
+                error(
+                    "E0105",
+                    f"malformed number '{text}'",
+                    span,
+                    "unknown suffix or fraction",
+                    help="suffixes are K M G T (x1000) and KiB MiB GiB TiB (x1024)",
+                )
             )
             value = 0
         return A.Number(text=text, value=value, span=span)
@@ -148,8 +154,15 @@ class AstBuilder(Transformer[Token, A.Module]):
             if arg.name is not None:
                 seen_kw = seen_kw or arg
             elif seen_kw is not None:
-                self.sink.report(error("E0107", "positional argument after keyword argument", arg.span,
-                                       "positional argument", help="move it before the keyword arguments"))
+                self.sink.report(
+                    error(
+                        "E0107",
+                        "positional argument after keyword argument",
+                        arg.span,
+                        "positional argument",
+                        help="move it before the keyword arguments",
+                    )
+                )
 
     # ---- statements -----------------------------------------------------------------------
     def let_stmt(self, meta: Meta, c: list[Any]) -> A.Let:
@@ -205,13 +218,26 @@ class AstBuilder(Transformer[Token, A.Module]):
 
     def _expect_word(self, ident: A.Ident, word: str, usage: str) -> None:
         if ident.name != word:
-            self.sink.report(error("E0310", f"unknown sharing kind '{ident.name}'", ident.span,
-                                   f"expected '{word}'", help=f"write {usage}"))
+            self.sink.report(
+                error(
+                    "E0310",
+                    f"unknown sharing kind '{ident.name}'",
+                    ident.span,
+                    f"expected '{word}'",
+                    help=f"write {usage}",
+                )
+            )
 
     def share(self, meta: Meta, c: list[Any]) -> A.Share:
         kind: _ShareKind = c[0]
-        return A.Share(kind=kind.kind, kind_span=kind.span, groups=kind.groups, source=c[1],
-                       targets=tuple(c[2:]), span=self._span(meta))
+        return A.Share(
+            kind=kind.kind,
+            kind_span=kind.span,
+            groups=kind.groups,
+            source=c[1],
+            targets=tuple(c[2:]),
+            span=self._span(meta),
+        )
 
     def budget_item(self, meta: Meta, c: list[Any]) -> A.BudgetItem:
         return A.BudgetItem(metric=c[0], args=c[1] or (), op=_BINOPS[str(c[2])], limit=c[3], span=self._span(meta))
@@ -243,8 +269,14 @@ class AstBuilder(Transformer[Token, A.Module]):
         seen_default = False
         for p in params:
             if p.default is None and seen_default:
-                self.sink.report(error("E0108", f"parameter '{p.name.name}' has no default but follows one that has",
-                                       p.span, "needs a default value"))
+                self.sink.report(
+                    error(
+                        "E0108",
+                        f"parameter '{p.name.name}' has no default but follows one that has",
+                        p.span,
+                        "needs a default value",
+                    )
+                )
             seen_default = seen_default or p.default is not None
         return params
 

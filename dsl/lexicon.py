@@ -11,7 +11,35 @@ import keyword
 import re
 
 LIV_KEYWORDS = frozenset(
-    ["import", "from", "as", "let", "fn", "liv", "op", "model", "require", "if", "then", "else", "return", "and", "or", "not", "true", "false", "none", "featurizer", "token_mix", "channel_mix", "override", "share", "to", "with", "budget"]
+    [
+        "import",
+        "from",
+        "as",
+        "let",
+        "fn",
+        "liv",
+        "op",
+        "model",
+        "require",
+        "if",
+        "then",
+        "else",
+        "return",
+        "and",
+        "or",
+        "not",
+        "true",
+        "false",
+        "none",
+        "featurizer",
+        "token_mix",
+        "channel_mix",
+        "override",
+        "share",
+        "to",
+        "with",
+        "budget",
+    ]
 )
 PYTHON_WORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | {"self", "cls"}
 MAX_IDENT_LEN = 64

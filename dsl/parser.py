@@ -13,6 +13,7 @@ from importlib import resources
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedInput, VisitError
+
 from livc.dsl import ast as A
 from livc.dsl.build_ast import AstBuilder
 from livc.dsl.diagnostics import CompileError, DiagnosticSink
@@ -120,8 +121,9 @@ def _too_deep(source: SourceFile, sink: DiagnosticSink) -> bool:
         depth += ch in "([{"
         depth -= ch in ")]}"
         if depth > MAX_NESTING:
-            sink.report(error("E0102", "nesting too deep", Span(source, i, i + 1),
-                              f"more than {MAX_NESTING} nested brackets"))
+            sink.report(
+                error("E0102", "nesting too deep", Span(source, i, i + 1), f"more than {MAX_NESTING} nested brackets")
+            )
             return True
     return False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
 from livc.dsl.diagnostics import Diagnostic, error
 from livc.dsl.source import SourceFile, Span
 
@@ -68,8 +69,12 @@ def from_lark(exc: UnexpectedInput, source: SourceFile, next_item: int | None = 
     if next_item is not None and not isinstance(exc, UnexpectedCharacters) and _at_end(exc):
         word = source.text[next_item:].split(None, 1)[0]
         expected = set(getattr(exc, "expected", set()) or ())
-        return error("E0102", f"unexpected '{word}'", Span(source, next_item, next_item + len(word)),
-                     f"expected {_expected(expected)} before the next item")
+        return error(
+            "E0102",
+            f"unexpected '{word}'",
+            Span(source, next_item, next_item + len(word)),
+            f"expected {_expected(expected)} before the next item",
+        )
     if isinstance(exc, UnexpectedToken) and exc.token.type != "$END":
         tok = exc.token
         start = tok.start_pos if tok.start_pos is not None else 0
@@ -95,7 +100,9 @@ def _bad_character(exc: UnexpectedCharacters, source: SourceFile) -> Diagnostic:
     if char == '"':
         line_end = source.text.find("\n", pos)
         end = len(source.text) if line_end < 0 else line_end
-        return error("E0104", "unterminated string", Span(source, pos, max(end, pos + 1)), "this string is never closed")
+        return error(
+            "E0104", "unterminated string", Span(source, pos, max(end, pos + 1)), "this string is never closed"
+        )
     allowed = set(exc.allowed or ())
     label = f"expected {_expected(allowed)}" if allowed else "not part of any token"
     return error("E0101", f"unexpected character {char!r}", Span(source, pos, pos + 1), label)

@@ -62,10 +62,7 @@ def _descend(node: _Element, inner: list[A.Comment], text: str) -> tuple[_Elemen
     names = _children_lists(node)
     if not names:
         return node, inner
-    if isinstance(node, A.If):
-        groups = _split_for_if(node, inner, text)
-    else:
-        groups = {names[0]: inner}
+    groups = _split_for_if(node, inner, text) if isinstance(node, A.If) else {names[0]: inner}
     updates = {n: tuple(_attach_list(getattr(node, n), groups[n], text)) for n in names}
     return dataclasses.replace(node, **updates), []
 

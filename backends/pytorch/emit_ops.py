@@ -81,7 +81,9 @@ def linear(op: Op, ctx: Ctx) -> Emitted:
 def grouped_linear(op: Op, ctx: Ctx) -> Emitted:
     base = _param_base(op, ctx)
     n_in, n_out, g = ctx.t(op.inputs[0]).numel, op.outputs[0].type.numel, op.attr("groups")
-    specs = [("weight", (n_out, n_in // int(g)), "normal")] + ([("bias", (n_out,), "zeros")] if _has(op, "bias") else [])  # type: ignore[arg-type]
+    specs = [("weight", (n_out, n_in // int(g)), "normal")] + (
+        [("bias", (n_out,), "zeros")] if _has(op, "bias") else []
+    )  # type: ignore[arg-type]
     bias = f"self.{base}.bias" if _has(op, "bias") else "None"
     line = f"{_out(op, ctx)} = grouped_linear({ctx.v(op.inputs[0])}, self.{base}.weight, {bias}, {g})"
     return Emitted(f"self.{base} = {_params_ctor(specs)}", (line,), helpers=("grouped",))
@@ -113,22 +115,28 @@ def conv(op: Op, ctx: Ctx) -> Emitted:
     rows = int(groups) if groups is not None else channels  # type: ignore[arg-type]
     specs = [("weight", (rows, k), "conv")] + ([("bias", (channels,), "zeros")] if _has(op, "bias") else [])
     bias = f"self.{base}.bias" if _has(op, "bias") else "None"
-    line = f'{_out(op, ctx)} = causal_conv({ctx.v(op.inputs[0])}, self.{base}.weight, {bias}, self.state(cache, "{base}"), pos)'
+    state = f'self.state(cache, "{base}")'
+    line = f"{_out(op, ctx)} = causal_conv({ctx.v(op.inputs[0])}, self.{base}.weight, {bias}, {state}, pos)"
     assert w is not None
-    return Emitted(f"self.{base} = {_params_ctor(specs)}", (line,), ((base, f"(batch, {channels}, {k - 1})"),),
-                   ("base", "conv"))
+    return Emitted(
+        f"self.{base} = {_params_ctor(specs)}", (line,), ((base, f"(batch, {channels}, {k - 1})"),), ("base", "conv")
+    )
 
 
 def rope(op: Op, ctx: Ctx) -> Emitted:
-    line = f"{_out(op, ctx)} = apply_rope({ctx.v(op.inputs[0])}, pos, {lit(op.attr('theta'))}, {lit(op.attr('fraction'))})"
+    line = (
+        f"{_out(op, ctx)} = apply_rope({ctx.v(op.inputs[0])}, pos, {lit(op.attr('theta'))}, {lit(op.attr('fraction'))})"
+    )
     return Emitted(lines=(line,), helpers=("base", "rope"))
 
 
 def rmsnorm(op: Op, ctx: Ctx) -> Emitted:
     n = op.outputs[0].type.shape[-1]
     if not _has(op, "weight"):
-        return Emitted(lines=(f"{_out(op, ctx)} = rms_norm({ctx.v(op.inputs[0])}, None, {lit(op.attr('eps'))})",),
-                       helpers=("rmsnorm",))
+        return Emitted(
+            lines=(f"{_out(op, ctx)} = rms_norm({ctx.v(op.inputs[0])}, None, {lit(op.attr('eps'))})",),
+            helpers=("rmsnorm",),
+        )
     base = _param_base(op, ctx)
     line = f"{_out(op, ctx)} = rms_norm({ctx.v(op.inputs[0])}, self.{base}.weight, {lit(op.attr('eps'))})"
     return Emitted(f"self.{base} = {_params_ctor([('weight', (n,), 'ones')])}", (line,), helpers=("base", "rmsnorm"))
@@ -136,7 +144,9 @@ def rmsnorm(op: Op, ctx: Ctx) -> Emitted:
 
 def layernorm(op: Op, ctx: Ctx) -> Emitted:
     n = op.outputs[0].type.shape[-1]
-    specs = ([("weight", (n,), "ones")] if _has(op, "weight") else []) + ([("bias", (n,), "zeros")] if _has(op, "bias") else [])
+    specs = ([("weight", (n,), "ones")] if _has(op, "weight") else []) + (
+        [("bias", (n,), "zeros")] if _has(op, "bias") else []
+    )
     base = _param_base(op, ctx) if specs else ""
     w = f"self.{base}.weight" if _has(op, "weight") else "None"
     b = f"self.{base}.bias" if _has(op, "bias") else "None"
@@ -151,10 +161,18 @@ def attention(op: Op, ctx: Ctx) -> Emitted:
     name = op.outputs[0].name
     causal = op.attr("mask") != "bidirectional"
     window = op.attr("window")
-    line = (f'{_out(op, ctx)} = attention({q}, {k}, {v}, *self.kv(cache, "{name}"), pos, {causal}, {lit(window)}, '
-            f"self.kv_owner is None, self.key_mask(features))")
-    cache = () if op.attr("cache_owner") else ((f"{name}.k", f"(batch, {kv_heads}, max_len, {dk})"),
-                                                 (f"{name}.v", f"(batch, {kv_heads}, max_len, {dv})"))
+    line = (
+        f'{_out(op, ctx)} = attention({q}, {k}, {v}, *self.kv(cache, "{name}"), pos, {causal}, {lit(window)}, '
+        f"self.kv_owner is None, self.key_mask(features))"
+    )
+    cache = (
+        ()
+        if op.attr("cache_owner")
+        else (
+            (f"{name}.k", f"(batch, {kv_heads}, max_len, {dk})"),
+            (f"{name}.v", f"(batch, {kv_heads}, max_len, {dv})"),
+        )
+    )
     return Emitted(lines=(line,), cache=cache, helpers=("base", "attention"))
 
 
@@ -170,8 +188,10 @@ def linear_attention(op: Op, ctx: Ctx) -> Emitted:
     dv = ctx.t(op.inputs[2]).shape[1]
     name = op.outputs[0].name
     norm = bool(op.attr("normalize"))
-    line = (f'{_out(op, ctx)} = linear_attention({q}, {k}, {v}, "{op.attr("feature_map")}", {norm}, '
-            f'self.state(cache, "{name}.s"), self.state(cache, "{name}.z") if {norm} else None, pos)')
+    line = (
+        f'{_out(op, ctx)} = linear_attention({q}, {k}, {v}, "{op.attr("feature_map")}", {norm}, '
+        f'self.state(cache, "{name}.s"), self.state(cache, "{name}.z") if {norm} else None, pos)'
+    )
     cache = ((f"{name}.s", f"(batch, {h}, {dk}, {dv})"),) + (((f"{name}.z", f"(batch, {h}, {dk}, 1)"),) if norm else ())
     return Emitted(lines=(line,), cache=cache, helpers=("base", "scan", "linear_attention"))
 
@@ -192,16 +212,20 @@ def selective_scan(op: Op, ctx: Ctx) -> Emitted:
     u, dt, b, c = (ctx.v(i) for i in op.inputs)
     e, n = ctx.t(op.inputs[0]).numel, int(op.attr("state"))  # type: ignore[arg-type]
     init = f"self.{base} = {_params_ctor([('A_log', (e, n), 'a_log'), ('D', (e,), 'ones')])}"
-    line = (f'{_out(op, ctx)} = selective_scan({u}, {dt}, {b}, {c}, self.{base}.A_log, self.{base}.D, '
-            f'self.state(cache, "{base}"), pos)')
+    line = (
+        f"{_out(op, ctx)} = selective_scan({u}, {dt}, {b}, {c}, self.{base}.A_log, self.{base}.D, "
+        f'self.state(cache, "{base}"), pos)'
+    )
     return Emitted(init, (line,), ((base, f"(batch, {e}, {n})"),), ("base", "selective_scan"))
 
 
 def _filter_spec(text: str) -> dict[str, object]:
     kind = text.split("(", 1)[0]
     values = {k: float(v) for k, v in re.findall(r"(\w+) = ([0-9.eE+-]+)", text)}
-    return {"kind": kind, **{k: (int(v) if v.is_integer() and k != "decay_fast" and k != "decay_slow" else v)
-                             for k, v in values.items()}}
+    return {
+        "kind": kind,
+        **{k: (int(v) if v.is_integer() and k != "decay_fast" and k != "decay_slow" else v) for k, v in values.items()},
+    }
 
 
 def long_conv(op: Op, ctx: Ctx) -> Emitted:
@@ -212,8 +236,13 @@ def long_conv(op: Op, ctx: Ctx) -> Emitted:
     roles = {r for r, _ in op.params}
     specs = [(r, ctx_shape, _filter_init(r)) for r, ctx_shape in ctx_param_shapes(op, ctx) if r in roles]
     bias = f"self.{base}.bias" if _has(op, "bias") else "None"
-    state = f"(batch, {channels}, {int(spec['state'])})" if spec["kind"] == "modal_filter" else f"(batch, {channels}, max_len)"
-    line = f'{_out(op, ctx)} = long_conv({ctx.v(op.inputs[0])}, self.{base}, {spec!r}, {bias}, self.state(cache, "{base}"), pos)'
+    state = (
+        f"(batch, {channels}, {int(spec['state'])})"
+        if spec["kind"] == "modal_filter"
+        else f"(batch, {channels}, max_len)"
+    )
+    cache_arg = f'self.state(cache, "{base}")'
+    line = f"{_out(op, ctx)} = long_conv({ctx.v(op.inputs[0])}, self.{base}, {spec!r}, {bias}, {cache_arg}, pos)"
     return Emitted(f"self.{base} = {_params_ctor(specs)}", (line,), ((base, state),), ("base", "long_conv"))
 
 
@@ -233,15 +262,22 @@ def token_dense(op: Op, ctx: Ctx) -> Emitted:
     base = _param_base(op, ctx)
     n, channels = int(op.attr("max_len")), ctx.t(op.inputs[0]).numel  # type: ignore[arg-type]
     line = f'{_out(op, ctx)} = token_dense({ctx.v(op.inputs[0])}, self.{base}.weight, self.state(cache, "{base}"), pos)'
-    return Emitted(f"self.{base} = {_params_ctor([('weight', (n, n), 'normal')])}", (line,),
-                   ((base, f"(batch, {channels}, max_len)"),), ("base", "token_dense"))
+    return Emitted(
+        f"self.{base} = {_params_ctor([('weight', (n, n), 'normal')])}",
+        (line,),
+        ((base, f"(batch, {channels}, max_len)"),),
+        ("base", "token_dense"),
+    )
 
 
 def scale(op: Op, ctx: Ctx) -> Emitted:
     base = _param_base(op, ctx)
     n = op.outputs[0].type.shape[-1]
-    return Emitted(f"self.{base} = {_params_ctor([('weight', (n,), 'ones')])}",
-                   (f"{_out(op, ctx)} = {ctx.v(op.inputs[0])} * self.{base}.weight",), helpers=("base",))
+    return Emitted(
+        f"self.{base} = {_params_ctor([('weight', (n,), 'ones')])}",
+        (f"{_out(op, ctx)} = {ctx.v(op.inputs[0])} * self.{base}.weight",),
+        helpers=("base",),
+    )
 
 
 def moe(op: Op, ctx: Ctx) -> Emitted:
@@ -253,17 +289,17 @@ def moe(op: Op, ctx: Ctx) -> Emitted:
 
 def embed(op: Op, ctx: Ctx) -> Emitted:
     base = _param_base(op, ctx)
-    init = f"self.{base} = Params(weight=(({op.attr('vocab')}, {op.attr('d')}), \"normal\"))"
-    return Emitted(init, (f"{_out(op, ctx)} = F.embedding({ctx.v(op.inputs[0])}, self.{base}.weight)",),
-                   helpers=("base",))
+    init = f'self.{base} = Params(weight=(({op.attr("vocab")}, {op.attr("d")}), "normal"))'
+    return Emitted(
+        init, (f"{_out(op, ctx)} = F.embedding({ctx.v(op.inputs[0])}, self.{base}.weight)",), helpers=("base",)
+    )
 
 
 def lm_head(op: Op, ctx: Ctx) -> Emitted:
     base = _param_base(op, ctx)
     vocab, d = op.outputs[0].type.numel, ctx.t(op.inputs[0]).numel
-    init = f"self.{base} = Params(weight=(({vocab}, {d}), \"normal\"))"
-    return Emitted(init, (f"{_out(op, ctx)} = F.linear({ctx.v(op.inputs[0])}, self.{base}.weight)",),
-                   helpers=("base",))
+    init = f'self.{base} = Params(weight=(({vocab}, {d}), "normal"))'
+    return Emitted(init, (f"{_out(op, ctx)} = F.linear({ctx.v(op.inputs[0])}, self.{base}.weight)",), helpers=("base",))
 
 
 def shared_feature(op: Op, ctx: Ctx) -> Emitted:
@@ -273,9 +309,17 @@ def shared_feature(op: Op, ctx: Ctx) -> Emitted:
 
 
 _UNARY = {
-    "silu": "F.silu({})", "gelu": "F.gelu({})", "relu": "F.relu({})", "sigmoid": "torch.sigmoid({})",
-    "softplus": "F.softplus({})", "tanh": "torch.tanh({})", "exp": "torch.exp({})", "sin": "torch.sin({})",
-    "elu_plus_one": "(F.elu({}) + 1.0)", "logsigmoid": "F.logsigmoid({})", "neg": "-{}",
+    "silu": "F.silu({})",
+    "gelu": "F.gelu({})",
+    "relu": "F.relu({})",
+    "sigmoid": "torch.sigmoid({})",
+    "softplus": "F.softplus({})",
+    "tanh": "torch.tanh({})",
+    "exp": "torch.exp({})",
+    "sin": "torch.sin({})",
+    "elu_plus_one": "(F.elu({}) + 1.0)",
+    "logsigmoid": "F.logsigmoid({})",
+    "neg": "-{}",
 }
 _BINARY = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
 
@@ -291,11 +335,28 @@ def binary(op: Op, ctx: Ctx) -> Emitted:
 
 
 EMITTERS: dict[str, Callable[[Op, Ctx], Emitted]] = {
-    "linear": linear, "grouped_linear": grouped_linear, "split": split, "split_heads": split_heads,
-    "merge_heads": merge_heads, "repeat_heads": repeat_heads, "short_conv": conv, "causal_conv": conv,
-    "apply_rope": rope, "rmsnorm": rmsnorm, "layernorm": layernorm, "attention": attention,
-    "linear_attention": linear_attention, "gated_scan": gated_scan, "selective_scan": selective_scan,
-    "long_conv": long_conv, "token_dense": token_dense, "scale": scale, "moe": moe, "embed": embed,
-    "lm_head": lm_head, "shared_feature": shared_feature,
-    **{name: unary for name in _UNARY}, **{name: binary for name in _BINARY},
+    "linear": linear,
+    "grouped_linear": grouped_linear,
+    "split": split,
+    "split_heads": split_heads,
+    "merge_heads": merge_heads,
+    "repeat_heads": repeat_heads,
+    "short_conv": conv,
+    "causal_conv": conv,
+    "apply_rope": rope,
+    "rmsnorm": rmsnorm,
+    "layernorm": layernorm,
+    "attention": attention,
+    "linear_attention": linear_attention,
+    "gated_scan": gated_scan,
+    "selective_scan": selective_scan,
+    "long_conv": long_conv,
+    "token_dense": token_dense,
+    "scale": scale,
+    "moe": moe,
+    "embed": embed,
+    "lm_head": lm_head,
+    "shared_feature": shared_feature,
+    **{name: unary for name in _UNARY},
+    **{name: binary for name in _BINARY},
 }

@@ -14,8 +14,22 @@ from livc.backends.pytorch.emit_ops import EMITTERS, BackendError, Ctx, Emitted,
 from livc.compiler.ir.nodes import Block, Model, Op, Role, Section, TensorType
 
 _PREFIX = re.compile(r"^(layers\.\d+\.\d+\.norm|layers\.\d+\.\d+|embedding|head|final_norm)\.(.+)$")
-HELPER_ORDER = ("base", "rmsnorm", "layernorm", "rope", "conv", "grouped", "attention", "scan", "linear_attention",
-                "selective_scan", "long_conv", "token_dense", "moe", "mor")
+HELPER_ORDER = (
+    "base",
+    "rmsnorm",
+    "layernorm",
+    "rope",
+    "conv",
+    "grouped",
+    "attention",
+    "scan",
+    "linear_attention",
+    "selective_scan",
+    "long_conv",
+    "token_dense",
+    "moe",
+    "mor",
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +102,11 @@ def _gqa_aliases(block: Block, exports: bool) -> dict[str, str]:
     aliases = {}
     for op in block.ops:
         out = op.outputs[0].name
-        if op.prim == "repeat_heads" and out != block.output and uses.get(out) and all(
-            u.prim == "attention" and out in u.inputs[1:] for u in uses[out]
+        if (
+            op.prim == "repeat_heads"
+            and out != block.output
+            and uses.get(out)
+            and all(u.prim == "attention" and out in u.inputs[1:] for u in uses[out])
         ):
             aliases[out] = op.inputs[0]
     return aliases
@@ -100,8 +117,10 @@ def _check_shared_uses(block: Block) -> None:
     shared = {op.outputs[0].name for op in block.ops if op.prim == "shared_feature"}
     for op in block.ops:
         if shared & set(op.inputs) and op.prim != "attention":
-            raise BackendError(f"{block.name}: shared feature used by {op.prim}; the PyTorch backend shares "
-                               "features only into attention")
+            raise BackendError(
+                f"{block.name}: shared feature used by {op.prim}; the PyTorch backend shares "
+                "features only into attention"
+            )
 
 
 def _section_comment(section: Section) -> str | None:
@@ -123,8 +142,9 @@ class BlockEmitter:
     def ctx(self) -> Ctx:
         _check_shared_uses(self.block)
         aliases = {"tokens": "x", **_gqa_aliases(self.block, self.exports)}
-        c = Ctx(types=_types(self.block), base=lambda op, role: param_base(dict(op.params)[role], role),
-                aliases=aliases)
+        c = Ctx(
+            types=_types(self.block), base=lambda op, role: param_base(dict(op.params)[role], role), aliases=aliases
+        )
         c.param_shapes = self.param_shapes  # type: ignore[attr-defined]
         return c
 
@@ -143,8 +163,9 @@ class BlockEmitter:
                 init += [em.init] if em.init and em.init not in init else []
                 lines += list(em.lines)
             if section.role is Role.FEATURIZER and self.exports:
-                groups = ", ".join(f'"{f.name.split("=")[0]}": {ctx.v(f.name.split("=")[1])}'
-                                   for f in self.block.features)
+                groups = ", ".join(
+                    f'"{f.name.split("=")[0]}": {ctx.v(f.name.split("=")[1])}' for f in self.block.features
+                )
                 lines.append(f"self.export(features, {{{groups}}})")
         lines.append(f"return {ctx.v(self.block.output)}")
         return tuple(init), tuple(lines)
@@ -165,10 +186,18 @@ def _doc(block: Block) -> str:
 
 
 def _class_key(block: Block, exports: bool) -> object:
-    ops = tuple((op.prim, tuple(op.inputs), tuple(o.name for o in op.outputs),
-                 tuple(r for r, _ in op.params), tuple((k, v) for k, v in op.attrs if k != "cache_owner"),
-                 tuple(param_base(p, r) for r, p in op.params), bool(op.attr("cache_owner")))
-                for op in block.ops)
+    ops = tuple(
+        (
+            op.prim,
+            tuple(op.inputs),
+            tuple(o.name for o in op.outputs),
+            tuple(r for r, _ in op.params),
+            tuple((k, v) for k, v in op.attrs if k != "cache_owner"),
+            tuple(param_base(p, r) for r, p in op.params),
+            bool(op.attr("cache_owner")),
+        )
+        for op in block.ops
+    )
     return (block.name, block.args, tuple((s.role, s.structure) for s in block.sections), ops, block.output, exports)
 
 
@@ -252,8 +281,10 @@ def _recursion(model: Model, view: ModelView) -> None:
     view.suffix_layers = [i for i in range(len(model.layers)) if i not in in_steps and i > first]
     alpha = args.get("alpha", 0.1 if rec.router == "expert_choice" else 1.0)
     coeff = args.get("aux_loss", args.get("balance_loss", 0.0))
-    view.recursion = (f"Recursion({model.d_model}, {rec.steps!r}, \"{rec.router}\", {rec.capacities!r}, {alpha!r}, "
-                      f"{coeff!r}, \"{rec.kv}\", {args.get('z_loss', 0.0)!r})")
+    view.recursion = (
+        f'Recursion({model.d_model}, {rec.steps!r}, "{rec.router}", {rec.capacities!r}, {alpha!r}, '
+        f'{coeff!r}, "{rec.kv}", {args.get("z_loss", 0.0)!r})'
+    )
     if rec.kv == "recursion_wise":
         view.cache += [(f"recursion.{r}.valid", "(batch, max_len)") for r in range(rec.recursions)]
 
@@ -278,7 +309,8 @@ def build_view(model: Model) -> ModelView:
         b.helpers.add("mor")
     view.helpers = [h for h in HELPER_ORDER if h in b.helpers]
     view.has_aux = model.recursion is not None or any(
-        op.prim == "moe" for layer in model.layers for s in layer.sublayers for op in s.block.ops)
+        op.prim == "moe" for layer in model.layers for s in layer.sublayers for op in s.block.ops
+    )
     return view
 
 

@@ -29,8 +29,14 @@ class Cost:
     activations: Poly = ZERO
 
     def __add__(self, o: Cost) -> Cost:
-        return Cost(self.params + o.params, self.prefill + o.prefill, self.decode + o.decode,
-                    self.cache_min + o.cache_min, self.cache_alloc + o.cache_alloc, self.activations + o.activations)
+        return Cost(
+            self.params + o.params,
+            self.prefill + o.prefill,
+            self.decode + o.decode,
+            self.cache_min + o.cache_min,
+            self.cache_alloc + o.cache_alloc,
+            self.activations + o.activations,
+        )
 
 
 def sum_costs(costs: list[Cost]) -> Cost:
@@ -127,8 +133,12 @@ class _Walker:
         return RULES[op.prim](OpView(op, inputs, kv))
 
     def block_parts(self, block: Block, prefix: str = "") -> list[tuple[str, Cost, int]]:
-        key = (block.name, block.args, block.input.type,
-               tuple((s.role, tuple((op.prim, op.attrs) for op in s.ops)) for s in block.sections))
+        key = (
+            block.name,
+            block.args,
+            block.input.type,
+            tuple((s.role, tuple((op.prim, op.attrs) for op in s.ops)) for s in block.sections),
+        )
         if key not in self.memo:
             self.memo[key] = self._block_costs(block)
         out = []
@@ -142,7 +152,7 @@ class _Walker:
         producers: dict[str, Op] = {}
         parts = []
         for section in block.sections:
-            total, costs = Cost(), []
+            costs = []
             for op in section.ops:
                 costs.append(self.op_cost(op, types, producers))
                 for out in op.outputs:
@@ -163,17 +173,29 @@ def _pre_repeat(name: str, types: dict[str, TensorType], producers: dict[str, Op
 def _sum(costs: list[OpCost], params: int) -> Cost:
     c = Cost(params=params)
     for oc in costs:
-        c = c + Cost(0, oc.prefill_linear + oc.prefill_pairs, oc.decode_token + oc.decode_history, oc.cache_min,
-                     oc.cache_alloc, oc.activations)
+        c = c + Cost(
+            0,
+            oc.prefill_linear + oc.prefill_pairs,
+            oc.decode_token + oc.decode_history,
+            oc.cache_min,
+            oc.cache_alloc,
+            oc.activations,
+        )
     return c
 
 
 def _sum_raw(costs: list[OpCost]) -> OpCost:
     out = OpCost()
     for c in costs:
-        out = OpCost(out.prefill_linear + c.prefill_linear, out.prefill_pairs + c.prefill_pairs,
-                     out.decode_token + c.decode_token, out.decode_history + c.decode_history,
-                     out.cache_min + c.cache_min, out.cache_alloc + c.cache_alloc, out.activations + c.activations)
+        out = OpCost(
+            out.prefill_linear + c.prefill_linear,
+            out.prefill_pairs + c.prefill_pairs,
+            out.decode_token + c.decode_token,
+            out.decode_history + c.decode_history,
+            out.cache_min + c.cache_min,
+            out.cache_alloc + c.cache_alloc,
+            out.activations + c.activations,
+        )
     return out
 
 
@@ -187,14 +209,21 @@ def _residual(model: Model, wrap: Wrap) -> Cost:
 
 
 def _block_key(block: Block) -> object:
-    return (block.name, block.args, block.input.type,
-            tuple((s.role, tuple((op.prim, op.attrs) for op in s.ops)) for s in block.sections))
+    return (
+        block.name,
+        block.args,
+        block.input.type,
+        tuple((s.role, tuple((op.prim, op.attrs) for op in s.ops)) for s in block.sections),
+    )
 
 
 def _layer_row(w: _Walker, index: int, capacity: float, pair_power: int) -> Row:
     layer = w.model.layers[index]
-    key = (tuple((_block_key(s.block), s.wrap, _block_key(s.norm) if s.norm else None) for s in layer.sublayers),
-           capacity, pair_power)
+    key = (
+        tuple((_block_key(s.block), s.wrap, _block_key(s.norm) if s.norm else None) for s in layer.sublayers),
+        capacity,
+        pair_power,
+    )
     cached = w.layer_memo.get(key)
     if cached is None:
         cached = w.layer_memo[key] = _layer_row_uncached(w, index, capacity, pair_power)
@@ -209,9 +238,14 @@ def _with_params(w: _Walker, index: int, row: Row) -> Row:
                 n, s = w.new_params(block.ops)
                 new, shared = new + n, shared + s
     t = row.total
-    return Row(key=str(index), label=row.label, total=Cost(new, t.prefill, t.decode, t.cache_min, t.cache_alloc,
-                                                           t.activations),
-               parts=row.parts, capacity=row.capacity, shared_params=shared)
+    return Row(
+        key=str(index),
+        label=row.label,
+        total=Cost(new, t.prefill, t.decode, t.cache_min, t.cache_alloc, t.activations),
+        parts=row.parts,
+        capacity=row.capacity,
+        shared_params=shared,
+    )
 
 
 def _layer_row_uncached(w: _Walker, index: int, capacity: float, pair_power: int) -> Row:
@@ -233,8 +267,9 @@ def _layer_row_uncached(w: _Walker, index: int, capacity: float, pair_power: int
         total = total + c
     label = " + ".join(s.block.name for s in layer.sublayers)
     w.seen = seen  # parameters are attributed by `_with_params`, not here
-    return Row(key=str(index), label=label, total=total, parts=tuple(parts), capacity=capacity,
-               shared_params=shared_total)
+    return Row(
+        key=str(index), label=label, total=total, parts=tuple(parts), capacity=capacity, shared_params=shared_total
+    )
 
 
 def _capacity(cost: Cost, c: float, pair_power: int, w: _Walker, block: Block | None) -> Cost:
@@ -263,8 +298,13 @@ def _row(w: _Walker, key: str, block: Block | None) -> Row | None:
     total = Cost()
     for _, c, _ in parts:
         total = total + c
-    return Row(key=key, label=block.name, total=total, parts=tuple((n, c) for n, c, _ in parts),
-               shared_params=sum(s for _, _, s in parts))
+    return Row(
+        key=key,
+        label=block.name,
+        total=total,
+        parts=tuple((n, c) for n, c, _ in parts),
+        shared_params=sum(s for _, _, s in parts),
+    )
 
 
 def _capacities(model: Model) -> tuple[dict[int, float], int]:
@@ -289,8 +329,11 @@ def _router_row(w: _Walker) -> Row | None:
     else:
         flops = 2 * d * rec.recursions
     valid = L * rec.recursions if rec.kv == "recursion_wise" else ZERO  # per-step key validity rows (allocated)
-    return Row(key="router", label=f"MoR {rec.router} router",
-               total=Cost(params, L * flops, Poly.const(flops), cache_alloc=valid))
+    return Row(
+        key="router",
+        label=f"MoR {rec.router} router",
+        total=Cost(params, L * flops, Poly.const(flops), cache_alloc=valid),
+    )
 
 
 def analyze(model: Model) -> CostReport:
@@ -303,8 +346,13 @@ def analyze(model: Model) -> CostReport:
     rows = [embedding] + [_layer_row(w, i, caps.get(i, 1.0), pair_power) for i in range(len(model.layers))]
     rows += [r for r in (_row(w, "final_norm", model.final_norm), _row(w, "head", model.head), _router_row(w)) if r]
     total = sum_costs([r.total for r in rows])
-    return CostReport(model=model.name, dtype_bytes=model.dtype.bytes, rows=tuple(rows), total=total,
-                      embedding_params=embedding_params)
+    return CostReport(
+        model=model.name,
+        dtype_bytes=model.dtype.bytes,
+        rows=tuple(rows),
+        total=total,
+        embedding_params=embedding_params,
+    )
 
 
 __all__ = ["analyze", "CostReport", "Cost", "Row", "_sum_raw"]

@@ -6,10 +6,11 @@ import io
 import json
 from typing import Any
 
-from livc.compiler.analysis.costs import Cost, CostReport, Row
-from livc.compiler.analysis.evaluate import Context, numbers
 from rich.console import Console
 from rich.table import Table
+
+from livc.compiler.analysis.costs import Cost, CostReport, Row
+from livc.compiler.analysis.evaluate import Context, numbers
 
 
 def human(n: float, unit: str = "") -> str:
@@ -31,15 +32,30 @@ def _row_cells(row: Row, ctx: Context, dtype_bytes: int) -> list[str]:
     key = f"layer {row.key}" if row.key.isdigit() else row.key
     shared = f" (+{human(row.shared_params)} shared)" if row.shared_params else ""
     cap = f" x{row.capacity:.3g}" if row.capacity != 1.0 else ""
-    return [key, row.label + cap, f"{n.params:,}{shared}", human(n.prefill_flops), human(n.decode_flops),
-            human_bytes(n.cache_min_bytes), human_bytes(n.cache_alloc_bytes)]
+    return [
+        key,
+        row.label + cap,
+        f"{n.params:,}{shared}",
+        human(n.prefill_flops),
+        human(n.decode_flops),
+        human_bytes(n.cache_min_bytes),
+        human_bytes(n.cache_alloc_bytes),
+    ]
 
 
 def table(report: CostReport, ctx: Context) -> Table:
-    t = Table(title=f"{report.model} — batch {ctx.batch}, seq {ctx.seq:,}, "
-                    f"{ctx.dtype.value if ctx.dtype else 'model dtype'}")
-    for col in ("", "operators", "params", f"prefill FLOPs @L={ctx.seq:,}", f"decode FLOPs @t={ctx.seq - 1:,}",
-                "cache (min)", "cache (alloc)"):
+    t = Table(
+        title=f"{report.model} — batch {ctx.batch}, seq {ctx.seq:,}, {ctx.dtype.value if ctx.dtype else 'model dtype'}"
+    )
+    for col in (
+        "",
+        "operators",
+        "params",
+        f"prefill FLOPs @L={ctx.seq:,}",
+        f"decode FLOPs @t={ctx.seq - 1:,}",
+        "cache (min)",
+        "cache (alloc)",
+    ):
         t.add_column(col, justify="left" if col in ("", "operators") else "right")
     for row in report.rows:
         t.add_row(*_row_cells(row, ctx, report.dtype_bytes))
@@ -75,12 +91,19 @@ def render_text(report: CostReport, ctx: Context, width: int = 160) -> str:
 def _cost_json(cost: Cost, ctx: Context, dtype_bytes: int) -> dict[str, Any]:
     n = numbers(cost, ctx, dtype_bytes)
     return {
-        "params": n.params, "prefill_flops": n.prefill_flops, "decode_flops": n.decode_flops,
-        "cache_min_bytes": n.cache_min_bytes, "cache_alloc_bytes": n.cache_alloc_bytes,
+        "params": n.params,
+        "prefill_flops": n.prefill_flops,
+        "decode_flops": n.decode_flops,
+        "cache_min_bytes": n.cache_min_bytes,
+        "cache_alloc_bytes": n.cache_alloc_bytes,
         "activation_bytes": n.activation_bytes,
-        "symbolic": {"prefill_flops": str(cost.prefill), "decode_flops": str(cost.decode),
-                     "cache_min_elements": str(cost.cache_min), "cache_alloc_elements": str(cost.cache_alloc),
-                     "activation_elements": str(cost.activations)},
+        "symbolic": {
+            "prefill_flops": str(cost.prefill),
+            "decode_flops": str(cost.decode),
+            "cache_min_elements": str(cost.cache_min),
+            "cache_alloc_elements": str(cost.cache_alloc),
+            "activation_elements": str(cost.activations),
+        },
     }
 
 
@@ -88,12 +111,20 @@ def to_json(report: CostReport, ctx: Context) -> dict[str, Any]:
     return {
         "model": report.model,
         "context": {"batch": ctx.batch, "seq": ctx.seq, "dtype": ctx.dtype.value if ctx.dtype else None},
-        "params": report.params, "non_embedding_params": report.non_embedding_params,
+        "params": report.params,
+        "non_embedding_params": report.non_embedding_params,
         "total": _cost_json(report.total, ctx, report.dtype_bytes),
-        "rows": [{"key": r.key, "label": r.label, "capacity": r.capacity, "shared_params": r.shared_params,
-                  **_cost_json(r.total, ctx, report.dtype_bytes),
-                  "parts": {name: _cost_json(c, ctx, report.dtype_bytes)["params"] for name, c in r.parts}}
-                 for r in report.rows],
+        "rows": [
+            {
+                "key": r.key,
+                "label": r.label,
+                "capacity": r.capacity,
+                "shared_params": r.shared_params,
+                **_cost_json(r.total, ctx, report.dtype_bytes),
+                "parts": {name: _cost_json(c, ctx, report.dtype_bytes)["params"] for name, c in r.parts},
+            }
+            for r in report.rows
+        ],
     }
 
 
@@ -106,13 +137,15 @@ def comparison(reports: list[tuple[str, CostReport]], ctx: Context, width: int =
     t.add_column("metric")
     for name, _ in reports:
         t.add_column(name, justify="right")
-    metrics = [("parameters", lambda r, n: f"{r.params:,}"),
-               ("non-embedding parameters", lambda r, n: f"{r.non_embedding_params:,}"),
-               ("prefill FLOPs", lambda r, n: human(n.prefill_flops)),
-               ("decode FLOPs / token", lambda r, n: human(n.decode_flops)),
-               ("cache (min)", lambda r, n: human_bytes(n.cache_min_bytes)),
-               ("cache (alloc)", lambda r, n: human_bytes(n.cache_alloc_bytes)),
-               ("training activations", lambda r, n: human_bytes(n.activation_bytes))]
+    metrics = [
+        ("parameters", lambda r, n: f"{r.params:,}"),
+        ("non-embedding parameters", lambda r, n: f"{r.non_embedding_params:,}"),
+        ("prefill FLOPs", lambda r, n: human(n.prefill_flops)),
+        ("decode FLOPs / token", lambda r, n: human(n.decode_flops)),
+        ("cache (min)", lambda r, n: human_bytes(n.cache_min_bytes)),
+        ("cache (alloc)", lambda r, n: human_bytes(n.cache_alloc_bytes)),
+        ("training activations", lambda r, n: human_bytes(n.activation_bytes)),
+    ]
     nums = [numbers(r.total, ctx, r.dtype_bytes) for _, r in reports]
     for label, fn in metrics:
         t.add_row(label, *[fn(r, n) for (_, r), n in zip(reports, nums)])
@@ -129,8 +162,7 @@ def plot_cache(reports: list[tuple[str, CostReport]], ctx: Context, seqs: list[i
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, report in reports:
-        ys = [numbers(report.total, Context(ctx.batch, s, ctx.dtype), report.dtype_bytes).cache_min_bytes
-              for s in seqs]
+        ys = [numbers(report.total, Context(ctx.batch, s, ctx.dtype), report.dtype_bytes).cache_min_bytes for s in seqs]
         ax.plot(seqs, ys, marker="o", markersize=3, label=name)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log", base=2)

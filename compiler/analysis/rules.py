@@ -52,8 +52,13 @@ class OpView:
 
 def per_token(flops: int, act: int = 0, state: int = 0) -> OpCost:
     """Work proportional to the number of tokens, plus an optional constant recurrent state."""
-    return OpCost(prefill_linear=L * flops, decode_token=Poly.const(flops), activations=L * act,
-                  cache_min=Poly.const(state), cache_alloc=Poly.const(state))
+    return OpCost(
+        prefill_linear=L * flops,
+        decode_token=Poly.const(flops),
+        activations=L * act,
+        cache_min=Poly.const(state),
+        cache_alloc=Poly.const(state),
+    )
 
 
 def _n(t: TensorType) -> int:
@@ -121,8 +126,13 @@ def attention(v: OpView) -> OpCost:
         kv = _n(v.kv_heads[0]) + _n(v.kv_heads[1])
         cache_min = (min_l(window) if isinstance(window, int) else L) * kv
         cache_alloc = L * kv  # the generated module keeps static [B, KV, max_len, d] buffers, windowed or not
-    return OpCost(prefill_pairs=pairs * per_pair, decode_history=keys * per_pair, cache_min=cache_min,
-                  cache_alloc=cache_alloc, activations=L * (_n(v.out) + h))
+    return OpCost(
+        prefill_pairs=pairs * per_pair,
+        decode_history=keys * per_pair,
+        cache_min=cache_min,
+        cache_alloc=cache_alloc,
+        activations=L * (_n(v.out) + h),
+    )
 
 
 def _state_op(v: OpView, flops: int, state: int) -> OpCost:
@@ -160,19 +170,35 @@ def long_conv(v: OpView) -> OpCost:
     bias = 2 * c + (c if v.op.param("bias") else 0)  # skip D·u (mul + add), then the optional bias
     if spec_text.startswith("modal_filter"):
         s = int(spec["state"])
-        return OpCost(prefill_linear=fft + L * (4 * c * s + bias), decode_token=Poly.const(4 * c * s + bias),
-                      cache_min=Poly.const(c * s), cache_alloc=Poly.const(c * s), activations=L * c)
+        return OpCost(
+            prefill_linear=fft + L * (4 * c * s + bias),
+            decode_token=Poly.const(4 * c * s + bias),
+            cache_min=Poly.const(c * s),
+            cache_alloc=Poly.const(c * s),
+            activations=L * c,
+        )
     f, e, inner = int(spec["order"]), int(spec["emb_dim"]), int(spec["inner_layers"])
     # per position: Linear(e->f) + bias + sin(freq * .) -> 2ef + 3f; each inner layer 2f^2 + 3f; out 2fc; window c
     filter_gen = 2 * e * f + 3 * f + inner * (2 * f * f + 3 * f) + 2 * f * c + c
-    return OpCost(prefill_linear=fft + L * (filter_gen + bias), decode_token=Poly.const(bias),
-                  decode_history=T1 * (2 * c), cache_min=L * c, cache_alloc=L * c, activations=L * c)
+    return OpCost(
+        prefill_linear=fft + L * (filter_gen + bias),
+        decode_token=Poly.const(bias),
+        decode_history=T1 * (2 * c),
+        cache_min=L * c,
+        cache_alloc=L * c,
+        activations=L * c,
+    )
 
 
 def token_dense(v: OpView) -> OpCost:
     c = _n(v.out)
-    return OpCost(prefill_pairs=(L * L + L) * _HALF * (2 * c), decode_history=T1 * (2 * c), cache_min=L * c,
-                  cache_alloc=L * c, activations=L * c)
+    return OpCost(
+        prefill_pairs=(L * L + L) * _HALF * (2 * c),
+        decode_history=T1 * (2 * c),
+        cache_min=L * c,
+        cache_alloc=L * c,
+        activations=L * c,
+    )
 
 
 def moe(v: OpView) -> OpCost:
@@ -191,11 +217,46 @@ def embed(v: OpView) -> OpCost:
 
 
 RULES = {
-    "linear": linear, "grouped_linear": grouped_linear, "split": view, "split_heads": view, "merge_heads": view,
-    "repeat_heads": view, "shared_feature": view, "short_conv": conv, "causal_conv": conv, "apply_rope": rope,
-    "rmsnorm": rmsnorm, "layernorm": layernorm, "attention": attention, "linear_attention": linear_attention,
-    "gated_scan": gated_scan, "selective_scan": selective_scan, "long_conv": long_conv, "token_dense": token_dense,
-    "scale": elementwise, "moe": moe, "embed": embed, "lm_head": lm_head,
-    **{n: elementwise for n in ("silu", "gelu", "relu", "sigmoid", "softplus", "tanh", "exp", "sin", "elu_plus_one",
-                                "logsigmoid", "neg", "add", "sub", "mul", "div")},
+    "linear": linear,
+    "grouped_linear": grouped_linear,
+    "split": view,
+    "split_heads": view,
+    "merge_heads": view,
+    "repeat_heads": view,
+    "shared_feature": view,
+    "short_conv": conv,
+    "causal_conv": conv,
+    "apply_rope": rope,
+    "rmsnorm": rmsnorm,
+    "layernorm": layernorm,
+    "attention": attention,
+    "linear_attention": linear_attention,
+    "gated_scan": gated_scan,
+    "selective_scan": selective_scan,
+    "long_conv": long_conv,
+    "token_dense": token_dense,
+    "scale": elementwise,
+    "moe": moe,
+    "embed": embed,
+    "lm_head": lm_head,
+    **{
+        n: elementwise
+        for n in (
+            "silu",
+            "gelu",
+            "relu",
+            "sigmoid",
+            "softplus",
+            "tanh",
+            "exp",
+            "sin",
+            "elu_plus_one",
+            "logsigmoid",
+            "neg",
+            "add",
+            "sub",
+            "mul",
+            "div",
+        )
+    },
 }

@@ -48,7 +48,7 @@ from livc.compiler.ir.nodes import (
     Wrap,
 )
 
-__all__ = ["IRSyntaxError", "parse_ir", "print_model"]
+__all__ = ["IRSyntaxError", "make_parser", "parse_ir", "print_model"]
 
 _INDENT = "  "
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")

@@ -62,8 +62,11 @@ class BlockBuilder:
     # ---- diagnostics ----------------------------------------------------------------------
     def fail(self, message: str, span: Span, label: str) -> BuildFailed:
         secondary = (Label(self.instance.span, f"in {self.instance.name}(...) instantiated here"),)
-        self.ev.sink.report(error("E0312", message, span, label, secondary=secondary,
-                                  notes=(f"arguments: {_show_args(self.instance)}",)))
+        self.ev.sink.report(
+            error(
+                "E0312", message, span, label, secondary=secondary, notes=(f"arguments: {_show_args(self.instance)}",)
+            )
+        )
         return BuildFailed()
 
     # ---- statements -----------------------------------------------------------------------
@@ -200,8 +203,16 @@ class BlockBuilder:
             params = (("weight", self._tied(args, span)),)
         inputs = tuple(v.name for v in args.values() if isinstance(v, TRef))
         attrs = tuple((k, _attr(v)) for k, v in args.items() if not isinstance(v, TRef))
-        self.ops.append(Op(prim=prim_name, inputs=inputs, outputs=tuple(Value(name=o.name, type=o.type) for o in outs),
-                           params=params, attrs=attrs, span=span))
+        self.ops.append(
+            Op(
+                prim=prim_name,
+                inputs=inputs,
+                outputs=tuple(Value(name=o.name, type=o.type) for o in outs),
+                params=params,
+                attrs=attrs,
+                span=span,
+            )
+        )
         return outs
 
     def _param(self, base: str, role: str, shape: tuple[int, ...]) -> str:
@@ -218,12 +229,18 @@ class BlockBuilder:
         if self.result is None:
             raise self.fail(f"'{node.name.name}' produced no output", node.span, "no return reached")
         kind = BlockKind.LIV if node.kind is A.DefKind.LIV else BlockKind.OP
-        return Block(kind=kind, name=node.name.name, args=tuple((k, _attr(v)) for k, v in self.instance.args),
-                     input=Value(name="x" if kind is BlockKind.LIV or node.name.name != "Embedding" else "tokens",
-                                 type=self.input_type),
-                     sections=tuple(self.sections), output=self.result.name,
-                     features=tuple(Value(name=f"{g}={r.name}", type=r.type) for g, r in self.features.items()),
-                     span=self.instance.span)
+        return Block(
+            kind=kind,
+            name=node.name.name,
+            args=tuple((k, _attr(v)) for k, v in self.instance.args),
+            input=Value(
+                name="x" if kind is BlockKind.LIV or node.name.name != "Embedding" else "tokens", type=self.input_type
+            ),
+            sections=tuple(self.sections),
+            output=self.result.name,
+            features=tuple(Value(name=f"{g}={r.name}", type=r.type) for g, r in self.features.items()),
+            span=self.instance.span,
+        )
 
 
 def _attr(value: object) -> int | float | bool | str | None:

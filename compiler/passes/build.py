@@ -17,6 +17,7 @@ from livc.compiler.ir.nodes import (
     DType,
     Layer,
     Model,
+    Op,
     Param,
     Recursion,
     Share,
@@ -70,9 +71,15 @@ class ModelBuilder:
         out = _output_type(block)
         if out != expected:
             self.failed = True
-            self.ev.sink.report(error("E0312", f"{what} returns {out} but the residual stream is {expected}",
-                                      block.span, f"{block.name}(...) changes the width",
-                                      notes=("every sublayer maps the model width to itself",)))
+            self.ev.sink.report(
+                error(
+                    "E0312",
+                    f"{what} returns {out} but the residual stream is {expected}",
+                    block.span,
+                    f"{block.name}(...) changes the width",
+                    notes=("every sublayer maps the model width to itself",),
+                )
+            )
 
     def sublayer(self, sub: SublayerV, prefix: str, d: TensorType) -> Sublayer | None:
         block = self.block(sub.op, prefix, d)
@@ -135,8 +142,9 @@ def build_model(ev: Evaluator, model: ElaboratedModel) -> Model | None:
     mb.tied = _embedding_weight(embedding)
     d = _output_type(embedding)
     if len(d.shape) != 1:
-        ev.sink.report(error("E0312", "the embedding must produce a flat [d] vector", model.embedding.span,
-                             f"produces {d}"))
+        ev.sink.report(
+            error("E0312", "the embedding must produce a flat [d] vector", model.embedding.span, f"produces {d}")
+        )
         return None
     layers = [mb.layer(i, layer, d) for i, layer in enumerate(model.layers)]
     final_norm = mb.block(model.final_norm, "final_norm", d) if model.final_norm is not None else None
@@ -145,15 +153,38 @@ def build_model(ev: Evaluator, model: ElaboratedModel) -> Model | None:
     if mb.failed or head is None or any(layer is None for layer in layers):
         return None
     return Model(
-        name=model.name, dtype=DType(model.dtype.name), d_model=d.shape[0], vocab=_output_type(head).shape[0],
-        embedding=embedding, layers=tuple(layer for layer in layers if layer is not None), final_norm=final_norm,
-        head=head, params=tuple(Param(id=k, shape=v) for k, v in mb.params.items()),
-        budgets=tuple(Budget(metric=b.metric, args=tuple((k, _attr(v)) for k, v in b.args), limit=b.limit,
-                             strict=b.strict, span=b.span) for b in model.budgets),
-        context=model.context, span=model.span, recursion=_recursion(model, len(layers)),
-        shares=tuple(Share(kind=s.kind.value, groups=s.groups, source=(s.source.layer, s.source.sublayer),
-                           targets=tuple((t.layer, t.sublayer) for t in s.targets), span=s.span)
-                     for s in model.shares),
+        name=model.name,
+        dtype=DType(model.dtype.name),
+        d_model=d.shape[0],
+        vocab=_output_type(head).shape[0],
+        embedding=embedding,
+        layers=tuple(layer for layer in layers if layer is not None),
+        final_norm=final_norm,
+        head=head,
+        params=tuple(Param(id=k, shape=v) for k, v in mb.params.items()),
+        budgets=tuple(
+            Budget(
+                metric=b.metric,
+                args=tuple((k, _attr(v)) for k, v in b.args),
+                limit=b.limit,
+                strict=b.strict,
+                span=b.span,
+            )
+            for b in model.budgets
+        ),
+        context=model.context,
+        span=model.span,
+        recursion=_recursion(model, len(layers)),
+        shares=tuple(
+            Share(
+                kind=s.kind.value,
+                groups=s.groups,
+                source=(s.source.layer, s.source.sublayer),
+                targets=tuple((t.layer, t.sublayer) for t in s.targets),
+                span=s.span,
+            )
+            for s in model.shares
+        ),
     )
 
 
@@ -170,9 +201,15 @@ def _recursion(model: ElaboratedModel, n_layers: int) -> Recursion | None:
     mor = model.recursion
     if mor is None:
         return None
-    return Recursion(recursions=mor.recursions, sharing=mor.sharing, router=mor.router.name,
-                     capacities=mor.capacities, kv=mor.kv, steps=mor_steps(mor.sharing, mor.recursions, n_layers),
-                     router_args=tuple((k, _attr(v)) for k, v in mor.router.args if k != "capacities"))
+    return Recursion(
+        recursions=mor.recursions,
+        sharing=mor.sharing,
+        router=mor.router.name,
+        capacities=mor.capacities,
+        kv=mor.kv,
+        steps=mor_steps(mor.sharing, mor.recursions, n_layers),
+        router_args=tuple((k, _attr(v)) for k, v in mor.router.args if k != "capacities"),
+    )
 
 
 __all__ = ["build_model", "Label"]

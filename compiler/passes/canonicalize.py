@@ -21,8 +21,10 @@ def simplify(block: Block) -> Block:
     if not mapping:
         return prune_features(dead_code(block))
     renamed = rename_inputs(block, mapping)
-    features = tuple(dataclasses.replace(f, name=f"{f.name.split('=')[0]}={mapping.get(f.name.split('=')[1], f.name.split('=')[1])}")
-                     for f in renamed.features)
+    features = tuple(
+        dataclasses.replace(f, name=f"{f.name.split('=')[0]}={mapping.get(f.name.split('=')[1], f.name.split('=')[1])}")
+        for f in renamed.features
+    )
     return prune_features(dead_code(dataclasses.replace(renamed, features=features)))
 
 
@@ -33,10 +35,12 @@ def _sublayer(sub: Sublayer) -> Sublayer:
 
 
 def run(model: Model, sink: object = None) -> Model:
-    layers = tuple(dataclasses.replace(layer, sublayers=tuple(_sublayer(s) for s in layer.sublayers))
-                   for layer in model.layers)
+    layers = tuple(
+        dataclasses.replace(layer, sublayers=tuple(_sublayer(s) for s in layer.sublayers)) for layer in model.layers
+    )
     final = simplify(model.final_norm) if model.final_norm is not None else None
-    model = dataclasses.replace(model, embedding=simplify(model.embedding), layers=layers, final_norm=final,
-                                head=simplify(model.head))
+    model = dataclasses.replace(
+        model, embedding=simplify(model.embedding), layers=layers, final_norm=final, head=simplify(model.head)
+    )
     extra = tuple(p for p in model.params if model.recursion and p.id in model.recursion.router_params)
     return drop_unused_params(model, extra)

@@ -79,8 +79,9 @@ def _share_featurizer(model: Model, src: tuple[int, int | None], dst: tuple[int,
     s, d = _sub(model, src), _sub(model, dst)
     mapping = param_mapping(s.block, d.block, {Role.FEATURIZER})
     _check_shapes(model, mapping)
-    return replace_sublayer(model, dst[0], dst[1] or 0,
-                            dataclasses.replace(d, block=rename_params_in_block(d.block, mapping)))
+    return replace_sublayer(
+        model, dst[0], dst[1] or 0, dataclasses.replace(d, block=rename_params_in_block(d.block, mapping))
+    )
 
 
 def _feature(block: Block, group: str) -> Value:
@@ -96,14 +97,23 @@ def import_values(block: Block, imports: list[tuple[str, Value, str]]) -> Block:
     new_ops, mapping = [], {}
     for local, value, source in imports:
         name = f"{local}_shared"
-        new_ops.append(Op(prim="shared_feature", inputs=(), outputs=(Value(name=name, type=value.type),),
-                          attrs=(("source", source),)))
+        new_ops.append(
+            Op(
+                prim="shared_feature",
+                inputs=(),
+                outputs=(Value(name=name, type=value.type),),
+                attrs=(("source", source),),
+            )
+        )
         mapping[local] = name
     renamed = rename_inputs(block, mapping)
     renamed = _mark_cache_owner(renamed, set(mapping.values()), imports[0][2].rsplit(".", 1)[0])
-    features = tuple(dataclasses.replace(f, name=f.name.split("=")[0] + "=" + mapping.get(f.name.split("=")[1],
-                                                                                           f.name.split("=")[1]))
-                     for f in renamed.features)
+    features = tuple(
+        dataclasses.replace(
+            f, name=f.name.split("=")[0] + "=" + mapping.get(f.name.split("=")[1], f.name.split("=")[1])
+        )
+        for f in renamed.features
+    )
     sections = list(renamed.sections)
     first = 0 if sections[0].role in (Role.FEATURIZER, Role.BODY) else 0
     sections[first] = dataclasses.replace(sections[first], ops=tuple(new_ops) + sections[first].ops)
@@ -116,8 +126,9 @@ def _mark_cache_owner(block: Block, shared: set[str], owner: str) -> Block:
             return dataclasses.replace(op, attrs=op.attrs + (("cache_owner", owner),))
         return op
 
-    return dataclasses.replace(block, sections=tuple(
-        dataclasses.replace(s, ops=tuple(mark(op) for op in s.ops)) for s in block.sections))
+    return dataclasses.replace(
+        block, sections=tuple(dataclasses.replace(s, ops=tuple(mark(op) for op in s.ops)) for s in block.sections)
+    )
 
 
 def _base_type(block: Block, value: Value) -> object:
@@ -137,9 +148,11 @@ def _share_features(model: Model, share: Share, dst: tuple[int, int | None]) -> 
     for group in share.groups:
         theirs, ours = _feature(s.block, group), _feature(d.block, group)
         if theirs.type != ours.type or _base_type(s.block, theirs) != _base_type(d.block, ours):
-            raise Incompatible(f"feature '{group}' is stored as {_base_type(s.block, theirs)} in {share_label(share)} "
-                               f"but as {_base_type(d.block, ours)} in layers[{dst[0]}][{dst[1] or 0}] "
-                               "(different head layouts)")
+            raise Incompatible(
+                f"feature '{group}' is stored as {_base_type(s.block, theirs)} in {share_label(share)} "
+                f"but as {_base_type(d.block, ours)} in layers[{dst[0]}][{dst[1] or 0}] "
+                "(different head layouts)"
+            )
         imports.append((ours.name, theirs, f"{label}.{group}"))
     return replace_sublayer(model, dst[0], dst[1] or 0, dataclasses.replace(d, block=import_values(d.block, imports)))
 
@@ -151,8 +164,10 @@ def share_label(share: Share) -> str:
 def _apply(model: Model, share: Share) -> Model:
     for dst in share.targets:
         if share.kind == "features" and dst[0] <= share.source[0]:
-            raise Incompatible(f"layers[{dst[0]}] cannot use features of {share_label(share)}: features flow "
-                               "from an earlier layer to later ones (decoding computes layers in order)")
+            raise Incompatible(
+                f"layers[{dst[0]}] cannot use features of {share_label(share)}: features flow "
+                "from an earlier layer to later ones (decoding computes layers in order)"
+            )
         if share.kind == "weights":
             model = _share_weights(model, share.source, dst)
         elif share.kind == "featurizer":
@@ -191,8 +206,14 @@ def _share_kv(model: Model, base: int, layer: int) -> Model:
             continue
         label = f"layers[{base}][{j}]"
         types = {o.name: o.type for op in src.ops for o in op.outputs}
-        imports = [(attn_dst[0].inputs[i], Value(name=attn_src[0].inputs[i], type=types[attn_src[0].inputs[i]]),
-                    f"{label}.{'kv'[i - 1]}") for i in (1, 2)]
+        imports = [
+            (
+                attn_dst[0].inputs[i],
+                Value(name=attn_src[0].inputs[i], type=types[attn_src[0].inputs[i]]),
+                f"{label}.{'kv'[i - 1]}",
+            )
+            for i in (1, 2)
+        ]
         model = replace_sublayer(model, layer, j, dataclasses.replace(sub, block=import_values(sub.block, imports)))
     return model
 

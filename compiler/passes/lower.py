@@ -32,8 +32,10 @@ def _sublayer(sub: Sublayer) -> Sublayer:
 
 
 def run(model: Model, sink: object = None) -> Model:
-    layers = tuple(dataclasses.replace(layer, sublayers=tuple(_sublayer(s) for s in layer.sublayers))
-                   for layer in model.layers)
+    layers = tuple(
+        dataclasses.replace(layer, sublayers=tuple(_sublayer(s) for s in layer.sublayers)) for layer in model.layers
+    )
     final = flatten(model.final_norm) if model.final_norm is not None else None
-    return dataclasses.replace(model, embedding=flatten(model.embedding), layers=layers, final_norm=final,
-                               head=flatten(model.head))
+    return dataclasses.replace(
+        model, embedding=flatten(model.embedding), layers=layers, final_norm=final, head=flatten(model.head)
+    )

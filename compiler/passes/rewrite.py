@@ -74,8 +74,8 @@ def drop_unused_params(model: Model, extra: tuple[Param, ...] = ()) -> Model:
 
 def replace_sublayer(model: Model, i: int, j: int, sub: Sublayer) -> Model:
     layer = model.layers[i]
-    subs = layer.sublayers[:j] + (sub,) + layer.sublayers[j + 1:]
-    layers = model.layers[:i] + (dataclasses.replace(layer, sublayers=subs),) + model.layers[i + 1:]
+    subs = layer.sublayers[:j] + (sub,) + layer.sublayers[j + 1 :]
+    layers = model.layers[:i] + (dataclasses.replace(layer, sublayers=subs),) + model.layers[i + 1 :]
     return dataclasses.replace(model, layers=layers)
 
 

@@ -228,19 +228,50 @@ def unary(a: Args) -> Typed:
 def binary(a: Args) -> Typed:
     left, right = a["left"], a["right"]
     shapes = [x.shape for x in (left, right) if isinstance(x, TensorType)]
-    _require(len(set(shapes)) == 1, f"elementwise operands differ in shape: {' vs '.join(str(list(s)) for s in shapes)}")
+    _require(
+        len(set(shapes)) == 1, f"elementwise operands differ in shape: {' vs '.join(str(list(s)) for s in shapes)}"
+    )
     return Typed((shapes[0],))
 
 
 RULES: dict[str, Rule] = {
-    "linear": linear, "grouped_linear": grouped_linear, "split": split, "split_heads": split_heads,
-    "merge_heads": merge_heads, "repeat_heads": repeat_heads, "short_conv": short_conv, "apply_rope": rope,
-    "rmsnorm": lambda a: norm(a, False), "layernorm": lambda a: norm(a, True), "attention": attention,
-    "linear_attention": linear_attention, "gated_scan": gated_scan, "selective_scan": selective_scan,
-    "causal_conv": causal_conv, "long_conv": long_conv, "token_dense": token_dense, "scale": scale, "moe": moe,
-    "embed": embed, "lm_head": lm_head,
-    **{n: unary for n in ("silu", "gelu", "relu", "sigmoid", "softplus", "tanh", "exp", "sin", "elu_plus_one",
-                          "logsigmoid", "neg")},
+    "linear": linear,
+    "grouped_linear": grouped_linear,
+    "split": split,
+    "split_heads": split_heads,
+    "merge_heads": merge_heads,
+    "repeat_heads": repeat_heads,
+    "short_conv": short_conv,
+    "apply_rope": rope,
+    "rmsnorm": lambda a: norm(a, False),
+    "layernorm": lambda a: norm(a, True),
+    "attention": attention,
+    "linear_attention": linear_attention,
+    "gated_scan": gated_scan,
+    "selective_scan": selective_scan,
+    "causal_conv": causal_conv,
+    "long_conv": long_conv,
+    "token_dense": token_dense,
+    "scale": scale,
+    "moe": moe,
+    "embed": embed,
+    "lm_head": lm_head,
+    **{
+        n: unary
+        for n in (
+            "silu",
+            "gelu",
+            "relu",
+            "sigmoid",
+            "softplus",
+            "tanh",
+            "exp",
+            "sin",
+            "elu_plus_one",
+            "logsigmoid",
+            "neg",
+        )
+    },
     **{n: binary for n in ("add", "sub", "mul", "div")},
 }
 

@@ -18,8 +18,13 @@ if TYPE_CHECKING:
     from livc.compiler.passes.block_builder import BlockBuilder
 
 TOKEN_MIXERS = {
-    "attention": "low_rank", "linear_attention": "semi_separable", "gated_scan": "semi_separable",
-    "selective_scan": "semi_separable", "causal_conv": "toeplitz", "long_conv": "toeplitz", "token_dense": "dense",
+    "attention": "low_rank",
+    "linear_attention": "semi_separable",
+    "gated_scan": "semi_separable",
+    "selective_scan": "semi_separable",
+    "causal_conv": "toeplitz",
+    "long_conv": "toeplitz",
+    "token_dense": "dense",
 }
 CHANNEL_MIXERS = {"linear": "dense", "grouped_linear": "grouped", "moe": "grouped"}
 _CHANNEL_RANK = {"diagonal": 0, "grouped": 1, "dense": 2}
@@ -47,16 +52,29 @@ def _mismatch(builder: BlockBuilder, section: A.Section, declared: str, actual: 
     span = section.structure.span if section.structure is not None else section.span
     evidence = [op for op in ops if op.prim in TOKEN_MIXERS or op.prim in CHANNEL_MIXERS]
     secondary = (Label(evidence[0].span, f"this {evidence[0].prim} makes it {actual}"),) if evidence else ()
-    builder.ev.sink.report(error("E0313", f"{section.kind.value} is declared {declared} but is {actual}", span,
-                                 f"declared {declared}", secondary=secondary))
+    builder.ev.sink.report(
+        error(
+            "E0313",
+            f"{section.kind.value} is declared {declared} but is {actual}",
+            span,
+            f"declared {declared}",
+            secondary=secondary,
+        )
+    )
 
 
 def _misplaced_mixers(builder: BlockBuilder, section: A.Section, ops: tuple[Op, ...]) -> None:
     for op in ops:
         if op.prim in TOKEN_MIXERS:
-            builder.ev.sink.report(error("E0313", f"{op.prim} mixes tokens but sits in a {section.kind.value} section",
-                                         op.span, "token mixer outside token_mix",
-                                         help="move it into the token_mix section"))
+            builder.ev.sink.report(
+                error(
+                    "E0313",
+                    f"{op.prim} mixes tokens but sits in a {section.kind.value} section",
+                    op.span,
+                    "token mixer outside token_mix",
+                    help="move it into the token_mix section",
+                )
+            )
 
 
 def section_for(builder: BlockBuilder, section: A.Section, ops: tuple[Op, ...]) -> Section:
