@@ -32,6 +32,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+from rich.table import Table
+
 from livc.compiler.analysis.costs import analyze
 from livc.compiler.analysis.evaluate import Context, report_numbers
 from livc.compiler.check import check_path
@@ -39,8 +42,6 @@ from livc.compiler.pipeline import analyze_path, compile_checked
 from livc.dsl.diagnostics import DiagnosticSink
 from livc.dsl.parser import parse_source
 from livc.dsl.source import SourceFile
-from rich.console import Console
-from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"

@@ -49,7 +49,7 @@ class Compiled:
 def _verify(model: Model, stage: str) -> None:
     from livc.compiler.ir.verify import verify
 
-    problems = verify(model)
+    problems = verify(model, stage=stage)
     if problems:
         raise AssertionError(f"IR verifier failed after {stage}: " + "; ".join(problems))
 

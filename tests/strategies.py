@@ -191,7 +191,16 @@ def render(m: DrawnModel) -> str:
 
 # ---- operators ------------------------------------------------------------------------------------------------
 
-KvLayout = tuple[int, int, int | None]  # (heads, head_dim, window) of a softmax-attention LIV
+@dataclass(frozen=True)
+class Attention:
+    """The head layout of a softmax-attention LIV (GQA / MHA / MQA / SWA): its feature groups k and v are
+    [heads, head_dim] (after repetition); it caches kv_heads * head_dim per group and token, for the last
+    `window` tokens (None: all)."""
+
+    heads: int
+    kv_heads: int
+    head_dim: int
+    window: int | None
 
 
 @dataclass(frozen=True)
@@ -201,7 +210,7 @@ class OpSpec:
     name: str
     module: str
     args: tuple[tuple[str, str], ...] = ()
-    kv: KvLayout | None = None  # feature groups k, v of this layout (GQA / MHA / MQA / SWA)
+    attention: Attention | None = None
     featurizer: bool = True
 
     def render(self, qualify: dict[str, str]) -> str:
@@ -222,37 +231,42 @@ def _divisors(n: int) -> list[int]:
 
 
 @st.composite
-def _head_layout(draw: DrawFn, d: int, rope: bool) -> tuple[int, int, dict[str, str]]:
-    """(heads, head_dim, the head_dim argument if not the default d // heads); RoPE needs an even head_dim."""
+def head_layouts(draw: DrawFn, d: int, even: bool) -> tuple[int, int]:
+    """(heads, head_dim): head_dim is d // heads (the stdlib default) or explicit; even if `even` (RoPE)."""
     heads = draw(st.integers(1, 8))
     default = d // heads
-    if (default % 2 == 0 or not rope) and draw(st.booleans()):
-        return heads, default, {}
-    head_dim = draw(st.sampled_from((2, 4, 6, 8, 16)) if rope else st.integers(1, 16))
-    return heads, head_dim, {"head_dim": str(head_dim)}
+    if (default % 2 == 0 or not even) and draw(st.booleans()):
+        return heads, default
+    return heads, draw(st.sampled_from((2, 4, 6, 8, 16)) if even else st.integers(1, 16))
+
+
+def _head_dim_arg(draw: DrawFn, d: int, heads: int, head_dim: int) -> dict[str, str]:
+    """The head_dim argument: required unless it is the default d // heads."""
+    return {"head_dim": str(head_dim)} if head_dim != d // heads or draw(st.booleans()) else {}
 
 
 @st.composite
-def softmax_attention(draw: DrawFn, d: int) -> OpSpec:
+def softmax_attention(draw: DrawFn, d: int, layout: tuple[int, int] | None = None) -> OpSpec:
+    """GQA / MHA / MQA / SWA, with a drawn head layout or the given (heads, even head_dim)."""
     name = draw(st.sampled_from(("GQA", "MHA", "MQA", "SWA")))
-    rope = draw(st.booleans())
-    heads, head_dim, explicit = draw(_head_layout(d, rope))
-    required = {"heads": str(heads)} | explicit | ({} if rope else {"rope": "false"})
+    rope = draw(st.booleans()) and (layout is None or layout[1] % 2 == 0)
+    heads, head_dim = layout or draw(head_layouts(d, even=rope))
+    required = {"heads": str(heads)} | _head_dim_arg(draw, d, heads, head_dim) | ({} if rope else {"rope": "false"})
     window = draw(st.one_of(st.none(), st.integers(1, 64))) if name != "SWA" else draw(st.integers(1, 64))
-    if window is not None:
-        required["window"] = str(window)
-    if name in ("GQA", "SWA"):
-        required["kv_heads"] = str(draw(st.sampled_from(_divisors(heads))))
+    required |= {} if window is None else {"window": str(window)}
+    kv_heads = draw(st.sampled_from(_divisors(heads))) if name in ("GQA", "SWA") else 1 if name == "MQA" else heads
+    required |= {"kv_heads": str(kv_heads)} if name in ("GQA", "SWA") else {}
     optional = {"qk_norm": _b(draw(st.booleans())), "bias": _b(draw(st.booleans())),
                 "rope_theta": draw(st.sampled_from(("10000.0", "1M", "5e5")))}
-    if window is None and name != "SWA":
-        optional["window"] = "none"
-    return OpSpec(name=name, module="attention", args=_args(draw, required, optional), kv=(heads, head_dim, window))
+    optional |= {"window": "none"} if window is None and name != "SWA" else {}
+    return OpSpec(name=name, module="attention", args=_args(draw, required, optional),
+                  attention=Attention(heads=heads, kv_heads=kv_heads, head_dim=head_dim, window=window))
 
 
 @st.composite
 def linear_attention(draw: DrawFn, d: int) -> OpSpec:
-    heads, _, explicit = draw(_head_layout(d, rope=False))
+    heads, head_dim = draw(head_layouts(d, even=False))
+    explicit = _head_dim_arg(draw, d, heads, head_dim)
     optional = {"feature_map": draw(st.sampled_from(("elu_plus_one", "relu_map", "identity_map"))),
                 "normalize": _b(draw(st.booleans())), "bias": _b(draw(st.booleans()))}
     return OpSpec(name="LinearAttention", module="attention", args=_args(draw, {"heads": str(heads)} | explicit,
@@ -378,7 +392,8 @@ def _compatible(kind: str, a: SublayerSpec, b: SublayerSpec) -> bool:
         return a == b
     if kind == "featurizer":
         return a.op == b.op and a.op.featurizer
-    return a.op.kv is not None and a.op.kv == b.op.kv
+    x, y = a.op.attention, b.op.attention
+    return x is not None and y is not None and (x.heads, x.head_dim) == (y.heads, y.head_dim)
 
 
 def _refs(layers: Sequence[LayerSpec], whole: bool) -> list[Ref]:
@@ -412,12 +427,14 @@ _SHARE_KINDS = (("weights", True), ("weights", False), ("featurizer", False), ("
 
 
 @st.composite
-def shares(draw: DrawFn, layers: tuple[LayerSpec, ...], required: bool) -> tuple[ShareSpec, ...]:
-    """0..3 share declarations (at least one when `required` and the layers have a duplicate)."""
+def shares(draw: DrawFn, layers: tuple[LayerSpec, ...], first: tuple[str, ...] = ()) -> tuple[ShareSpec, ...]:
+    """0..3 share declarations. With `first`, at least one, the first of one of those kinds (the caller
+    makes sure that one is possible)."""
     used, out = _Used(), []
-    for _ in range(draw(st.integers(1 if required else 0, 3))):
-        options = [(kind, whole, src, tgts) for kind, whole in _SHARE_KINDS
-                   for src, tgts in _options(layers, kind, whole, used)]
+    for i in range(draw(st.integers(1 if first else 0, 3))):
+        kinds = [(kind, whole) for kind, whole in _SHARE_KINDS if i > 0 or not first or kind in first]
+        options = [(kind, whole, src, tgts)
+                   for kind, whole in kinds for src, tgts in _options(layers, kind, whole, used)]
         if not options:
             break
         kind, _, src, tgts = draw(st.sampled_from(options))
@@ -539,7 +556,29 @@ def drawn_models(draw: DrawFn, mor: bool | None = None, sharing: bool | None = N
                                 overrides=() if sharing else draw(overrides(n, len(kinds))))
     if sharing is False:
         return model
-    return dataclasses.replace(model, shares=draw(shares(model.layers, required=bool(sharing))))
+    first = ("weights", "featurizer", "features") if sharing else ()
+    return dataclasses.replace(model, shares=draw(shares(model.layers, first)))
+
+
+@st.composite
+def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int]) -> LayerSpec:
+    """A softmax-attention sublayer of the given head layout, maybe followed by another sublayer."""
+    attention = SublayerSpec(op=draw(softmax_attention(d, layout)), wrapper=draw(st.sampled_from((None, *_WRAPPERS))))
+    return (attention, *draw(st.lists(sublayers(d), max_size=1)))
+
+
+@st.composite
+def kv_sharing_models(draw: DrawFn) -> DrawnModel:
+    """A model with 2..4 softmax-attention layers of one head layout (kinds, kv_heads and windows vary) among
+    other layers, and at least one `share features` declaration (the first)."""
+    model = draw(_header())
+    layout = draw(head_layouts(model.d, even=draw(st.booleans())))
+    n_attention = draw(st.integers(2, 4))
+    kinds = tuple(draw(attention_layers(model.d, layout)) for _ in range(n_attention)) + draw(layer_kinds(model.d))
+    others = draw(st.lists(st.integers(n_attention, len(kinds) - 1), max_size=MAX_LAYERS - n_attention))
+    order = draw(st.permutations(list(range(n_attention)) + others))
+    model = dataclasses.replace(model, kinds=kinds, segments=((1, tuple(order)),))
+    return dataclasses.replace(model, shares=draw(shares(model.layers, ("features",))))
 
 
 @cache
@@ -554,5 +593,5 @@ def sources_with_metadata() -> Strategy[tuple[str, DrawnModel]]:
     return drawn_models().map(lambda m: (m.source, m))
 
 
-__all__ = ["DrawnModel", "LayerSpec", "MoRSpec", "OpSpec", "Ref", "ShareSpec", "SublayerSpec", "drawn_models",
-           "liv_sources", "render", "sources_with_metadata"]
+__all__ = ["Attention", "DrawnModel", "LayerSpec", "MoRSpec", "OpSpec", "Ref", "ShareSpec", "SublayerSpec",
+           "drawn_models", "kv_sharing_models", "liv_sources", "render", "sources_with_metadata"]

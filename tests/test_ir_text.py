@@ -18,6 +18,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+
 from livc.compiler.ir.nodes import (
     Block,
     BlockKind,

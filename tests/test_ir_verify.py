@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import pytest
+
 from livc.compiler.ir.nodes import Block, Model, Op, Param, Role, TensorType, Value
 from livc.compiler.ir.verify import verify
 from livc.compiler.pipeline import IR_STAGES, STAGE_NAMES, compile_path

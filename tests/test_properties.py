@@ -7,6 +7,8 @@
 4. the cost report is the same after expand, canonicalize and lower (build is before sharing);
 5. costs are monotone: caches, prefill FLOPs and activations in L, decode FLOPs in t;
 6. sharing and Mixture-of-Recursions never add parameters (routers aside) and sharing never adds cache;
+   `share features` changes the KV cache by exactly what it moves: a target stops storing the shared groups,
+   and the source stores them for as many tokens as its longest-reaching reader needs;
 7. the static parameter count equals an independent recount over the parameter ids the ops use;
 8. budgets reject exactly what exceeds them, in a `budget { }` block and from the command line.
 
@@ -24,6 +26,8 @@ from functools import cache
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from strategies import Attention, DrawnModel, drawn_models, kv_sharing_models
+
 from livc.compiler.analysis.costs import CostReport, analyze
 from livc.compiler.analysis.evaluate import Context
 from livc.compiler.budgets import check_budget, measure, parse_cli_budget
@@ -35,7 +39,6 @@ from livc.compiler.passes import canonicalize, lower
 from livc.compiler.pipeline import STAGE_NAMES, analyze_checked, compile_checked, compile_source
 from livc.dsl.diagnostics import DiagnosticSink
 from livc.dsl.source import SourceFile
-from strategies import DrawnModel, drawn_models
 
 SETTINGS = {"deadline": None, "derandomize": True, "database": None,
             "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
@@ -183,6 +186,42 @@ def test_recursion_never_adds_parameters_beyond_its_routers(model: DrawnModel) -
     assert recursive.recursion is not None
     routers = sum(recursive.param(pid).numel for pid in recursive.recursion.router_params)
     assert analyze(recursive).params <= analyze(flat).params + routers
+
+
+def _stored(attention: Attention, seq: int, window: int | None) -> int:
+    """Elements one feature group (k or v) of `attention` keeps for `seq` tokens under a `window`."""
+    return attention.kv_heads * attention.head_dim * (seq if window is None else min(seq, window))
+
+
+def _reach(windows: list[int | None]) -> int | None:
+    return None if None in windows else max(w for w in windows if w is not None)
+
+
+def kv_cache_change(model: DrawnModel, seq: int) -> int:
+    """The cache (elements) that the model's `share features` declarations add (negative: save) at `seq`."""
+    layers = model.layers
+    change, readers = 0, {}
+    for share in (s for s in model.shares if s.kind == "features"):
+        source = layers[share.source[0]][share.source[1] or 0].op.attention
+        assert source is not None
+        for ref in share.targets:
+            target = layers[ref[0]][ref[1] or 0].op.attention
+            assert target is not None
+            change -= len(share.groups) * _stored(target, seq, target.window)
+            for group in share.groups:
+                readers.setdefault((share.source, group), (source, [source.window]))[1].append(target.window)
+    for source, windows in readers.values():
+        change += _stored(source, seq, _reach(windows)) - _stored(source, seq, source.window)
+    return change
+
+
+@settings(max_examples=50, **SETTINGS)
+@given(kv_sharing_models())
+def test_feature_sharing_moves_exactly_the_shared_kv_cache(model: DrawnModel) -> None:
+    shared, unshared = analyze(final(model.source)), analyze(final(model.without_shares().source))
+    for seq in (1, 5, 100, 4096):
+        expected = _cache_at(unshared, seq) + kv_cache_change(model, seq)
+        assert _cache_at(shared, seq) == expected, (seq, [s.render() for s in model.shares])
 
 
 # ---- 7. independent parameter recount ----------------------------------------------------------------------

@@ -75,7 +75,7 @@ class ModelView:
     ties: list[tuple[str, str]] = field(default_factory=list)
     cache: list[tuple[str, str]] = field(default_factory=list)
     has_aux: bool = False
-    recursion: str | None = None
+    recursion: list[str] | None = None
     prefix_layers: list[int] = field(default_factory=list)
     suffix_layers: list[int] = field(default_factory=list)
 
@@ -123,6 +123,37 @@ def _check_shared_uses(block: Block) -> None:
             )
 
 
+MAX_LINE = 100  # statement width inside a method (8 columns of indentation are added by the template)
+
+
+def _split_args(text: str) -> list[str]:
+    """Split a call's argument text at top-level commas (brackets and quotes respected)."""
+    parts, depth, quote, start = [], 0, "", 0
+    for i, ch in enumerate(text):
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def wrap_statement(line: str) -> str:
+    """`x = f(a, b, ...)` longer than MAX_LINE -> one argument per line (a readable, ruff-clean break)."""
+    if len(line) <= MAX_LINE or not line.endswith(")") or "(" not in line:
+        return line
+    head, _, rest = line.partition("(")
+    args = _split_args(rest[:-1])
+    return head + "(\n" + "".join(f"    {a},\n" for a in args) + ")"
+
+
 def _section_comment(section: Section) -> str | None:
     if section.role is Role.BODY:
         return None
@@ -136,12 +167,12 @@ def _section_comment(section: Section) -> str | None:
 class BlockEmitter:
     block: Block
     param_shapes: dict[str, tuple[int, ...]]
-    exports: bool
+    exports: tuple[str, ...]
     emitted: list[Emitted] = field(default_factory=list)
 
     def ctx(self) -> Ctx:
         _check_shared_uses(self.block)
-        aliases = {"tokens": "x", **_gqa_aliases(self.block, self.exports)}
+        aliases = {"tokens": "x", **_gqa_aliases(self.block, bool(self.exports))}
         c = Ctx(
             types=_types(self.block), base=lambda op, role: param_base(dict(op.params)[role], role), aliases=aliases
         )
@@ -161,10 +192,12 @@ class BlockEmitter:
                 em = EMITTERS[op.prim](op, ctx)
                 self.emitted.append(em)
                 init += [em.init] if em.init and em.init not in init else []
-                lines += list(em.lines)
+                lines += [wrap_statement(line) for line in em.lines]
             if section.role is Role.FEATURIZER and self.exports:
                 groups = ", ".join(
-                    f'"{f.name.split("=")[0]}": {ctx.v(f.name.split("=")[1])}' for f in self.block.features
+                    f'"{f.name.split("=")[0]}": {ctx.v(f.name.split("=")[1])}'
+                    for f in self.block.features
+                    if f.name.split("=")[0] in self.exports
                 )
                 lines.append(f"self.export(features, {{{groups}}})")
         lines.append(f"return {ctx.v(self.block.output)}")
@@ -185,7 +218,7 @@ def _doc(block: Block) -> str:
     return f"{block.kind.value} {block.name}({args})" + (": " + "; ".join(parts) if parts else "")
 
 
-def _class_key(block: Block, exports: bool) -> object:
+def _class_key(block: Block, exports: tuple[str, ...]) -> object:
     ops = tuple(
         (
             op.prim,
@@ -217,8 +250,8 @@ class Builder:
     def instance(self, block: Block, prefix: str) -> str:
         groups = tuple(sorted(self.exported.get(prefix, ())))
         shapes = {p.id: p.shape for p in self.model.params}
-        emitter = BlockEmitter(block, shapes, bool(groups))
-        key = _class_key(block, bool(groups))
+        emitter = BlockEmitter(block, shapes, groups)
+        key = _class_key(block, groups)
         if key not in self.classes:
             self.classes[key] = self._class(block, emitter)
         else:
@@ -281,10 +314,16 @@ def _recursion(model: Model, view: ModelView) -> None:
     view.suffix_layers = [i for i in range(len(model.layers)) if i not in in_steps and i > first]
     alpha = args.get("alpha", 0.1 if rec.router == "expert_choice" else 1.0)
     coeff = args.get("aux_loss", args.get("balance_loss", 0.0))
-    view.recursion = (
-        f'Recursion({model.d_model}, {rec.steps!r}, "{rec.router}", {rec.capacities!r}, {alpha!r}, '
-        f'{coeff!r}, "{rec.kv}", {args.get("z_loss", 0.0)!r})'
-    )
+    view.recursion = [
+        f"d={model.d_model}",
+        f"steps={rec.steps!r}",
+        f'kind="{rec.router}"',
+        f"capacities={rec.capacities!r}",
+        f"alpha={alpha!r}",
+        f"aux_coeff={coeff!r}",
+        f'kv="{rec.kv}"',
+        f"z_loss={args.get('z_loss', 0.0)!r}",
+    ]
     if rec.kv == "recursion_wise":
         view.cache += [(f"recursion.{r}.valid", "(batch, max_len)") for r in range(rec.recursions)]
 

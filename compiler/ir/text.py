@@ -28,6 +28,7 @@ from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
 from livc.compiler.ir.nodes import (
     Block,
     BlockKind,

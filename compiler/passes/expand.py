@@ -115,7 +115,7 @@ def import_values(block: Block, imports: list[tuple[str, Value, str]]) -> Block:
         for f in renamed.features
     )
     sections = list(renamed.sections)
-    first = 0 if sections[0].role in (Role.FEATURIZER, Role.BODY) else 0
+    first = next((i for i, s in enumerate(sections) if s.role is Role.FEATURIZER), 0)
     sections[first] = dataclasses.replace(sections[first], ops=tuple(new_ops) + sections[first].ops)
     return prune_features(dead_code(dataclasses.replace(renamed, sections=tuple(sections), features=features)))
 

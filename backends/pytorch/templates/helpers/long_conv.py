@@ -39,7 +39,6 @@ def long_conv(u, p, spec, bias, history, pos):
 
     Modal filters keep a recurrent state [B, C, S]; implicit filters keep the input history [B, C, max_len].
     """
-    channels = u.shape[-1]
     if spec["kind"] == "modal_filter":
         y = _modal(u, p, history, pos)
     else:
