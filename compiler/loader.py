@@ -33,9 +33,14 @@ class Program:
     modules: dict[str, LoadedModule] = field(default_factory=dict)
 
 
+def std_modules() -> frozenset[str]:
+    return frozenset(p.name[:-4] for p in resources.files("livc.stdlib").iterdir() if p.name.endswith(".liv"))
+
+
 def _std_text(name: str) -> str | None:
-    entry = resources.files("livc.stdlib").joinpath(f"{name}.liv")
-    return entry.read_text(encoding="utf-8") if entry.is_file() else None
+    if name not in std_modules():
+        return None
+    return resources.files("livc.stdlib").joinpath(f"{name}.liv").read_text(encoding="utf-8")
 
 
 def read_file(path: Path) -> tuple[str | None, str | None]:
@@ -48,8 +53,8 @@ def read_file(path: Path) -> tuple[str | None, str | None]:
         return None, "is a directory"
     except UnicodeDecodeError:
         return None, "not UTF-8 text"
-    except OSError as exc:
-        return None, exc.strerror or "cannot be read"
+    except (OSError, ValueError) as exc:
+        return None, getattr(exc, "strerror", None) or "cannot be read"
 
 
 @dataclass
@@ -114,7 +119,11 @@ class Loader:
     def _locate_path(self, ref: A.ModuleRef, importer: str) -> tuple[str, SourceFile | None] | None:
         assert ref.path is not None
         base = Path(importer).parent if not importer.startswith(("<", STD_PREFIX + ".")) else Path.cwd()
-        path = (base / ref.path.value).resolve()
+        try:
+            path = (base / ref.path.value).resolve()
+        except (OSError, ValueError) as exc:
+            self.sink.report(error("E0109", f"cannot read '{ref.path.value}'", ref.span, f"invalid path: {exc}"))
+            return None
         key = str(path)
         if key in self.program.modules or key in self._stack:
             return key, None

@@ -8,6 +8,7 @@ so they are restricted here, once: ASCII `[A-Za-z_][A-Za-z0-9_]*`, at most 64 ch
 from __future__ import annotations
 
 import keyword
+import math
 import re
 
 LIV_KEYWORDS = frozenset(
@@ -43,6 +44,7 @@ LIV_KEYWORDS = frozenset(
 )
 PYTHON_WORDS = frozenset(keyword.kwlist) | frozenset(keyword.softkwlist) | {"self", "cls"}
 MAX_IDENT_LEN = 64
+MAX_NUMBER_DIGITS = 300
 _IDENT_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 COUNT_SUFFIXES = {"K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
@@ -75,13 +77,16 @@ def number_value(text: str) -> int | float | None:
     if match is None:
         return None
     num, suffix = match["num"].replace("_", ""), match["suffix"]
+    if len(num) > MAX_NUMBER_DIGITS:
+        return None
     is_float = "." in num or "e" in num.lower()
     if not suffix:
-        return float(num) if is_float else int(num)
+        value: int | float = float(num) if is_float else int(num)
+        return value if math.isfinite(value) else None
     scale = COUNT_SUFFIXES.get(suffix) or BYTE_SUFFIXES.get(suffix)
     if scale is None:
         return None
     if not is_float:
         return int(num) * scale
     scaled = float(num) * scale
-    return int(scaled) if scaled.is_integer() else None
+    return int(scaled) if math.isfinite(scaled) and scaled.is_integer() else None

@@ -24,6 +24,7 @@ from livc.dsl.trivia import attach
 _ITEM_START = re.compile(r"^(import|from|let|fn|liv|op|model)\b", re.MULTILINE)
 MAX_SOURCE_CHARS = 2_000_000
 MAX_NESTING = 200
+MAX_TREE_DEPTH = 150
 
 
 @lru_cache(maxsize=1)
@@ -82,6 +83,12 @@ def _parse_uncached(source: SourceFile, sink: DiagnosticSink) -> A.Module | None
     except UnexpectedInput as exc:
         _report_item_errors(source, sink, exc)
         return None
+    except RecursionError:
+        _report_too_deep(source, sink)
+        return None
+    if _tree_depth_exceeds(tree, MAX_TREE_DEPTH):
+        _report_too_deep(source, sink)
+        return None
     found = [_comment(tok, source) for tok in comments]
     builder = AstBuilder(source, sink)
     try:
@@ -111,7 +118,7 @@ def _too_deep(source: SourceFile, sink: DiagnosticSink) -> bool:
 
     text = source.text
     if len(text) > MAX_SOURCE_CHARS:
-        sink.report(error("E0102", "file too large", Span(source, 0, 1), f"more than {MAX_SOURCE_CHARS} characters"))
+        sink.report(error("E0110", "file too large", Span(source, 0, 1), f"more than {MAX_SOURCE_CHARS} characters"))
         return True
     if sum(text.count(c) for c in "([{") <= MAX_NESTING:
         return False
@@ -122,7 +129,7 @@ def _too_deep(source: SourceFile, sink: DiagnosticSink) -> bool:
         depth -= ch in ")]}"
         if depth > MAX_NESTING:
             sink.report(
-                error("E0102", "nesting too deep", Span(source, i, i + 1), f"more than {MAX_NESTING} nested brackets")
+                error("E0110", "nesting too deep", Span(source, i, i + 1), f"more than {MAX_NESTING} nested brackets")
             )
             return True
     return False
@@ -136,24 +143,55 @@ def _item_chunks(text: str) -> list[tuple[int, int]]:
     return list(zip(starts, ends))
 
 
-def _masked(text: str, start: int, end: int) -> str:
-    """The text with everything outside [start, end) blanked, newlines kept (offsets unchanged)."""
-    blank = re.sub(r"[^\n]", " ", text)
-    return blank[:start] + text[start:end] + blank[end:]
+MAX_SYNTAX_ERRORS = 50
+
+
+def _shift(exc: UnexpectedInput, offset: int) -> UnexpectedInput:
+    """Move a chunk-relative lark error to file offsets (chunks are parsed on their own: linear time)."""
+    if getattr(exc, "pos_in_stream", None) is not None:
+        exc.pos_in_stream += offset
+    token = getattr(exc, "token", None)
+    if token is not None and token.start_pos is not None:
+        token.start_pos += offset
+        token.end_pos = (token.end_pos or token.start_pos) + offset
+    return exc
 
 
 def _report_item_errors(source: SourceFile, sink: DiagnosticSink, first: UnexpectedInput) -> None:
     parser, _ = _shared_parser()
-    reported = False
+    reported = 0
     for start, end in _item_chunks(source.text):
         try:
-            parser.parse(_masked(source.text, start, end))
+            parser.parse(source.text[start:end])
         except UnexpectedInput as exc:
             next_item = end if end < len(source.text) else None
-            sink.report(from_lark(exc, source, next_item))
-            reported = True
+            sink.report(from_lark(_shift(exc, start), source, next_item))
+            reported += 1
+        except RecursionError:
+            _report_too_deep(source, sink, start)
+            reported += 1
+        if reported >= MAX_SYNTAX_ERRORS:
+            break
     if not reported:
         sink.report(from_lark(first, source))
+
+
+def _report_too_deep(source: SourceFile, sink: DiagnosticSink, offset: int = 0) -> None:
+    from livc.dsl.diagnostics import error
+
+    sink.report(error("E0110", "expression nested too deeply", Span(source, offset, offset + 1),
+                      f"more than {MAX_TREE_DEPTH} levels", help="split long expressions into `let` bindings"))
+
+
+def _tree_depth_exceeds(tree: object, limit: int) -> bool:
+    """Iterative depth check of a lark tree (later passes recurse over the AST)."""
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in getattr(node, "children", ()) if hasattr(child, "children"))
+    return False
 
 
 __all__ = ["parse_source", "parse_text", "CompileError"]

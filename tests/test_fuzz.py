@@ -27,7 +27,6 @@ its entry from `KNOWN_BUGS`: its regression inputs then become ordinary passing 
 
 from __future__ import annotations
 
-import errno
 import json
 import re
 from collections.abc import Callable
@@ -82,28 +81,7 @@ class KnownBug:
     fronts: frozenset[str] = frozenset({"parse", "check"})
 
 
-KNOWN_BUGS: dict[str, KnownBug] = {
-    "deep-tree-recursion": KnownBug(
-        "deep (non-bracket) expression/else-if nesting overflows the stack in the lark Transformer",
-        lambda exc: isinstance(exc, RecursionError),
-        frozenset({"parse"}),  # check_source turns the RecursionError into E0110
-    ),
-    "huge-int-literal": KnownBug(
-        "an integer literal with more than 4300 digits raises ValueError in lexicon.number_value",
-        lambda exc: isinstance(exc, ValueError) and "integer string conversion" in str(exc),
-    ),
-    "std-name-too-long": KnownBug(
-        "loader._std_text stats stdlib/<name>.liv for any `import std.<name>`: a name over ~250 characters "
-        "raises OSError(ENAMETOOLONG)",
-        lambda exc: isinstance(exc, OSError) and exc.errno == errno.ENAMETOOLONG,
-        frozenset({"check"}),
-    ),
-    "nul-in-import-path": KnownBug(
-        "loader._locate_path: a NUL character in an import path raises ValueError from Path.resolve",
-        lambda exc: isinstance(exc, ValueError) and "null byte" in str(exc),
-        frozenset({"check"}),
-    ),
-}
+KNOWN_BUGS: dict[str, KnownBug] = {}  # all fuzz findings so far are fixed; see REGRESSION_INPUTS
 
 
 def known_bug(exc: Exception, front: str) -> str | None:

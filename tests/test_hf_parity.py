@@ -29,7 +29,7 @@ from livc.backends.pytorch.hf import (  # noqa: E402
 )
 from livc.backends.pytorch.load import generate_from_path, load_code  # noqa: E402
 from livc.compiler.check import check_source  # noqa: E402
-from livc.compiler.pipeline import analyze_checked  # noqa: E402
+from livc.compiler.pipeline import analyze_checked, compile_source  # noqa: E402
 
 TOL = 1e-4
 SMALL = dict(vocab_size=97, hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2)
@@ -50,6 +50,15 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "qwen2-swa": ("Qwen2", dict(SMALL, intermediate_size=96, use_sliding_window=True, sliding_window=4,
                                 max_window_layers=2)),
 }
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Any:
+    """Tiny matrices: intra-op threads only add synchronisation (seconds per forward on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def hf_model(kind: str, **overrides: Any) -> Any:
@@ -231,3 +240,13 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert err.startswith("error: ") and "rope_scaling" in err and not (tmp_path / "bad.liv").exists()
     assert cmd_import_hf(argparse.Namespace(config=str(tmp_path / "nope.json"), output="-")) == 1
     assert capsys.readouterr().err.startswith("error: cannot read")
+
+
+@pytest.mark.parametrize(("multiplier", "auto", "width"), [(1.3, True, 192), (None, True, 133), (1.3, False, 200)])
+def test_lfm2_ffn_width_rule(multiplier: float | None, auto: bool, width: int) -> None:
+    """transformers' Lfm2MLP: 2/3, then (if a multiplier is set) scale and round up to block_multiple_of."""
+    config = dict(CASES["lfm2"][1], architectures=["Lfm2ForCausalLM"], block_ffn_dim_multiplier=multiplier,
+                  block_auto_adjust_ff_dim=auto)
+    compiled = compile_source(import_hf(config), "width.liv", stop_after="canonicalize")
+    shapes = {p.id: p.shape for p in compiled.models[0].params}
+    assert shapes["layers.0.1.w1.weight"] == (width, 64)

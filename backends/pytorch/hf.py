@@ -41,13 +41,13 @@ from livc.dsl.formatter import format_text
 from livc.dsl.lexicon import MAX_IDENT_LEN, identifier_problem
 from livc.dsl.render import render_all_text
 
-# ---------------------------------------------------------------------------------------------------------
-# Config -> .liv
-
 
 class HFWeightsError(HFImportError):
     """An HF checkpoint whose tensors do not match the livc model (names and shapes are listed)."""
 
+
+# ---------------------------------------------------------------------------------------------------------
+# Config -> .liv
 
 # Names a model may not take: the stdlib names the program imports and the generated module's own names.
 _RESERVED_NAMES = frozenset({
@@ -153,7 +153,7 @@ def lfm2_program(spec: Lfm2Spec) -> Program:
     imports = [*(["from std.attention import GQA"] if "attn" in kinds else []),
                *(["from std.conv import GatedShortConv"] if "conv" in kinds else []),
                "from std.embedding import Embedding, LMHead",
-               "from std.mlp import SwiGLU" + (", lfm2_ffn_width" if "lfm2_ffn_width" in lets[0] else ""),
+               "from std.mlp import SwiGLU" + (", lfm2_ffn_width" if any("lfm2_ffn_width" in x for x in lets) else ""),
                "from std.norms import RMSNorm"]
     comment = ("Imported by `livc import-hf` from a Hugging Face Lfm2ForCausalLM config: gated short",
                "convolutions and GQA with QK-norm (per `layer_types`), each followed by a SwiGLU FFN, pre-norm",
@@ -435,6 +435,15 @@ def infer_arch(state_dict: Mapping[str, torch.Tensor]) -> str:
     raise HFWeightsError("cannot tell the architecture from the checkpoint's tensor names; pass arch=")
 
 
+def unique_parameters(module: nn.Module) -> dict[str, nn.Parameter]:
+    """Each parameter once; a tied head is named by the tensor's other name (the embedding)."""
+    names: dict[int, str] = {}
+    for name, param in module.named_parameters(remove_duplicate=False):
+        if id(param) not in names or names[id(param)] == HEAD:
+            names[id(param)] = name
+    return {name: module.get_parameter(name) for name in names.values()}
+
+
 def load_hf_weights(module: nn.Module, source: Source, arch: str | None = None) -> None:
     """Copy HF weights into a generated module: a state_dict, a .safetensors file / list / index, or a dir.
 
@@ -442,7 +451,7 @@ def load_hf_weights(module: nn.Module, source: Source, arch: str | None = None) 
     """
     state_dict, found = read_source(source)
     arch = arch or found or infer_arch(state_dict)
-    params = dict(module.named_parameters())  # a tied head is listed once, as the embedding
+    params = unique_parameters(module)
     converted = convert_state_dict(arch, state_dict, {n: tuple(p.shape) for n, p in params.items()})
     with torch.no_grad():
         for name, tensor in converted.items():
