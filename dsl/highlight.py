@@ -12,19 +12,6 @@ an unknown suffix (`3k`, `2B`).
 
 from __future__ import annotations
 
-from livc.compiler.primitives import (
-    BUDGET_METRICS,
-    BUILDERS,
-    CHANNEL_STRUCTURES,
-    DTYPES,
-    INPUT_NAMES,
-    MODEL_FIELDS,
-    PRIMITIVES,
-    SCALAR_FUNCTIONS,
-    SYMBOLS,
-    TOKEN_STRUCTURES,
-)
-from livc.dsl.lexicon import BYTE_SUFFIXES, COUNT_SUFFIXES, LIV_KEYWORDS
 from pygments import highlight
 from pygments.formatters import TerminalFormatter
 from pygments.lexer import RegexLexer, bygroups, default, words
@@ -39,6 +26,20 @@ from pygments.token import (
     String,
     Whitespace,
 )
+
+from livc.compiler.primitives import (
+    BUDGET_METRICS,
+    BUILDERS,
+    CHANNEL_STRUCTURES,
+    DTYPES,
+    INPUT_NAMES,
+    MODEL_FIELDS,
+    PRIMITIVES,
+    SCALAR_FUNCTIONS,
+    SYMBOLS,
+    TOKEN_STRUCTURES,
+)
+from livc.dsl.lexicon import BYTE_SUFFIXES, COUNT_SUFFIXES, LIV_KEYWORDS
 
 SECTION_KEYWORDS: tuple[str, ...] = ("featurizer", "token_mix", "channel_mix", "budget")
 DEF_KEYWORDS: tuple[str, ...] = ("liv", "op", "model")

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from functools import cache
 
 from hypothesis import strategies as st
+
 from livc.dsl import ast as A
 from livc.dsl.lexicon import BYTE_SUFFIXES, COUNT_SUFFIXES, LIV_KEYWORDS, PYTHON_WORDS, identifier_problem, number_value
 

@@ -11,7 +11,8 @@ draws `(source, model)`. What makes every draw valid:
   an optional argument is left to its default only where the default is valid;
 - sharing: `share weights` only between identical layers / sublayers (wrapper
   included), `share featurizer` only between equal instances of a LIV with a featurizer, `share features`
-  only between softmax-attention LIVs with the same head layout and window, sources before targets; a
+  only between softmax-attention LIVs with the same K/V head layout (heads, kv_heads, head_dim; windows may
+  differ), from an earlier layer to later ones; a
   sublayer is the target of at most one declaration and never both a source and a target;
 - Mixture-of-Recursions: the layer list is built from the recursion pattern (cycle `U U U`, sequence
   `aa bb`, middle_* with unique first and last layers), so every layer of a step equals its step-0 layer;
@@ -194,13 +195,18 @@ def render(m: DrawnModel) -> str:
 @dataclass(frozen=True)
 class Attention:
     """The head layout of a softmax-attention LIV (GQA / MHA / MQA / SWA): its feature groups k and v are
-    [heads, head_dim] (after repetition); it caches kv_heads * head_dim per group and token, for the last
-    `window` tokens (None: all)."""
+    [kv_heads, head_dim] repeated to [heads, head_dim]; it caches kv_heads * head_dim elements per group and
+    token, for the last `window` tokens (None: all)."""
 
     heads: int
     kv_heads: int
     head_dim: int
     window: int | None
+
+    @property
+    def layout(self) -> tuple[int, int, int]:
+        """What `share features k, v` needs to match: the stored and the repeated K/V head layout."""
+        return self.heads, self.kv_heads, self.head_dim
 
 
 @dataclass(frozen=True)
@@ -245,16 +251,27 @@ def _head_dim_arg(draw: DrawFn, d: int, heads: int, head_dim: int) -> dict[str, 
     return {"head_dim": str(head_dim)} if head_dim != d // heads or draw(st.booleans()) else {}
 
 
+def _attention_kinds(heads: int, kv_heads: int) -> list[str]:
+    """The softmax-attention LIVs that can have this K/V head layout."""
+    return ["GQA", "SWA"] + (["MHA"] if kv_heads == heads else []) + (["MQA"] if kv_heads == 1 else [])
+
+
 @st.composite
-def softmax_attention(draw: DrawFn, d: int, layout: tuple[int, int] | None = None) -> OpSpec:
-    """GQA / MHA / MQA / SWA, with a drawn head layout or the given (heads, even head_dim)."""
-    name = draw(st.sampled_from(("GQA", "MHA", "MQA", "SWA")))
-    rope = draw(st.booleans()) and (layout is None or layout[1] % 2 == 0)
-    heads, head_dim = layout or draw(head_layouts(d, even=rope))
+def kv_layouts(draw: DrawFn, d: int, even: bool) -> tuple[int, int, int]:
+    """(heads, kv_heads, head_dim) with kv_heads dividing heads."""
+    heads, head_dim = draw(head_layouts(d, even))
+    return heads, draw(st.sampled_from(_divisors(heads))), head_dim
+
+
+@st.composite
+def softmax_attention(draw: DrawFn, d: int, layout: tuple[int, int, int] | None = None) -> OpSpec:
+    """GQA / MHA / MQA / SWA with a drawn (heads, kv_heads, head_dim) layout, or the given one."""
+    rope = draw(st.booleans()) and (layout is None or layout[2] % 2 == 0)
+    heads, kv_heads, head_dim = layout or draw(kv_layouts(d, even=rope))
+    name = draw(st.sampled_from(_attention_kinds(heads, kv_heads)))
     required = {"heads": str(heads)} | _head_dim_arg(draw, d, heads, head_dim) | ({} if rope else {"rope": "false"})
     window = draw(st.one_of(st.none(), st.integers(1, 64))) if name != "SWA" else draw(st.integers(1, 64))
     required |= {} if window is None else {"window": str(window)}
-    kv_heads = draw(st.sampled_from(_divisors(heads))) if name in ("GQA", "SWA") else 1 if name == "MQA" else heads
     required |= {"kv_heads": str(kv_heads)} if name in ("GQA", "SWA") else {}
     optional = {"qk_norm": _b(draw(st.booleans())), "bias": _b(draw(st.booleans())),
                 "rope_theta": draw(st.sampled_from(("10000.0", "1M", "5e5")))}
@@ -393,7 +410,7 @@ def _compatible(kind: str, a: SublayerSpec, b: SublayerSpec) -> bool:
     if kind == "featurizer":
         return a.op == b.op and a.op.featurizer
     x, y = a.op.attention, b.op.attention
-    return x is not None and y is not None and (x.heads, x.head_dim) == (y.heads, y.head_dim)
+    return x is not None and y is not None and x.layout == y.layout
 
 
 def _refs(layers: Sequence[LayerSpec], whole: bool) -> list[Ref]:
@@ -407,7 +424,7 @@ def _fits(layers: Sequence[LayerSpec], kind: str, src: Ref, dst: Ref) -> bool:
     if src[1] is None:
         return layers[src[0]] == layers[dst[0]]
     assert dst[1] is not None
-    return _compatible(kind, layers[src[0]][src[1]], layers[dst[0]][dst[1]]) and (kind != "features" or src < dst)
+    return _compatible(kind, layers[src[0]][src[1]], layers[dst[0]][dst[1]]) and (kind != "features" or src[0] < dst[0])
 
 
 def _options(layers: Sequence[LayerSpec], kind: str, whole: bool, used: _Used) -> list[tuple[Ref, list[Ref]]]:
@@ -561,7 +578,7 @@ def drawn_models(draw: DrawFn, mor: bool | None = None, sharing: bool | None = N
 
 
 @st.composite
-def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int]) -> LayerSpec:
+def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int, int]) -> LayerSpec:
     """A softmax-attention sublayer of the given head layout, maybe followed by another sublayer."""
     attention = SublayerSpec(op=draw(softmax_attention(d, layout)), wrapper=draw(st.sampled_from((None, *_WRAPPERS))))
     return (attention, *draw(st.lists(sublayers(d), max_size=1)))
@@ -569,10 +586,10 @@ def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int]) -> LayerSpec
 
 @st.composite
 def kv_sharing_models(draw: DrawFn) -> DrawnModel:
-    """A model with 2..4 softmax-attention layers of one head layout (kinds, kv_heads and windows vary) among
-    other layers, and at least one `share features` declaration (the first)."""
+    """A model with 2..4 softmax-attention layers of one K/V head layout (their kinds, windows, RoPE, QK-norm
+    and wrappers vary) among other layers, and at least one `share features` declaration (the first)."""
     model = draw(_header())
-    layout = draw(head_layouts(model.d, even=draw(st.booleans())))
+    layout = draw(kv_layouts(model.d, even=draw(st.booleans())))
     n_attention = draw(st.integers(2, 4))
     kinds = tuple(draw(attention_layers(model.d, layout)) for _ in range(n_attention)) + draw(layer_kinds(model.d))
     others = draw(st.lists(st.integers(n_attention, len(kinds) - 1), max_size=MAX_LAYERS - n_attention))

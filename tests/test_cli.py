@@ -7,6 +7,7 @@ import stat
 from pathlib import Path
 
 import pytest
+
 from livc.compiler.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

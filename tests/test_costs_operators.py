@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
+
 from livc.compiler.analysis.costs import CostReport, Row, analyze
 from livc.compiler.pipeline import compile_source
 from livc.dsl.render import render_all_text

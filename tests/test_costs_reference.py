@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from livc.compiler.analysis.costs import CostReport, Row
 from livc.compiler.cli import main
 from livc.compiler.ir.sym import Poly

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import CompileError
 from livc.dsl.formatter import MAX_WIDTH, format_module, format_text

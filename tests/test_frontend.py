@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from livc.compiler.check import check_source
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import CompileError

@@ -37,6 +37,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
+
 from livc.compiler.check import check_text
 from livc.compiler.primitives import (
     BUDGET_METRICS,

@@ -16,6 +16,19 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
+from pygments.token import (
+    Comment,
+    Error,
+    Keyword,
+    Name,
+    Number,
+    Operator,
+    String,
+    Whitespace,
+    _TokenType,
+)
+
 from livc.compiler.primitives import (
     BUDGET_METRICS,
     BUILDERS,
@@ -31,18 +44,6 @@ from livc.dsl.codes import CODES
 from livc.dsl.highlight import LivLexer, highlight_terminal
 from livc.dsl.lexicon import LIV_KEYWORDS
 from livc.dsl.parser import parse_text
-from pygments.lexers import get_lexer_by_name, get_lexer_for_filename
-from pygments.token import (
-    Comment,
-    Error,
-    Keyword,
-    Name,
-    Number,
-    Operator,
-    String,
-    Whitespace,
-    _TokenType,
-)
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "language.md"
