@@ -130,14 +130,18 @@ def prefill_seconds(model: nn.Module, work: Workload) -> float:
     return time_once(lambda: work.prefill(model), work.device)
 
 
-def decode_seconds_per_token(model: nn.Module, work: Workload) -> float:
-    cache = work.prefill(model)
+def decode_seconds_per_token(model: nn.Module, work: Workload, cache: dict[str, torch.Tensor]) -> float:
+    """Decode the n tokens again from position L of an already prefilled static cache (rewinding `pos`)."""
+    cache["pos"].fill_(work.ids.shape[1])
     synchronize(work.device)
     return time_once(lambda: work.decode(model, cache), work.device) / work.tokens.shape[1]
 
 
-def peak_memory(model: nn.Module, work: Workload) -> dict[str, Any]:
-    """Peak bytes above the weights for cache + prefill, and above the post-prefill state for the decode steps."""
+def peak_memory(model: nn.Module, work: Workload) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Peak bytes above the weights for cache + prefill, and above the post-prefill state for the decode steps.
+
+    Also returns the prefilled cache, which the decode timings reuse.
+    """
     holder: dict[str, dict[str, torch.Tensor]] = {}
 
     def prefill() -> None:
@@ -145,18 +149,19 @@ def peak_memory(model: nn.Module, work: Workload) -> dict[str, Any]:
 
     prefill_peak, method = measure_peak(prefill, work.device)
     decode_peak, _ = measure_peak(lambda: work.decode(model, holder["cache"]), work.device)
-    return {"prefill_peak_bytes": prefill_peak, "decode_peak_bytes": decode_peak, "method": method}
+    return {"prefill_peak_bytes": prefill_peak, "decode_peak_bytes": decode_peak, "method": method}, holder["cache"]
 
 
-def interleaved(subjects: list[Subject], measure: Callable[[nn.Module], float], warmup: int,
+def interleaved(subjects: list[Subject], measure: Callable[[Subject], float], warmup: int,
                 repeat: int) -> dict[str, Timing]:
+    """Warm each model up, then run the repeats round-robin over the models (drift hits both alike)."""
     for subject in subjects:
         for _ in range(warmup):
-            measure(subject.model)
+            measure(subject)
     samples: dict[str, list[float]] = {s.name: [] for s in subjects}
     for _ in range(repeat):
         for subject in subjects:
-            samples[subject.name].append(measure(subject.model))
+            samples[subject.name].append(measure(subject))
     return {name: Timing.of(values) for name, values in samples.items()}
 
 
@@ -165,8 +170,14 @@ def measure_length(subjects: list[Subject], length: int, args: argparse.Namespac
     """Every number for one prompt length, both models."""
     dtype, run_dtype = DTYPES[args.dtype], RUN_DTYPE[args.dtype]
     work = make_workload(length, args.decode_tokens, args.device, dtype)
-    prefill = interleaved(subjects, lambda m: prefill_seconds(m, work), args.warmup, args.repeat)
-    decode = interleaved(subjects, lambda m: decode_seconds_per_token(m, work), args.warmup, args.repeat)
+    memory: dict[str, dict[str, Any]] = {}
+    caches: dict[str, dict[str, torch.Tensor]] = {}
+    for s in subjects:  # first, untimed: memory peaks; the caches it leaves are reused by the decode timings
+        memory[s.name], caches[s.name] = peak_memory(s.model, work)
+    prefill = interleaved(subjects, lambda s: prefill_seconds(s.model, work), args.warmup, args.repeat)
+    decode = interleaved(subjects, lambda s: decode_seconds_per_token(s.model, work, caches[s.name]), args.warmup,
+                         args.repeat)
+    caches.clear()
     row: dict[str, Any] = {"L": length}
     for s in subjects:
         line = Roofline(s.weight_bytes(run_dtype), s.static_cache_bytes(length, run_dtype), bandwidth)
@@ -180,7 +191,7 @@ def measure_length(subjects: list[Subject], length: int, args: argparse.Namespac
             "weight_bytes": s.weight_bytes(run_dtype),
             "roofline_ms_per_token": line.ms_per_token,
             "decode_roofline_fraction": line.fraction(decode_ms),
-            **peak_memory(s.model, work),
+            **memory[s.name],
         }
     h, b = row[HYENA], row[BASELINE]
     row["hyena_prefill_speedup"] = b["prefill_ms"] / h["prefill_ms"]
@@ -307,31 +318,32 @@ def main(argv: list[str] | None = None) -> int:
     out.print(f"device {args.device}, dtype {args.dtype}, lengths {args.lengths}, decode tokens {args.decode_tokens}, "
               f"warm-up {args.warmup}, repeats {args.repeat}")
     rows: list[dict[str, Any]] = []
+    payload: dict[str, Any] = {
+        "benchmark": "hyena_edge_vs_transformer",
+        "machine": info,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "complete": False,
+        "rows": rows,
+    }
     with torch.inference_mode():
         subjects = load_subjects(args.device, DTYPES[args.dtype])
-        static = static_summary(subjects)
+        payload["static"] = static = static_summary(subjects)
         out.print(f"parameters (static cost report): {static['params']}, difference "
                   f"{100 * static['relative_difference']:.2f}% (within 0.5%: {static['within_0.5%']}); "
                   f"module counts {static['module_params']}")
         bandwidth = copy_bandwidth(args.device)
+        payload["copy_bandwidth_GBps"] = bandwidth / 1e9
         out.print(f"copy bandwidth (read + write): {bandwidth / 1e9:.1f} GB/s")
         for length in args.lengths:
             rows.append(measure_length(subjects, length, args, bandwidth, out.print))
+            write_json(args.out, payload)  # partial results survive a time limit
     render(out, rows, args)
-    verdicts = claims(rows)
+    payload["claims"] = verdicts = claims(rows)
     for text in verdicts.values():
         out.print(text)
     title = f"livc: Hyena Edge vs Transformer++ ({info.get('gpu') or info['cpu_model']}, {args.dtype})"
-    payload = {
-        "benchmark": "hyena_edge_vs_transformer",
-        "machine": info,
-        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "static": static,
-        "copy_bandwidth_GBps": bandwidth / 1e9,
-        "rows": rows,
-        "claims": verdicts,
-        "plot": str(plot(rows, args.plot, title)),
-    }
+    payload["plot"] = str(plot(rows, args.plot, title))
+    payload["complete"] = True
     out.print(f"wrote {write_json(args.out, payload)} and {args.plot}")
     return 0
 

@@ -456,7 +456,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(out: Any, summary: dict[str, dict[str, float]], line: Roofline, args: argparse.Namespace) -> None:
     rows = [
-        (name, fmt(s["prefill_tokens_per_s"], 0), fmt(s["prefill_ms"], 1), fmt_ratio(s["prefill_speedup_vs_hf"]),
+        (name, fmt(s["prefill_tokens_per_s"], 1), fmt(s["prefill_ms"], 1), fmt_ratio(s["prefill_speedup_vs_hf"]),
          fmt(s["decode_ms_per_token"], 2), fmt_ratio(s["decode_speedup_vs_hf"]),
          f"{100 * s['decode_roofline_fraction']:.0f}%")
         for name, s in summary.items()

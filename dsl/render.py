@@ -50,15 +50,32 @@ def _snippet(label: Label, mark: str, width: int, primary: Span) -> list[str]:
     first, _ = src.line_col(span.start)
     last = _last_line(span) if span.end > span.start else first
     text = src.line_text(first).expandtabs(1)
-    out.append(f"{first:>{width}} | {text}")
     start_col = src.line_col(span.start)[1]
     end_col = src.line_col(span.end)[1] if last == first else len(text) + 1
+    text, start_col, end_col = _window(text, start_col, end_col)
+    out.append(f"{first:>{width}} | {text}")
     carets = mark * max(1, end_col - start_col)
     suffix = f" {label.message}" if label.message else ""
     if last > first:
         suffix += f" (continues to line {last})"
     out.append(f"{' ' * width} | {' ' * (start_col - 1)}{carets}{suffix}".rstrip())
     return out
+
+
+MAX_SHOWN = 120
+
+
+def _window(text: str, start: int, end: int) -> tuple[str, int, int]:
+    """Cut a long source line to a window around the label (columns are 1-based)."""
+    if len(text) <= MAX_SHOWN:
+        return text, start, end
+    left = max(0, min(start - 1 - 20, len(text) - MAX_SHOWN))
+    shown = text[left : left + MAX_SHOWN]
+    prefix = "..." if left > 0 else ""
+    suffix = "..." if left + MAX_SHOWN < len(text) else ""
+    shift = len(prefix) - left
+    end = min(end + shift, len(prefix) + len(shown) + 1)
+    return prefix + shown + suffix, start + shift, max(end, start + shift + 1)
 
 
 def render_all_text(diags: tuple[Diagnostic, ...] | list[Diagnostic]) -> str:

@@ -251,9 +251,10 @@ def _head_dim_arg(draw: DrawFn, d: int, heads: int, head_dim: int) -> dict[str, 
     return {"head_dim": str(head_dim)} if head_dim != d // heads or draw(st.booleans()) else {}
 
 
-def _attention_kinds(heads: int, kv_heads: int) -> list[str]:
-    """The softmax-attention LIVs that can have this K/V head layout."""
-    return ["GQA", "SWA"] + (["MHA"] if kv_heads == heads else []) + (["MQA"] if kv_heads == 1 else [])
+def _attention_kinds(heads: int, kv_heads: int, window: int | None) -> list[str]:
+    """The softmax-attention LIVs that can have this K/V head layout and window."""
+    return (["GQA"] + (["SWA"] if window is not None else []) + (["MHA"] if kv_heads == heads else [])
+            + (["MQA"] if kv_heads == 1 else []))
 
 
 @st.composite
@@ -264,18 +265,20 @@ def kv_layouts(draw: DrawFn, d: int, even: bool) -> tuple[int, int, int]:
 
 
 @st.composite
-def softmax_attention(draw: DrawFn, d: int, layout: tuple[int, int, int] | None = None) -> OpSpec:
-    """GQA / MHA / MQA / SWA with a drawn (heads, kv_heads, head_dim) layout, or the given one."""
+def softmax_attention(draw: DrawFn, d: int, layout: tuple[int, int, int] | None = None,
+                      windows: Strategy[int | None] | None = None) -> OpSpec:
+    """GQA / MHA / MQA / SWA with a drawn (heads, kv_heads, head_dim) layout, or the given one, and a window
+    from `windows` (default: none or 1..64)."""
     rope = draw(st.booleans()) and (layout is None or layout[2] % 2 == 0)
     heads, kv_heads, head_dim = layout or draw(kv_layouts(d, even=rope))
-    name = draw(st.sampled_from(_attention_kinds(heads, kv_heads)))
+    window = draw(windows if windows is not None else st.one_of(st.none(), st.integers(1, 64)))
+    name = draw(st.sampled_from(_attention_kinds(heads, kv_heads, window)))
     required = {"heads": str(heads)} | _head_dim_arg(draw, d, heads, head_dim) | ({} if rope else {"rope": "false"})
-    window = draw(st.one_of(st.none(), st.integers(1, 64))) if name != "SWA" else draw(st.integers(1, 64))
     required |= {} if window is None else {"window": str(window)}
     required |= {"kv_heads": str(kv_heads)} if name in ("GQA", "SWA") else {}
     optional = {"qk_norm": _b(draw(st.booleans())), "bias": _b(draw(st.booleans())),
                 "rope_theta": draw(st.sampled_from(("10000.0", "1M", "5e5")))}
-    optional |= {"window": "none"} if window is None and name != "SWA" else {}
+    optional |= {"window": "none"} if window is None else {}
     return OpSpec(name=name, module="attention", args=_args(draw, required, optional),
                   attention=Attention(heads=heads, kv_heads=kv_heads, head_dim=head_dim, window=window))
 
@@ -578,20 +581,25 @@ def drawn_models(draw: DrawFn, mor: bool | None = None, sharing: bool | None = N
 
 
 @st.composite
-def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int, int]) -> LayerSpec:
-    """A softmax-attention sublayer of the given head layout, maybe followed by another sublayer."""
-    attention = SublayerSpec(op=draw(softmax_attention(d, layout)), wrapper=draw(st.sampled_from((None, *_WRAPPERS))))
+def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int, int], windows: Strategy[int | None]) -> LayerSpec:
+    """A softmax-attention sublayer of the given K/V head layout, maybe followed by another sublayer."""
+    attention = SublayerSpec(op=draw(softmax_attention(d, layout, windows)),
+                             wrapper=draw(st.sampled_from((None, *_WRAPPERS))))
     return (attention, *draw(st.lists(sublayers(d), max_size=1)))
 
 
 @st.composite
-def kv_sharing_models(draw: DrawFn) -> DrawnModel:
-    """A model with 2..4 softmax-attention layers of one K/V head layout (their kinds, windows, RoPE, QK-norm
-    and wrappers vary) among other layers, and at least one `share features` declaration (the first)."""
+def kv_sharing_models(draw: DrawFn, same_window: bool = False) -> DrawnModel:
+    """A model with 2..4 softmax-attention layers of one K/V head layout (their kinds, RoPE, QK-norm, wrappers
+    and, unless `same_window`, windows vary) among other layers, and at least one `share features`
+    declaration (the first)."""
     model = draw(_header())
     layout = draw(kv_layouts(model.d, even=draw(st.booleans())))
+    windows = st.one_of(st.none(), st.integers(1, 64))
+    windows = st.just(draw(windows)) if same_window else windows
     n_attention = draw(st.integers(2, 4))
-    kinds = tuple(draw(attention_layers(model.d, layout)) for _ in range(n_attention)) + draw(layer_kinds(model.d))
+    kinds = tuple(draw(attention_layers(model.d, layout, windows)) for _ in range(n_attention))
+    kinds += draw(layer_kinds(model.d))
     others = draw(st.lists(st.integers(n_attention, len(kinds) - 1), max_size=MAX_LAYERS - n_attention))
     order = draw(st.permutations(list(range(n_attention)) + others))
     model = dataclasses.replace(model, kinds=kinds, segments=((1, tuple(order)),))

@@ -30,6 +30,7 @@ from livc.backends.pytorch.hf import (  # noqa: E402
 from livc.backends.pytorch.load import generate_from_path, load_code  # noqa: E402
 from livc.compiler.check import check_source  # noqa: E402
 from livc.compiler.pipeline import analyze_checked, compile_source  # noqa: E402
+from livc.dsl.formatter import format_text  # noqa: E402
 
 TOL = 1e-4
 SMALL = dict(vocab_size=97, hidden_size=64, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2)
@@ -224,6 +225,7 @@ def test_lfm2_350m_config_matches_the_model_card() -> None:
     analyzed = analyze_checked(check_source(text, "lfm2_350m_hf.liv"))
     assert analyzed.ok and analyzed.reports[0].params == 354_483_968
     assert import_hf(LFM2_350M_CONFIG) == text  # deterministic
+    assert format_text(text) == text  # `livc fmt --check` clean
 
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

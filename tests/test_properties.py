@@ -215,13 +215,25 @@ def kv_cache_change(model: DrawnModel, seq: int) -> int:
     return change
 
 
-@settings(max_examples=50, **SETTINGS)
-@given(kv_sharing_models())
-def test_feature_sharing_moves_exactly_the_shared_kv_cache(model: DrawnModel) -> None:
+def _assert_kv_change(model: DrawnModel) -> None:
     shared, unshared = analyze(final(model.source)), analyze(final(model.without_shares().source))
     for seq in (1, 5, 100, 4096):
         expected = _cache_at(unshared, seq) + kv_cache_change(model, seq)
         assert _cache_at(shared, seq) == expected, (seq, [s.render() for s in model.shares])
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(kv_sharing_models(same_window=True))
+def test_feature_sharing_frees_exactly_the_shared_groups(model: DrawnModel) -> None:
+    """All attention layers have one window: a target stops caching exactly the groups it imports."""
+    _assert_kv_change(model)
+
+
+@settings(max_examples=30, **SETTINGS)
+@given(kv_sharing_models())
+def test_feature_sharing_keeps_the_kv_every_reader_needs(model: DrawnModel) -> None:
+    """Windows differ: the source's K/V must reach as far back as its longest-reaching reader."""
+    _assert_kv_change(model)
 
 
 # ---- 7. independent parameter recount ----------------------------------------------------------------------

@@ -181,10 +181,10 @@ def decoder_program(spec: DecoderSpec) -> Program:
         lets.append(f"swa = {_gqa(bias + ', window = window')} + {mlp}")
     imports = ("from std.attention import GQA", "from std.embedding import Embedding, LMHead",
                "from std.mlp import SwiGLU", "from std.norms import RMSNorm")
-    window = " (`swa`: with a sliding window)" if spec.window is not None else ""
-    comment = (f"Imported by `livc import-hf` from a Hugging Face {c.arch} config: GQA with RoPE{window}",
-               "and a SwiGLU FFN per layer, pre-norm RMSNorm residuals. Every number comes from the config;",
-               "re-import rather than edit.")
+    window = " (`swa`: sliding window)" if spec.window is not None else ""
+    comment = (f"Imported by `livc import-hf` from a Hugging Face {c.arch} config:",
+               f"GQA with RoPE{window} and a SwiGLU FFN per layer, pre-norm RMSNorm residuals.",
+               "Every number comes from the config; re-import rather than edit.")
     return Program(comment, imports, tuple(params), tuple(lets), layer_list(spec.layer_kinds), c)
 
 
