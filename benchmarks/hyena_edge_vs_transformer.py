@@ -165,16 +165,24 @@ def interleaved(subjects: list[Subject], measure: Callable[[Subject], float], wa
     return {name: Timing.of(values) for name, values in samples.items()}
 
 
+def warm_up(subjects: list[Subject], args: argparse.Namespace) -> None:
+    """One short prefill + decode per model, so that one-time allocations and lazy initialisation are done."""
+    work = make_workload(16, 2, args.device, DTYPES[args.dtype])
+    for s in subjects:
+        work.decode(s.model, work.prefill(s.model))
+    synchronize(args.device)
+
+
 def measure_length(subjects: list[Subject], length: int, args: argparse.Namespace, bandwidth: float,
                    log: Callable[[str], None]) -> dict[str, Any]:
     """Every number for one prompt length, both models."""
     dtype, run_dtype = DTYPES[args.dtype], RUN_DTYPE[args.dtype]
     work = make_workload(length, args.decode_tokens, args.device, dtype)
+    prefill = interleaved(subjects, lambda s: prefill_seconds(s.model, work), args.warmup, args.repeat)
     memory: dict[str, dict[str, Any]] = {}
     caches: dict[str, dict[str, torch.Tensor]] = {}
-    for s in subjects:  # first, untimed: memory peaks; the caches it leaves are reused by the decode timings
+    for s in subjects:  # untimed: memory peaks; the caches it leaves are reused by the decode timings
         memory[s.name], caches[s.name] = peak_memory(s.model, work)
-    prefill = interleaved(subjects, lambda s: prefill_seconds(s.model, work), args.warmup, args.repeat)
     decode = interleaved(subjects, lambda s: decode_seconds_per_token(s.model, work, caches[s.name]), args.warmup,
                          args.repeat)
     caches.clear()
@@ -334,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         bandwidth = copy_bandwidth(args.device)
         payload["copy_bandwidth_GBps"] = bandwidth / 1e9
         out.print(f"copy bandwidth (read + write): {bandwidth / 1e9:.1f} GB/s")
+        warm_up(subjects, args)
         for length in args.lengths:
             rows.append(measure_length(subjects, length, args, bandwidth, out.print))
             write_json(args.out, payload)  # partial results survive a time limit

@@ -211,6 +211,12 @@ def _write_atomic_new(path: Path, text: str) -> None:
     _write_atomic(path, text)
 
 
+def _import_hf(args: argparse.Namespace) -> int:
+    from livc.backends.pytorch.hf import cmd_import_hf
+
+    return cmd_import_hf(args)
+
+
 def embedded_example(name: str) -> str:
     return resources.files("livc.examples").joinpath(f"{name}.liv").read_text(encoding="utf-8")
 
@@ -283,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--format", choices=("text", "json"), default="text", help="diagnostic format")
     explain = sub.add_parser("explain", help="explain a diagnostic code")
     explain.add_argument("code")
+    import_hf = sub.add_parser("import-hf", help="write a .liv file for a Hugging Face config.json")
+    import_hf.add_argument("config", help="config.json of an Lfm2/Llama/Qwen2ForCausalLM model")
+    import_hf.add_argument("-o", "--output", default="-", help="output .liv file (default: stdout)")
+    import_hf.add_argument("--name", default=None, help="model name in the .liv file")
     build = sub.add_parser("build", help="generate code for a backend")
     build.add_argument("file")
     build.add_argument("--target", choices=("torch",), default="torch")
@@ -299,6 +309,7 @@ COMMANDS = {
     "cost": cmd_cost,
     "ir": cmd_ir,
     "build": cmd_build,
+    "import-hf": lambda args: _import_hf(args),
     "fmt": cmd_fmt,
     "explain": cmd_explain,
     "demo": cmd_demo,
