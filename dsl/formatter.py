@@ -89,7 +89,6 @@ def _joined(items: list[Parts], sep: str = ", ") -> Parts:
 class Prec(IntEnum):
     """Binding strength, loosest first, following the grammar's expression levels."""
 
-    WITH = 0
     TERNARY = 1
     OR = 2
     AND = 3
@@ -99,8 +98,9 @@ class Prec(IntEnum):
     PRODUCT = 7
     UNARY = 8
     POWER = 9
-    POSTFIX = 10
-    ATOM = 11
+    WITH = 10
+    POSTFIX = 11
+    ATOM = 12
 
 
 _K = A.BinOpKind
@@ -138,8 +138,8 @@ def _operand_levels(op: A.BinOpKind) -> tuple[Prec, Prec]:
     match prec:
         case Prec.COMPARE:  # non-associative
             return Prec.SUM, Prec.SUM
-        case Prec.POWER:  # right-associative: postfix ** unary
-            return Prec.POSTFIX, Prec.UNARY
+        case Prec.POWER:  # right-associative: wrapped ** unary
+            return Prec.WITH, Prec.UNARY
     return prec, Prec(prec + 1)
 
 
@@ -201,7 +201,7 @@ def _conditional(e: A.IfExpr | A.With) -> Parts:
         case A.IfExpr(cond=cond, then=then, orelse=orelse):
             return ("if ", *operand(cond, Prec.OR), " then ", *expr(then), " else ", *operand(orelse, Prec.TERNARY))
         case A.With(value=value, wrapper=wrapper):
-            return (*operand(value, Prec.TERNARY), " with ", *operand(wrapper, Prec.TERNARY))
+            return (*operand(value, Prec.POSTFIX), " with ", *operand(wrapper, Prec.POSTFIX))
 
 
 def _postfix(e: A.Call | A.Attribute | A.Index | A.ListExpr) -> Parts:

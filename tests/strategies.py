@@ -443,13 +443,15 @@ def _options(layers: Sequence[LayerSpec], kind: str, whole: bool, used: _Used) -
     return out
 
 
+GROUPS = (("k", "v"), ("v", "k"), ("k",), ("v",))
 _SHARE_KINDS = (("weights", True), ("weights", False), ("featurizer", False), ("features", False))
 
 
 @st.composite
-def shares(draw: DrawFn, layers: tuple[LayerSpec, ...], first: tuple[str, ...] = ()) -> tuple[ShareSpec, ...]:
+def shares(draw: DrawFn, layers: tuple[LayerSpec, ...], first: tuple[str, ...] = (),
+           groups: tuple[tuple[str, ...], ...] = GROUPS) -> tuple[ShareSpec, ...]:
     """0..3 share declarations. With `first`, at least one, the first of one of those kinds (the caller
-    makes sure that one is possible)."""
+    makes sure that one is possible). `share features` shares one of `groups`."""
     used, out = _Used(), []
     for i in range(draw(st.integers(1 if first else 0, 3))):
         kinds = [(kind, whole) for kind, whole in _SHARE_KINDS if i > 0 or not first or kind in first]
@@ -459,10 +461,10 @@ def shares(draw: DrawFn, layers: tuple[LayerSpec, ...], first: tuple[str, ...] =
             break
         kind, _, src, tgts = draw(st.sampled_from(options))
         chosen = tuple(draw(st.lists(st.sampled_from(tgts), min_size=1, max_size=3, unique=True)))
-        groups = draw(st.sampled_from((("k", "v"), ("v", "k"), ("k",), ("v",)))) if kind == "features" else ()
+        names = draw(st.sampled_from(groups)) if kind == "features" else ()
         used.sources |= _subs(layers, src)
         used.targets |= {s for t in chosen for s in _subs(layers, t)}
-        out.append(ShareSpec(kind=kind, source=src, targets=chosen, groups=groups))
+        out.append(ShareSpec(kind=kind, source=src, targets=chosen, groups=names))
     return tuple(out)
 
 
@@ -589,10 +591,10 @@ def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int, int], windows
 
 
 @st.composite
-def kv_sharing_models(draw: DrawFn, same_window: bool = False) -> DrawnModel:
+def kv_sharing_models(draw: DrawFn, same_window: bool = False, whole_kv: bool = False) -> DrawnModel:
     """A model with 2..4 softmax-attention layers of one K/V head layout (their kinds, RoPE, QK-norm, wrappers
     and, unless `same_window`, windows vary) among other layers, and at least one `share features`
-    declaration (the first)."""
+    declaration (the first); with `whole_kv`, `share features` always shares both k and v."""
     model = draw(_header())
     layout = draw(kv_layouts(model.d, even=draw(st.booleans())))
     windows = st.one_of(st.none(), st.integers(1, 64))
@@ -603,7 +605,8 @@ def kv_sharing_models(draw: DrawFn, same_window: bool = False) -> DrawnModel:
     others = draw(st.lists(st.integers(n_attention, len(kinds) - 1), max_size=MAX_LAYERS - n_attention))
     order = draw(st.permutations(list(range(n_attention)) + others))
     model = dataclasses.replace(model, kinds=kinds, segments=((1, tuple(order)),))
-    return dataclasses.replace(model, shares=draw(shares(model.layers, ("features",))))
+    groups = (("k", "v"), ("v", "k")) if whole_kv else GROUPS
+    return dataclasses.replace(model, shares=draw(shares(model.layers, ("features",), groups)))
 
 
 @cache
