@@ -224,13 +224,22 @@ def copy_bandwidth(device: str, nbytes: int = 1 << 30, repeat: int = 10) -> floa
     return 2 * n * 4 / median(times)
 
 
+def read_bandwidth(device: str, nbytes: int = 1 << 30, repeat: int = 10) -> float:
+    """Bytes per second of a read-only pass (a sum) over a large tensor: a tighter bound than a copy on CPUs,
+    where a copy's writes also cost a read (write-allocate) that the copy figure does not count."""
+    src = torch.empty(nbytes // 4, dtype=torch.float32, device=device).uniform_()
+    times = time_repeats(lambda: src.sum(), device, warmup=3, repeat=repeat)
+    return (nbytes // 4) * 4 / median(times)
+
+
 @dataclass(frozen=True)
 class Roofline:
     """Batch-1 decode bound: every weight and the whole cache read once per token at copy bandwidth."""
 
     weight_bytes: int
     cache_bytes: int
-    bandwidth: float  # bytes/s, read + write
+    bandwidth: float  # bytes/s of a copy, read + write
+    read_bandwidth: float | None = None  # bytes/s of a read-only pass, for reference
 
     @property
     def bytes_per_token(self) -> int:
@@ -243,6 +252,11 @@ class Roofline:
     def fraction(self, measured_ms: float) -> float:
         return self.ms_per_token / measured_ms
 
+    def read_fraction(self, measured_ms: float) -> float | None:
+        if self.read_bandwidth is None:
+            return None
+        return 1e3 * self.bytes_per_token / self.read_bandwidth / measured_ms
+
     def to_json(self) -> dict[str, Any]:
         return {
             "weight_bytes": self.weight_bytes,
@@ -250,6 +264,7 @@ class Roofline:
             "bytes_per_token": self.bytes_per_token,
             "copy_bandwidth_GBps": self.bandwidth / 1e9,
             "roofline_ms_per_token": self.ms_per_token,
+            "read_bandwidth_GBps": None if self.read_bandwidth is None else self.read_bandwidth / 1e9,
         }
 
 

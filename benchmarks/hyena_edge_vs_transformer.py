@@ -14,13 +14,15 @@ process, the two models interleaved at every prompt length L (default 128 ... 40
 Medians of --repeat runs after --warmup runs, torch.inference_mode. The seed claims Hyena Edge is up to
 30% faster than the Transformer++ beyond 256 tokens and lighter at every length; the script reports what
 it measures (speedup = Transformer++ time / Hyena Edge time). It also reports the batch-1 decode
-roofline: (weights in the run dtype + static cache at L) / measured copy bandwidth.
+roofline: (weights in the run dtype + static cache at L) / measured copy bandwidth. With --compile the
+decode steps run through torch.compile(decode_step) (default mode), which removes much of the per-op
+launch overhead; prefill and the memory runs stay eager.
 
     python benchmarks/hyena_edge_vs_transformer.py [--device cpu|cuda] [--dtype fp32|bf16] [--quick]
-        [--lengths 128 256 ...] [--decode-tokens N]
+        [--lengths 128 256 ...] [--decode-tokens N] [--compile]
 
-Writes benchmarks/results/hyena_edge_vs_transformer_<device>_<dtype>[_quick].json and a plot (latency
-and memory vs L, log x) to benchmarks/results/hyena_edge_vs_transformer[_<device>_<dtype>][_quick].png.
+Writes benchmarks/results/hyena_edge_vs_transformer[_compiled]_<device>_<dtype>[_quick].json and, next to
+it, a plot with the same name (.png): latency and memory vs L, log x.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from common import (
     machine_info,
     make_table,
     measure_peak,
+    read_bandwidth,
     setup_torch,
     synchronize,
     time_once,
@@ -76,6 +79,7 @@ class Subject:
     path: Path
     model: nn.Module
     report: CostReport
+    decode_fn: Callable[..., torch.Tensor]  # model.decode_step, or torch.compile of it (--compile)
 
     def static_cache_bytes(self, length: int, dtype: DType) -> int:
         return numbers(self.report.total, Context(1, length, dtype), self.report.dtype_bytes).cache_min_bytes
@@ -84,12 +88,13 @@ class Subject:
         return self.report.params * dtype.bytes
 
 
-def load_subjects(device: str, dtype: torch.dtype) -> list[Subject]:
+def load_subjects(device: str, dtype: torch.dtype, compile_decode: bool) -> list[Subject]:
     subjects = []
     for name, path in SUBJECTS.items():
         torch.manual_seed(0)
         model = build(path).model_class().eval().to(device=device, dtype=dtype)
-        subjects.append(Subject(name, path, model, analyze_path(path).reports[0]))
+        decode_fn = torch.compile(model.decode_step) if compile_decode else model.decode_step
+        subjects.append(Subject(name, path, model, analyze_path(path).reports[0], decode_fn))
     return subjects
 
 
@@ -114,9 +119,9 @@ class Workload:
         model.prefill(self.ids, cache)
         return cache
 
-    def decode(self, model: nn.Module, cache: dict[str, torch.Tensor]) -> None:
+    def decode(self, step: Callable[..., torch.Tensor], cache: dict[str, torch.Tensor]) -> None:
         for i in range(self.tokens.shape[1]):
-            model.decode_step(self.tokens[:, i : i + 1], cache)
+            step(self.tokens[:, i : i + 1], cache)
 
 
 def make_workload(length: int, n_decode: int, device: str, dtype: torch.dtype) -> Workload:
@@ -130,11 +135,12 @@ def prefill_seconds(model: nn.Module, work: Workload) -> float:
     return time_once(lambda: work.prefill(model), work.device)
 
 
-def decode_seconds_per_token(model: nn.Module, work: Workload, cache: dict[str, torch.Tensor]) -> float:
+def decode_seconds_per_token(step: Callable[..., torch.Tensor], work: Workload,
+                             cache: dict[str, torch.Tensor]) -> float:
     """Decode the n tokens again from position L of an already prefilled static cache (rewinding `pos`)."""
     cache["pos"].fill_(work.ids.shape[1])
     synchronize(work.device)
-    return time_once(lambda: work.decode(model, cache), work.device) / work.tokens.shape[1]
+    return time_once(lambda: work.decode(step, cache), work.device) / work.tokens.shape[1]
 
 
 def peak_memory(model: nn.Module, work: Workload) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -148,7 +154,7 @@ def peak_memory(model: nn.Module, work: Workload) -> tuple[dict[str, Any], dict[
         holder["cache"] = work.prefill(model)
 
     prefill_peak, method = measure_peak(prefill, work.device)
-    decode_peak, _ = measure_peak(lambda: work.decode(model, holder["cache"]), work.device)
+    decode_peak, _ = measure_peak(lambda: work.decode(model.decode_step, holder["cache"]), work.device)
     return {"prefill_peak_bytes": prefill_peak, "decode_peak_bytes": decode_peak, "method": method}, holder["cache"]
 
 
@@ -169,11 +175,11 @@ def warm_up(subjects: list[Subject], args: argparse.Namespace) -> None:
     """One short prefill + decode per model, so that one-time allocations and lazy initialisation are done."""
     work = make_workload(16, 2, args.device, DTYPES[args.dtype])
     for s in subjects:
-        work.decode(s.model, work.prefill(s.model))
+        work.decode(s.model.decode_step, work.prefill(s.model))
     synchronize(args.device)
 
 
-def measure_length(subjects: list[Subject], length: int, args: argparse.Namespace, bandwidth: float,
+def measure_length(subjects: list[Subject], length: int, args: argparse.Namespace, bandwidths: tuple[float, float],
                    log: Callable[[str], None]) -> dict[str, Any]:
     """Every number for one prompt length, both models."""
     dtype, run_dtype = DTYPES[args.dtype], RUN_DTYPE[args.dtype]
@@ -183,12 +189,12 @@ def measure_length(subjects: list[Subject], length: int, args: argparse.Namespac
     caches: dict[str, dict[str, torch.Tensor]] = {}
     for s in subjects:  # untimed: memory peaks; the caches it leaves are reused by the decode timings
         memory[s.name], caches[s.name] = peak_memory(s.model, work)
-    decode = interleaved(subjects, lambda s: decode_seconds_per_token(s.model, work, caches[s.name]), args.warmup,
-                         args.repeat)
+    decode = interleaved(subjects, lambda s: decode_seconds_per_token(s.decode_fn, work, caches[s.name]),
+                         max(args.warmup, 1 if args.compile else 0), args.repeat)
     caches.clear()
     row: dict[str, Any] = {"L": length}
     for s in subjects:
-        line = Roofline(s.weight_bytes(run_dtype), s.static_cache_bytes(length, run_dtype), bandwidth)
+        line = Roofline(s.weight_bytes(run_dtype), s.static_cache_bytes(length, run_dtype), *bandwidths)
         decode_ms = decode[s.name].median * 1e3
         row[s.name] = {
             "prefill_ms": prefill[s.name].median * 1e3,
@@ -199,6 +205,7 @@ def measure_length(subjects: list[Subject], length: int, args: argparse.Namespac
             "weight_bytes": s.weight_bytes(run_dtype),
             "roofline_ms_per_token": line.ms_per_token,
             "decode_roofline_fraction": line.fraction(decode_ms),
+            "decode_read_roofline_fraction": line.read_fraction(decode_ms),
             **memory[s.name],
         }
     h, b = row[HYENA], row[BASELINE]
@@ -231,7 +238,8 @@ def render(out: Any, rows: list[dict[str, Any]], args: argparse.Namespace) -> No
             f"{fmt(h['static_cache_bytes'] / MiB, 1)} / {fmt(b['static_cache_bytes'] / MiB, 1)}",
             f"{100 * h['decode_roofline_fraction']:.0f}% / {100 * b['decode_roofline_fraction']:.0f}%",
         ))
-    title = (f"Hyena Edge (H) vs Transformer++ (T), livc PyTorch, {args.device} {args.dtype}, decode "
+    mode = "decode torch.compile" if args.compile else "eager"
+    title = (f"Hyena Edge (H) vs Transformer++ (T), livc PyTorch {mode}, {args.device} {args.dtype}, decode "
              f"{args.decode_tokens} tokens, medians of {args.repeat}; speedup = T time / H time")
     out.print(make_table(title, columns, table_rows))
 
@@ -299,13 +307,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help=f"prompt lengths (default {LENGTHS}; quick {QUICK_LENGTHS})")
     parser.add_argument("--decode-tokens", type=int, default=None, help="decode steps timed per length (32; quick 4)")
     parser.add_argument("--plot", type=Path, default=None, help="plot path (default next to the JSON)")
+    parser.add_argument("--compile", action="store_true",
+                        help="time decode through torch.compile(decode_step) (default mode; memory stays eager)")
     args = parser.parse_args(argv)
     quick = args.quick
     args.lengths = args.lengths or list(QUICK_LENGTHS if quick else LENGTHS)
     args.decode_tokens = args.decode_tokens or (4 if quick else 32)
     args.repeat = args.repeat or (1 if quick else 3)
     args.warmup = args.warmup if args.warmup is not None else 1
-    args.out = args.out or default_out("hyena_edge_vs_transformer", args.device, args.dtype, quick)
+    stem = "hyena_edge_vs_transformer" + ("_compiled" if args.compile else "")
+    args.out = args.out or default_out(stem, args.device, args.dtype, quick)
     args.plot = args.plot or args.out.with_suffix(".png")
     return args
 
@@ -334,17 +345,18 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
     }
     with torch.inference_mode():
-        subjects = load_subjects(args.device, DTYPES[args.dtype])
+        subjects = load_subjects(args.device, DTYPES[args.dtype], args.compile)
         payload["static"] = static = static_summary(subjects)
         out.print(f"parameters (static cost report): {static['params']}, difference "
                   f"{100 * static['relative_difference']:.2f}% (within 0.5%: {static['within_0.5%']}); "
                   f"module counts {static['module_params']}")
-        bandwidth = copy_bandwidth(args.device)
-        payload["copy_bandwidth_GBps"] = bandwidth / 1e9
-        out.print(f"copy bandwidth (read + write): {bandwidth / 1e9:.1f} GB/s")
+        bandwidths = copy_bandwidth(args.device), read_bandwidth(args.device)
+        payload["copy_bandwidth_GBps"], payload["read_bandwidth_GBps"] = (b / 1e9 for b in bandwidths)
+        out.print(f"copy bandwidth (read + write): {bandwidths[0] / 1e9:.1f} GB/s; read-only: "
+                  f"{bandwidths[1] / 1e9:.1f} GB/s")
         warm_up(subjects, args)
         for length in args.lengths:
-            rows.append(measure_length(subjects, length, args, bandwidth, out.print))
+            rows.append(measure_length(subjects, length, args, bandwidths, out.print))
             write_json(args.out, payload)  # partial results survive a time limit
     render(out, rows, args)
     payload["claims"] = verdicts = claims(rows)

@@ -52,6 +52,7 @@ from common import (
     fmt_ratio,
     machine_info,
     make_table,
+    read_bandwidth,
     setup_torch,
     synchronize,
     time_once,
@@ -364,11 +365,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def roofline(models: Models, args: argparse.Namespace, bandwidth: float) -> Roofline:
+def roofline(args: argparse.Namespace) -> Roofline:
+    """Weights in the run dtype + the static cache at the prompt length, over bandwidths measured now."""
     report = analyze_path(LIV).reports[0]
     run_dtype = RUN_DTYPE[args.dtype]
     cache = numbers(report.total, Context(1, args.prompt, run_dtype), report.dtype_bytes).cache_min_bytes
-    return Roofline(report.params * run_dtype.bytes, cache, bandwidth)
+    return Roofline(report.params * run_dtype.bytes, cache, copy_bandwidth(args.device), read_bandwidth(args.device))
 
 
 def summarize(engines: list[Engine], prefill: dict[str, Timing], decode: dict[str, Timing], prompt: int,
@@ -384,6 +386,7 @@ def summarize(engines: list[Engine], prefill: dict[str, Timing], decode: dict[st
             "prefill_speedup_vs_hf": hf_prefill / p,
             "decode_speedup_vs_hf": hf_decode / d,
             "decode_roofline_fraction": line.fraction(d * 1e3),
+            "decode_read_roofline_fraction": line.read_fraction(d * 1e3),
         }
     return out
 
@@ -407,8 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         errors = agreement(models, args, dtype, out.print)
         if errors is None:
             return 1
-        bandwidth = copy_bandwidth(args.device)
-        line = roofline(models, args, bandwidth)
+        line = roofline(args)
         gen = torch.Generator().manual_seed(2)
         ids = torch.randint(0, 65536, (1, args.prompt), generator=gen).to(args.device)
         tokens = torch.randint(0, 65536, (1, args.new_tokens), generator=gen).to(args.device)

@@ -1,7 +1,8 @@
 """Properties of the compiler over random valid models (`tests/strategies.py`, valid by construction).
 
 1. every drawn model compiles without diagnostics at every stage, the IR verifier accepts every stage
-   (`verify=True`), and its (generous) budgets pass;
+   (`verify=True`, and `verify(model, stage)` with the stage's postconditions), and its (generous) budgets
+   pass;
 2. the IR printer and parser round-trip at every stage: `parse_ir(print_model(m)) == m`;
 3. `canonicalize` and `lower` are idempotent;
 4. the cost report is the same after expand, canonicalize and lower (build is before sharing);
@@ -34,6 +35,7 @@ from livc.compiler.budgets import check_budget, measure, parse_cli_budget
 from livc.compiler.check import CheckResult, check_program
 from livc.compiler.ir.nodes import Block, DType, Model
 from livc.compiler.ir.text import parse_ir, print_model
+from livc.compiler.ir.verify import verify
 from livc.compiler.loader import LoadedModule, Loader, Program, load_text
 from livc.compiler.passes import canonicalize, lower
 from livc.compiler.pipeline import STAGE_NAMES, analyze_checked, compile_checked, compile_source
@@ -93,6 +95,7 @@ def test_models_compile_cleanly_and_verify_at_every_stage(model: DrawnModel) -> 
     for stage in STAGE_NAMES:
         result = compile_checked(check, stage, verify=True)
         assert result.diagnostics == () and len(result.models) == 1, stage
+        assert verify(result.models[0], stage) == [], stage
     analyzed = analyze_checked(check, verify=True)
     assert analyzed.diagnostics == ()
     real = compile_source(text, "<drawn>", stop_after="lower", verify=True)

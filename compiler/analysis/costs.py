@@ -48,7 +48,7 @@ def sum_costs(costs: list[Cost]) -> Cost:
         for target, poly in zip(acc, (c.prefill, c.decode, c.cache_min, c.cache_alloc, c.activations)):
             for mono, coeff in poly.terms.items():
                 target[mono] = target.get(mono, 0) + coeff
-    polys = [Poly({m: c for m, c in d.items() if c}) for d in acc]
+    polys = [Poly._from(d) for d in acc]
     return Cost(params, *polys)
 
 

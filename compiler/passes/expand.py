@@ -121,9 +121,19 @@ def import_values(block: Block, imports: list[tuple[str, Value, str]]) -> Block:
 
 
 def _mark_cache_owner(block: Block, shared: set[str], owner: str) -> Block:
+    """A token mixer whose K and V both come from another layer uses that layer's cache."""
+
     def mark(op: Op) -> Op:
-        if op.prim in ("attention", "linear_attention", "gated_scan") and shared & set(op.inputs[1:3]):
+        if op.prim not in ("attention", "linear_attention", "gated_scan"):
+            return op
+        hits = [name in shared for name in op.inputs[1:3]]
+        if all(hits):
             return dataclasses.replace(op, attrs=op.attrs + (("cache_owner", owner),))
+        if any(hits):
+            raise Incompatible(
+                f"{block.name} would take only one of its keys/values from {owner}: share both "
+                "groups that feed its token mixer (e.g. `share features k, v`) so one cache serves both"
+            )
         return op
 
     return dataclasses.replace(
