@@ -12,9 +12,9 @@ kind of `share` declaration; dtypes f32 / bf16 / f16):
 4. Mixture-of-Recursions models are either rejected with a `BackendError` saying "not implemented" (never any
    other exception) or, where the backend implements them, satisfy properties 1 and 2 in eval mode.
 
-`share features k` (or `v`) alone is replaced by `share features k, v` before building: sharing one group is a
-known bug (see test_backend_torch.test_kv_sharing_decodes_like_the_parallel_forward). Runs are derandomized
-(as in test_properties.py), so a failure reproduces on every machine.
+`share features k` (or `v`) alone is replaced by `share features k, v` before building: the compiler rejects
+sharing one group with E0314 (test_backend_torch.test_sharing_one_kv_group_is_rejected), while the strategies
+still draw it. Runs are derandomized (as in test_properties.py), so a failure reproduces on every machine.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def single_thread() -> Iterator[None]:
 
 
 def full_kv_sharing(m: DrawnModel) -> DrawnModel:
-    """`share features k` / `v` -> `share features k, v` (sharing one group is a known bug)."""
+    """`share features k` / `v` -> `share features k, v` (sharing one group is rejected with E0314)."""
     shares = tuple(dataclasses.replace(s, groups=("k", "v")) if s.kind == "features" else s for s in m.shares)
     return dataclasses.replace(m, shares=shares)
 
@@ -131,7 +131,7 @@ def _generated_twice(text: str) -> tuple[str, str] | BackendError:
 
 
 @settings(max_examples=30, **SETTINGS)
-@given(drawn_models())
+@given(drawn_models().map(full_kv_sharing))
 def test_codegen_is_deterministic(m: DrawnModel) -> None:
     first, second = _generated_twice(m.source), _generated_twice(m.source)
     if isinstance(first, BackendError) or isinstance(second, BackendError):
@@ -141,7 +141,7 @@ def test_codegen_is_deterministic(m: DrawnModel) -> None:
 
 
 @settings(max_examples=30, **SETTINGS)
-@given(drawn_models(mor=True))
+@given(drawn_models(mor=True).map(full_kv_sharing))
 def test_mixture_of_recursions_is_built_or_rejected_cleanly(m: DrawnModel) -> None:
     assert m.recursion is not None and "recursion: mor(" in m.source
     try:

@@ -614,18 +614,22 @@ model S(vocab: int = 31, d: int = 16) {
 """
 
 
-def _kv_sharing_params() -> Iterator[object]:
-    reason = ("BUG: sharing only k (or only v) marks the target's attention `cache_owner` (expand._mark_cache_owner), "
-              "so the backend reads BOTH K and V from the source's cache and the cost model counts no cache")
-    yield pytest.param("k, v")
-    for groups in ("k", "v"):
-        yield pytest.param(groups, marks=known_bug(reason))
-
-
-@pytest.mark.parametrize("groups", list(_kv_sharing_params()))
-def test_kv_sharing_decodes_like_the_parallel_forward(groups: str) -> None:
-    b = build_source(MHA_SHARED.replace("GROUPS", groups), f"kv_{groups.replace(', ', '')}.liv")
+def test_kv_sharing_decodes_like_the_parallel_forward() -> None:
+    """`share features k, v`: the target reads the source's cache (no cache of its own) and decodes exactly."""
+    b = build_source(MHA_SHARED.replace("GROUPS", "k, v"), "kv_shared.liv")
+    assert "kv_owner=" in b.code
     model = amplify(b.new_model())
     run = run_incremental(model, token_ids(31, TOTAL), PREFILL, MAX_LEN)
     assert run.logits_diff <= LOGIT_TOL
     assert allocated_cache_bytes(run.stepped) == static_cache_bytes(b.ir, BATCH, MAX_LEN)
+    assert not any(key.startswith("layers.2.") for key in run.stepped)
+
+
+@pytest.mark.parametrize("groups", ["k", "v"])
+def test_sharing_one_kv_group_is_rejected(groups: str) -> None:
+    """One cache cannot serve a token mixer whose K and V come from different layers: E0314, not wrong decoding.
+    (Before the check in expand._mark_cache_owner, the backend read both K and V from the source's cache.)"""
+    result = compile_source(MHA_SHARED.replace("GROUPS", groups), f"kv_{groups}.liv", stop_after="canonicalize")
+    assert not result.ok
+    assert [d.code for d in result.diagnostics] == ["E0314"]
+    assert "share both" in result.diagnostics[0].primary.message

@@ -6,24 +6,20 @@
 2. the IR printer and parser round-trip at every stage: `parse_ir(print_model(m)) == m`;
 3. `canonicalize` and `lower` are idempotent;
 4. the cost report is the same after expand, canonicalize and lower (build is before sharing);
-5. costs are monotone: caches, prefill FLOPs and activations in L, decode FLOPs in t;
+5. costs are monotone: caches, prefill FLOPs and activations in L, decode FLOPs in t; and the allocated
+   cache is never smaller than the minimal one;
 6. sharing and Mixture-of-Recursions never add parameters (routers aside) and sharing never adds cache;
    `share features` changes the KV cache by exactly what it moves: a target stops storing the shared groups,
    and the source stores them for as many tokens as its longest-reaching reader needs;
 7. the static parameter count equals an independent recount over the parameter ids the ops use;
 8. budgets reject exactly what exceeds them, in a `budget { }` block and from the command line.
 
-Checking a program parses the stdlib modules it imports, which costs ten times more than the rest of
-compiling a small model, so `checked` parses each stdlib module once and pre-seeds the loader with it (the
-loader reuses a module it already has); property 1 also compiles every model through `compile_source`
-and compares. Runs are derandomized, so a failure reproduces on every machine.
+Runs are derandomized, so a failure reproduces on every machine.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from functools import cache
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -32,74 +28,49 @@ from strategies import Attention, DrawnModel, drawn_models, kv_sharing_models
 from livc.compiler.analysis.costs import CostReport, analyze
 from livc.compiler.analysis.evaluate import Context
 from livc.compiler.budgets import check_budget, measure, parse_cli_budget
-from livc.compiler.check import CheckResult, check_program
+from livc.compiler.check import check_source
 from livc.compiler.ir.nodes import Block, DType, Model
 from livc.compiler.ir.text import parse_ir, print_model
 from livc.compiler.ir.verify import verify
-from livc.compiler.loader import LoadedModule, Loader, Program, load_text
 from livc.compiler.passes import canonicalize, lower
-from livc.compiler.pipeline import STAGE_NAMES, analyze_checked, compile_checked, compile_source
+from livc.compiler.pipeline import STAGE_NAMES, analyze_checked, compile_source
 from livc.dsl.diagnostics import DiagnosticSink
-from livc.dsl.source import SourceFile
 
 SETTINGS = {"deadline": None, "derandomize": True, "database": None,
             "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
 IR_STAGES = STAGE_NAMES[1:]  # after build: sharing applied
-STD_MODULES = ("attention", "conv", "embedding", "hyena", "mlp", "norms", "recurrence")
 
 
 # ---- compiling ---------------------------------------------------------------------------------------------
 
 
-@cache
-def _std_modules() -> dict[str, LoadedModule]:
-    sink = DiagnosticSink()
-    program = load_text("\n".join(f"import std.{m}" for m in STD_MODULES), "<std>", sink)
-    assert not sink.items
-    return {key: module for key, module in program.modules.items() if key.startswith("std.")}
-
-
-def checked(text: str, name: str = "<drawn>") -> CheckResult:
-    """`check_source(text, name)` with the imported stdlib modules parsed once per session."""
-    sink = DiagnosticSink()
-    wanted = {f"std.{m}" for m in re.findall(r"\bstd\.(\w+)", text)}
-    seeded = {key: module for key, module in _std_modules().items() if key in wanted}
-    program = Loader(sink, Program(root="", modules=seeded)).load_root(SourceFile(name, text), name)
-    return CheckResult(program, check_program(program, sink), tuple(sink.items))
-
-
 def stages(text: str) -> dict[str, Model]:
-    """The model after every stage, each from its own `compile_checked(..., stop_after=stage)`."""
-    check = checked(text)
+    """The model after every stage: `compile_source(text, stop_after=stage)` for each stage."""
     out = {}
     for stage in STAGE_NAMES:
-        result = compile_checked(check, stage)
+        result = compile_source(text, "<drawn>", stop_after=stage)
         assert result.ok and len(result.models) == 1, (stage, result.diagnostics)
         out[stage] = result.models[0]
     return out
 
 
 def final(text: str) -> Model:
-    return stages(text)["lower"]
+    result = compile_source(text, "<drawn>")
+    assert result.ok and len(result.models) == 1, result.diagnostics
+    return result.models[0]
 
 
 # ---- 1. clean compilation ----------------------------------------------------------------------------------
 
 
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=60, **SETTINGS)
 @given(drawn_models())
 def test_models_compile_cleanly_and_verify_at_every_stage(model: DrawnModel) -> None:
-    text = model.source
-    check = checked(text)
-    assert check.diagnostics == ()
     for stage in STAGE_NAMES:
-        result = compile_checked(check, stage, verify=True)
+        result = compile_source(model.source, "<drawn>", stop_after=stage, verify=True)
         assert result.diagnostics == () and len(result.models) == 1, stage
         assert verify(result.models[0], stage) == [], stage
-    analyzed = analyze_checked(check, verify=True)
-    assert analyzed.diagnostics == ()
-    real = compile_source(text, "<drawn>", stop_after="lower", verify=True)
-    assert real.diagnostics == () and real.models == analyzed.compiled.models
+    assert analyze_checked(check_source(model.source, "<drawn>"), verify=True).diagnostics == ()
 
 
 # ---- 2. IR text round trip ---------------------------------------------------------------------------------
@@ -163,6 +134,8 @@ def test_costs_are_monotone_in_sequence_length(model: DrawnModel) -> None:
     for metric in ("cache_min", "cache_alloc", "prefill", "activations", "decode"):  # decode: in t = L - 1
         values = _series(report, metric)
         assert values[0] >= 0 and _non_decreasing(values), (metric, dict(zip(LENGTHS, values, strict=True)))
+    pairs = zip(_series(report, "cache_min"), _series(report, "cache_alloc"), strict=True)
+    assert all(needed <= allocated for needed, allocated in pairs)
 
 
 # ---- 6. sharing and MoR never add parameters ---------------------------------------------------------------
@@ -323,7 +296,7 @@ def test_budgets_reject_exactly_what_exceeds_them(model: DrawnModel, batch: int,
     ir = final(model.source)
     report = analyze(ir)
     lines = _budget_lines(report, batch, seq, dtype)
-    analyzed = analyze_checked(checked(model.with_budgets(list(lines)).source))
+    analyzed = analyze_checked(check_source(model.with_budgets(list(lines)).source, "<drawn>"))
     failed = {d.primary.span.text for d in analyzed.diagnostics if d.code == "E0402"}
     assert {d.code for d in analyzed.diagnostics} <= {"E0402"}
     assert failed == {line for line, fails in lines.items() if fails}
