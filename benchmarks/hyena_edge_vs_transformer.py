@@ -57,6 +57,7 @@ from common import (
     time_once,
     write_json,
 )
+from rich.console import Console
 from torch import nn
 
 from livc.backends.pytorch.load import build
@@ -221,7 +222,7 @@ def measure_length(subjects: list[Subject], length: int, args: argparse.Namespac
 # --------------------------------------------------------------------------------------------- output
 
 
-def render(out: Any, rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
+def render(out: Console, rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     columns = ("L", "prefill ms H / T", "speedup", "decode ms/tok H / T", "speedup", "peak MiB H / T",
                "decode peak MiB H / T", "static cache MiB H / T", "roofline H / T")
     table_rows = []

@@ -58,6 +58,7 @@ from common import (
     time_once,
     write_json,
 )
+from rich.console import Console
 from torch import nn
 
 from livc.backends.pytorch.load import build
@@ -214,6 +215,8 @@ class Engine:
 
 
 class LivcEngine(Engine):
+    """livc's generated module: a static cache from init_cache, prefill / decode_step (eager or compiled)."""
+
     def __init__(self, name: str, model: nn.Module, max_len: int, dtype: torch.dtype, device: str,
                  prefill_fn: Callable[..., torch.Tensor], decode_fn: Callable[..., torch.Tensor]) -> None:
         self.name, self.model, self.max_len, self.dtype, self.device = name, model, max_len, dtype, device
@@ -234,6 +237,8 @@ class LivcEngine(Engine):
 
 
 class HfEngine(Engine):
+    """transformers' Lfm2ForCausalLM with the cache object it returns (grown step by step)."""
+
     def __init__(self, model: nn.Module, config: Any) -> None:
         self.name, self.model, self.config = "transformers eager", model, config
         self.last_logits: torch.Tensor | None = None
@@ -456,7 +461,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def render(out: Any, summary: dict[str, dict[str, float]], line: Roofline, args: argparse.Namespace) -> None:
+def render(out: Console, summary: dict[str, dict[str, float]], line: Roofline, args: argparse.Namespace) -> None:
     rows = [
         (name, fmt(s["prefill_tokens_per_s"], 1), fmt(s["prefill_ms"], 1), fmt_ratio(s["prefill_speedup_vs_hf"]),
          fmt(s["decode_ms_per_token"], 2), fmt_ratio(s["decode_speedup_vs_hf"]),
