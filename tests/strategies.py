@@ -443,7 +443,7 @@ def _options(layers: Sequence[LayerSpec], kind: str, whole: bool, used: _Used) -
     return out
 
 
-GROUPS = (("k", "v"), ("v", "k"), ("k",), ("v",))
+GROUPS = (("k", "v"), ("v", "k"))  # an attention's K and V come from one cache: never just one of them
 _SHARE_KINDS = (("weights", True), ("weights", False), ("featurizer", False), ("features", False))
 
 
@@ -591,10 +591,10 @@ def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int, int], windows
 
 
 @st.composite
-def kv_sharing_models(draw: DrawFn, same_window: bool = False, whole_kv: bool = False) -> DrawnModel:
+def kv_sharing_models(draw: DrawFn, same_window: bool = False) -> DrawnModel:
     """A model with 2..4 softmax-attention layers of one K/V head layout (their kinds, RoPE, QK-norm, wrappers
     and, unless `same_window`, windows vary) among other layers, and at least one `share features`
-    declaration (the first); with `whole_kv`, `share features` always shares both k and v."""
+    declaration (the first)."""
     model = draw(_header())
     layout = draw(kv_layouts(model.d, even=draw(st.booleans())))
     windows = st.one_of(st.none(), st.integers(1, 64))
@@ -605,8 +605,7 @@ def kv_sharing_models(draw: DrawFn, same_window: bool = False, whole_kv: bool = 
     others = draw(st.lists(st.integers(n_attention, len(kinds) - 1), max_size=MAX_LAYERS - n_attention))
     order = draw(st.permutations(list(range(n_attention)) + others))
     model = dataclasses.replace(model, kinds=kinds, segments=((1, tuple(order)),))
-    groups = (("k", "v"), ("v", "k")) if whole_kv else GROUPS
-    return dataclasses.replace(model, shares=draw(shares(model.layers, ("features",), groups)))
+    return dataclasses.replace(model, shares=draw(shares(model.layers, ("features",))))
 
 
 @cache

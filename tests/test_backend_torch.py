@@ -100,10 +100,6 @@ OPERATORS: dict[str, str] = {
     "moe": "MoE(d, experts = 4, top_k = 2, hidden = 24)",
 }
 
-# Operators whose generated code has lines over 120 characters (see test_generated_code_parses_and_is_ruff_clean).
-LONG_LINES = {"hyena", "hyena_order3", "moe"}
-# Scans whose prefill starts from the cache's old state instead of zero (see test_prefill_resets_the_cache).
-PREFILL_KEEPS_STATE = {"linear_attention", "gla", "mamba"}
 
 TINY_LFM2 = """from std.norms import RMSNorm
 from std.embedding import Embedding, LMHead
@@ -308,10 +304,8 @@ def ruff_check(code: str) -> subprocess.CompletedProcess[str]:
 
 
 def _ruff_params() -> list[object]:
-    reason = ("BUG: emit_ops._params_ctor (Hyena filters, MoE experts) and emit_ops.long_conv (the filter spec dict) "
-              "print one __init__/forward line of up to 378 characters: E501 at --line-length 120")
-    return [pytest.param(op, marks=[known_bug(reason)] if op in LONG_LINES else [])
-            for op in sorted(OPERATORS)]
+    """Every operator (regression: Hyena filters and MoE experts once printed lines of up to 378 characters)."""
+    return [pytest.param(op) for op in sorted(OPERATORS)]
 
 
 @pytest.mark.parametrize("op", _ruff_params())
@@ -388,11 +382,9 @@ def test_prefill_and_decode_match_the_parallel_forward(op: str) -> None:
 
 
 def _prefill_reset_params() -> Iterator[object]:
-    reason = ("BUG: gated_scan (scan.py) and selective_scan (selective_scan.py) start prefill from the cache's "
-              "current state instead of zero, so prefill on a used cache continues the old sequence")
+    """Every operator (regression: the scans once continued the old state when prefilling a used cache)."""
     for op in sorted(OPERATORS):
-        marks = [known_bug(reason)] if op in PREFILL_KEEPS_STATE else []
-        yield pytest.param(op, marks=marks)
+        yield pytest.param(op)
 
 
 @pytest.mark.parametrize("op", list(_prefill_reset_params()))
@@ -575,7 +567,6 @@ def test_token_dense_and_scale() -> None:
     assert_same_states(run.stepped, run.prefilled, MAX_LEN, TOTAL)
 
 
-@known_bug("BUG: emit_ops.scale ignores the `init` attribute (always 'ones')")
 def test_scale_init_is_honoured() -> None:
     model = custom("[Dense(d)]", scale="2.0").new_model()
     assert torch.equal(model.layers[0][0].z.weight, torch.full((32,), 2.0))
@@ -589,7 +580,6 @@ def amplify(model: nn.Module, factor: float = 3.0) -> nn.Module:
     return model
 
 
-@known_bug("BUG: emit_ops.attention drops the `softcap` attribute (scores uncapped)")
 def test_attention_softcap_is_applied() -> None:
     """softcap c maps scores s to c * tanh(s / c): with c = 0.05 the output must differ from no cap."""
     capped = custom("[Capped(d)]")

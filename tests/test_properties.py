@@ -201,15 +201,14 @@ def _assert_kv_change(model: DrawnModel) -> None:
 @settings(max_examples=30, **SETTINGS)
 @given(kv_sharing_models(same_window=True))
 def test_feature_sharing_frees_exactly_the_shared_groups(model: DrawnModel) -> None:
-    """All attention layers have one window: a target stops caching exactly the groups it imports."""
+    """All attention layers have one window: a target stops caching exactly the K/V it imports."""
     _assert_kv_change(model)
 
 
 @settings(max_examples=30, **SETTINGS)
-@given(kv_sharing_models(whole_kv=True))
+@given(kv_sharing_models())
 def test_feature_sharing_keeps_the_kv_every_reader_needs(model: DrawnModel) -> None:
-    """Windows differ (k and v shared together): the source's K/V must reach as far back as its
-    longest-reaching reader."""
+    """Windows differ: the source's K/V must reach as far back as its longest-reaching reader."""
     _assert_kv_change(model)
 
 

@@ -163,7 +163,7 @@ def attention(op: Op, ctx: Ctx) -> Emitted:
     window = op.attr("window")
     line = (
         f'{_out(op, ctx)} = attention({q}, {k}, {v}, *self.kv(cache, "{name}"), pos, {causal}, {lit(window)}, '
-        f"self.kv_owner is None, self.key_mask(features))"
+        f"self.kv_owner is None, self.key_mask(features), {lit(op.attr('softcap'))})"
     )
     cache = (
         ()
@@ -274,7 +274,7 @@ def scale(op: Op, ctx: Ctx) -> Emitted:
     base = _param_base(op, ctx)
     n = op.outputs[0].type.shape[-1]
     return Emitted(
-        f"self.{base} = {_params_ctor([('weight', (n,), 'ones')])}",
+        f"self.{base} = {_params_ctor([('weight', (n,), 'value=' + repr(float(op.attr('init', 1.0))))])}",
         (f"{_out(op, ctx)} = {ctx.v(op.inputs[0])} * self.{base}.weight",),
         helpers=("base",),
     )

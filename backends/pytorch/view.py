@@ -76,6 +76,7 @@ class ModelView:
     cache: list[tuple[str, str]] = field(default_factory=list)
     has_aux: bool = False
     recursion: list[str] | None = None
+    max_len_limit: int | None = None
     prefix_layers: list[int] = field(default_factory=list)
     suffix_layers: list[int] = field(default_factory=list)
 
@@ -145,13 +146,17 @@ def _split_args(text: str) -> list[str]:
     return [p for p in parts if p]
 
 
-def wrap_statement(line: str) -> str:
-    """`x = f(a, b, ...)` longer than MAX_LINE -> one argument per line (a readable, ruff-clean break)."""
-    if len(line) <= MAX_LINE or not line.endswith(")") or "(" not in line:
+def wrap_statement(line: str, width: int = MAX_LINE) -> str:
+    """Break a call or dict literal longer than `width` one argument per line, recursively."""
+    if len(line) <= width or not line.endswith((")", "}")):
         return line
-    head, _, rest = line.partition("(")
-    args = _split_args(rest[:-1])
-    return head + "(\n" + "".join(f"    {a},\n" for a in args) + ")"
+    close = line[-1]
+    opener = "(" if close == ")" else "{"
+    head, _, rest = line.partition(opener)
+    if not rest:
+        return line
+    args = [wrap_statement(a, width - 4).replace("\n", "\n    ") for a in _split_args(rest[:-1])]
+    return head + opener + "\n" + "".join(f"    {a},\n" for a in args) + close
 
 
 def _section_comment(section: Section) -> str | None:
@@ -191,7 +196,7 @@ class BlockEmitter:
                     continue
                 em = EMITTERS[op.prim](op, ctx)
                 self.emitted.append(em)
-                init += [em.init] if em.init and em.init not in init else []
+                init += [wrap_statement(em.init)] if em.init and wrap_statement(em.init) not in init else []
                 lines += [wrap_statement(line) for line in em.lines]
             if section.role is Role.FEATURIZER and self.exports:
                 groups = ", ".join(
@@ -314,7 +319,7 @@ def _recursion(model: Model, view: ModelView) -> None:
     view.suffix_layers = [i for i in range(len(model.layers)) if i not in in_steps and i > first]
     alpha = args.get("alpha", 0.1 if rec.router == "expert_choice" else 1.0)
     coeff = args.get("aux_loss", args.get("balance_loss", 0.0))
-    view.recursion = [
+    view.recursion = [wrap_statement(arg, MAX_LINE - 4) for arg in [
         f"d={model.d_model}",
         f"steps={rec.steps!r}",
         f'kind="{rec.router}"',
@@ -323,7 +328,7 @@ def _recursion(model: Model, view: ModelView) -> None:
         f"aux_coeff={coeff!r}",
         f'kv="{rec.kv}"',
         f"z_loss={args.get('z_loss', 0.0)!r}",
-    ]
+    ]]
     if rec.kv == "recursion_wise":
         view.cache += [(f"recursion.{r}.valid", "(batch, max_len)") for r in range(rec.recursions)]
 
@@ -344,6 +349,8 @@ def build_view(model: Model) -> ModelView:
     view.final_norm = b.instance(model.final_norm, "final_norm") if model.final_norm else None
     view.head = b.instance(model.head, "head")
     _recursion(model, view)
+    limits = [int(op.attr("max_len")) for blk in _all_blocks(model) for op in blk.ops if op.prim == "token_dense"]
+    view.max_len_limit = min(limits) if limits else None
     if model.recursion is not None:
         b.helpers.add("mor")
     view.helpers = [h for h in HELPER_ORDER if h in b.helpers]
@@ -351,6 +358,11 @@ def build_view(model: Model) -> ModelView:
         op.prim == "moe" for layer in model.layers for s in layer.sublayers for op in s.block.ops
     )
     return view
+
+
+def _all_blocks(model: Model) -> list[Block]:
+    blocks = [model.embedding, model.head] + ([model.final_norm] if model.final_norm else [])
+    return blocks + [b for layer in model.layers for s in layer.sublayers for b in (s.block, s.norm) if b is not None]
 
 
 def _with_wrap(expr: str, norm: str | None, wrap: str) -> str:

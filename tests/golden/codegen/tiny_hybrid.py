@@ -48,6 +48,8 @@ def init_tensor(t, init):
         t.fill_(1.0)
     elif init == "zeros":
         t.zero_()
+    elif init.startswith("value="):
+        t.fill_(float(init[6:]))
     elif init == "conv":  # like nn.Conv1d: U(-1/sqrt(k), 1/sqrt(k))
         bound = 1.0 / math.sqrt(t.shape[-1])
         t.uniform_(-bound, bound)
@@ -170,7 +172,7 @@ def causal_conv(x, weight, bias, state, pos):
     return y + bias if bias is not None else y
 
 
-def attention(q, k, v, cache_k, cache_v, pos, causal, window, write, key_mask=None):
+def attention(q, k, v, cache_k, cache_v, pos, causal, window, write, key_mask=None, softcap=None):
     """Softmax attention; q [B, L, H, dk], k/v [B, L, KV, d] with H a multiple of KV (GQA).
 
     cache_k/cache_v [B, KV, max_len, d] are static: prefill writes positions 0..L-1, decode writes
@@ -208,9 +210,25 @@ def attention(q, k, v, cache_k, cache_v, pos, causal, window, write, key_mask=No
             j = torch.arange(k.shape[2], device=q.device)[None, :]
             base = mask if mask is not None else (j <= i) if causal else torch.ones_like(j <= i)
             mask = (base[None, None] & key_mask[:, None, None, :]) | (i == j)[None, None]
+    if softcap is not None:
+        return _softcapped(q, k, v, mask, causal, softcap, groups).transpose(1, 2)
     is_causal = causal and mask is None and q.shape[2] > 1
     y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal, enable_gqa=groups > 1)
     return y.transpose(1, 2)
+
+
+def _softcapped(q, k, v, mask, causal, cap, groups):
+    """Attention with logit soft-capping (scores -> cap * tanh(scores / cap)), written out explicitly."""
+    if groups > 1:
+        k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
+    scores = (q.float() @ k.float().transpose(-1, -2)) / math.sqrt(q.shape[-1])
+    scores = cap * torch.tanh(scores / cap)
+    if mask is None and causal:
+        i = torch.arange(q.shape[2], device=q.device)[:, None]
+        mask = torch.arange(k.shape[2], device=q.device)[None, :] <= i
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return (torch.softmax(scores, dim=-1) @ v.float()).to(q.dtype)
 
 
 
@@ -319,6 +337,7 @@ class GQA(Block):
             None,
             self.kv_owner is None,
             self.key_mask(features),
+            None,
         )
         # channel mixing: dense
         o = y.flatten(-2)
@@ -355,6 +374,7 @@ class GQA_2(Block):
             None,
             self.kv_owner is None,
             self.key_mask(features),
+            None,
         )
         # channel mixing: dense
         o = y.flatten(-2)

@@ -29,6 +29,8 @@ def init_tensor(t, init):
         t.fill_(1.0)
     elif init == "zeros":
         t.zero_()
+    elif init.startswith("value="):
+        t.fill_(float(init[6:]))
     elif init == "conv":  # like nn.Conv1d: U(-1/sqrt(k), 1/sqrt(k))
         bound = 1.0 / math.sqrt(t.shape[-1])
         t.uniform_(-bound, bound)

@@ -8,7 +8,8 @@ def gated_scan(q, k, v, log_decay, state, pos):
     training use a chunked parallel form (a loop over L / SCAN_CHUNK chunks, not over tokens).
     """
     b, length, h, dk = k.shape
-    s = torch.zeros(b, h, dk, v.shape[-1], device=q.device, dtype=torch.float32) if state is None else state.float()
+    fresh = state is None or pos is None  # prefill starts a new sequence; decode continues the state
+    s = torch.zeros(b, h, dk, v.shape[-1], device=q.device, dtype=torch.float32) if fresh else state.float()
     if pos is not None and state is not None:
         s = s * log_decay[:, 0].float().exp()[..., None] + k[:, 0].float()[..., None] * v[:, 0].float()[:, :, None, :]
         state.copy_(s)

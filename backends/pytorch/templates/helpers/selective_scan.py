@@ -8,7 +8,8 @@ def selective_scan(u, dt, b, c, a_log, d_skip, state, pos):
     """
     a = -a_log.float().exp()  # [E, N]
     bsz, length, e = u.shape
-    h = torch.zeros(bsz, e, a.shape[-1], device=u.device, dtype=torch.float32) if state is None else state.float()
+    fresh = state is None or pos is None  # prefill starts a new sequence; decode continues the state
+    h = torch.zeros(bsz, e, a.shape[-1], device=u.device, dtype=torch.float32) if fresh else state.float()
     uf, dtf, bf, cf = u.float(), dt.float(), b.float(), c.float()
     if pos is not None and state is not None:
         h = h * (dtf[:, 0, :, None] * a).exp() + (dtf[:, 0] * uf[:, 0])[..., None] * bf[:, 0, None, :]
