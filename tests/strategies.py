@@ -2,21 +2,24 @@
 
 `drawn_models()` draws a `DrawnModel`: the metadata of a random backbone over every stdlib operator, whose
 `source` property renders it as .liv text; `liv_sources()` draws just the text and `sources_with_metadata()`
-draws `(source, model)`. What makes every draw valid:
+draws `(source, model)`. `drawn_models(sharing=True)` always has a share declaration, `drawn_models(mor=True)`
+always a `recursion: mor(...)`; `kv_sharing_models()` has 2..4 attention layers of one K/V head layout and at
+least one `share features k, v`. What makes every draw valid:
 
-- widths: d is a multiple of 8 in 8..64 (so every stdlib default that divides d is valid), vocab <= 64, at
-  most 6 layers; each operator's arguments are drawn inside its `require`s and shape rules (see the operator
-  section below: head_dim even under RoPE, kv_heads dividing heads, GLA key/value widths multiples of heads, Hyena-Y
-  kernel in 3..128, Hyena-SE/MR groups dividing d, MoE top_k <= experts, odd Hyena emb_dim >= 3, ...);
-  an optional argument is left to its default only where the default is valid;
-- sharing: `share weights` only between identical layers / sublayers (wrapper
-  included), `share featurizer` only between equal instances of a LIV with a featurizer, `share features`
+- widths: d is a multiple of 8 in 8..64 (so every stdlib default that divides d is valid), vocab <= 64, at most
+  6 layers; each operator's arguments are drawn inside its `require`s and the shape rules (head_dim even under
+  RoPE, kv_heads dividing heads, GLA key/value widths multiples of heads, Hyena-Y kernel in 3..128, Hyena-SE/MR
+  groups dividing d, MoE top_k <= experts, odd Hyena emb_dim >= 3, ...); an optional argument is left to its
+  default only where the default is valid;
+- sharing: `share weights` only between identical layers or sublayers (wrapper included), `share featurizer`
+  only between equal instances of a LIV with a featurizer, `share features k, v` (always both: one cache)
   only between softmax-attention LIVs with the same K/V head layout (heads, kv_heads, head_dim; windows may
-  differ), from an earlier layer to later ones; a
-  sublayer is the target of at most one declaration and never both a source and a target;
+  differ), from an earlier layer to a later one; a sublayer is the target of at most one declaration and
+  never both a source and a target;
 - Mixture-of-Recursions: the layer list is built from the recursion pattern (cycle `U U U`, sequence
-  `aa bb`, middle_* with unique first and last layers), so every layer of a step equals its step-0 layer;
-  capacities are non-increasing in (0, 1]; MoR models carry no share declarations or overrides;
+  `aa bb`, middle_* adding unique first and last layers), so every layer of a recursion step equals the layer
+  of step 0 it reuses; capacities are non-increasing in (0, 1]; MoR models have no share declarations or
+  overrides;
 - budgets: generous limits that every drawn model meets.
 """
 
@@ -371,8 +374,11 @@ _OPERATORS = (softmax_attention, linear_attention, gla, mamba, hyena, hyena_xy, 
 MODULES = ("attention", "conv", "hyena", "mlp", "recurrence")
 
 
-def operators(d: int) -> Strategy[OpSpec]:
-    """Any stdlib LIV, with arguments valid at width d (softmax attention three times as often as another)."""
+def operators(d: int, softmax: bool = True) -> Strategy[OpSpec]:
+    """Any stdlib LIV, with arguments valid at width d (softmax attention three times as often as another;
+    never with `softmax=False`)."""
+    if not softmax:
+        return st.one_of(*(make(d) for make in _OPERATORS if make is not softmax_attention))
     return st.one_of(*(make(d) for make in _OPERATORS), softmax_attention(d), softmax_attention(d))
 
 
@@ -472,17 +478,17 @@ def shares(draw: DrawFn, layers: tuple[LayerSpec, ...], first: tuple[str, ...] =
 
 
 @st.composite
-def sublayers(draw: DrawFn, d: int) -> SublayerSpec:
-    op = draw(operators(d))
+def sublayers(draw: DrawFn, d: int, softmax: bool = True) -> SublayerSpec:
+    op = draw(operators(d, softmax))
     wrapper = draw(st.one_of(st.none(), st.sampled_from(_WRAPPERS)))
     return SublayerSpec(op=op, wrapper=wrapper)
 
 
 @st.composite
-def layer_kinds(draw: DrawFn, d: int) -> tuple[LayerSpec, ...]:
+def layer_kinds(draw: DrawFn, d: int, softmax: bool = True) -> tuple[LayerSpec, ...]:
     """1..3 distinct-by-index layer kinds, each one or two sublayers joined with `+`."""
     count = draw(st.integers(1, 3))
-    return tuple(tuple(draw(st.lists(sublayers(d), min_size=1, max_size=2))) for _ in range(count))
+    return tuple(tuple(draw(st.lists(sublayers(d, softmax), min_size=1, max_size=2))) for _ in range(count))
 
 
 @st.composite
@@ -584,24 +590,25 @@ def drawn_models(draw: DrawFn, mor: bool | None = None, sharing: bool | None = N
 
 @st.composite
 def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int, int], windows: Strategy[int | None]) -> LayerSpec:
-    """A softmax-attention sublayer of the given K/V head layout, maybe followed by another sublayer."""
+    """A softmax-attention sublayer of the given K/V head layout, maybe followed by another (non-softmax)
+    sublayer."""
     attention = SublayerSpec(op=draw(softmax_attention(d, layout, windows)),
                              wrapper=draw(st.sampled_from((None, *_WRAPPERS))))
-    return (attention, *draw(st.lists(sublayers(d), max_size=1)))
+    return (attention, *draw(st.lists(sublayers(d, softmax=False), max_size=1)))
 
 
 @st.composite
 def kv_sharing_models(draw: DrawFn, same_window: bool = False) -> DrawnModel:
     """A model with 2..4 softmax-attention layers of one K/V head layout (their kinds, RoPE, QK-norm, wrappers
-    and, unless `same_window`, windows vary) among other layers, and at least one `share features`
-    declaration (the first)."""
+    and, unless `same_window`, windows vary) among layers without softmax attention, and at least one
+    `share features` declaration (the first)."""
     model = draw(_header())
     layout = draw(kv_layouts(model.d, even=draw(st.booleans())))
     windows = st.one_of(st.none(), st.integers(1, 64))
     windows = st.just(draw(windows)) if same_window else windows
     n_attention = draw(st.integers(2, 4))
     kinds = tuple(draw(attention_layers(model.d, layout, windows)) for _ in range(n_attention))
-    kinds += draw(layer_kinds(model.d))
+    kinds += draw(layer_kinds(model.d, softmax=False))
     others = draw(st.lists(st.integers(n_attention, len(kinds) - 1), max_size=MAX_LAYERS - n_attention))
     order = draw(st.permutations(list(range(n_attention)) + others))
     model = dataclasses.replace(model, kinds=kinds, segments=((1, tuple(order)),))

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import math
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from strategies import Attention, DrawnModel, drawn_models, kv_sharing_models
+from strategies import Attention, DrawnModel, OpSpec, ShareSpec, SublayerSpec, drawn_models, kv_sharing_models
 
 from livc.compiler.analysis.costs import CostReport, analyze
 from livc.compiler.analysis.evaluate import Context
@@ -195,7 +195,7 @@ def _assert_kv_change(model: DrawnModel) -> None:
     shared, unshared = analyze(final(model.source)), analyze(final(model.without_shares().source))
     for seq in (1, 5, 100, 4096):
         expected = _cache_at(unshared, seq) + kv_cache_change(model, seq)
-        assert _cache_at(shared, seq) == expected, (seq, [s.render() for s in model.shares])
+        assert _cache_at(shared, seq) == expected, f"cache at seq {seq}, for\n{model.source}"
 
 
 @settings(max_examples=30, **SETTINGS)
@@ -205,8 +205,22 @@ def test_feature_sharing_frees_exactly_the_shared_groups(model: DrawnModel) -> N
     _assert_kv_change(model)
 
 
+def _attention_layer(window: int | None) -> tuple[SublayerSpec]:
+    args = (("heads", "1"), ("head_dim", "1"), ("rope", "false")) + ((("window", str(window)),) if window else ())
+    op = OpSpec(name="GQA", module="attention", args=args,
+                attention=Attention(heads=1, kv_heads=1, head_dim=1, window=window))
+    return (SublayerSpec(op=op),)
+
+
+# The smallest model with a windowed source and an unwindowed reader (what shrinking finds).
+WINDOWED_SOURCE = DrawnModel(name="M", vocab=1, d=8, dtype="f32", kinds=(_attention_layer(1), _attention_layer(None)),
+                             segments=((1, (0, 1)),), shares=(ShareSpec(kind="features", source=(0, 0),
+                                                                        targets=((1, 0),), groups=("k", "v")),))
+
+
 @settings(max_examples=30, **SETTINGS)
 @given(kv_sharing_models())
+@example(WINDOWED_SOURCE)
 def test_feature_sharing_keeps_the_kv_every_reader_needs(model: DrawnModel) -> None:
     """Windows differ: the source's K/V must reach as far back as its longest-reaching reader."""
     _assert_kv_change(model)

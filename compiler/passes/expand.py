@@ -164,7 +164,27 @@ def _share_features(model: Model, share: Share, dst: tuple[int, int | None]) -> 
                 "(different head layouts)"
             )
         imports.append((ours.name, theirs, f"{label}.{group}"))
+    _check_windows(s.block, d.block, label)
     return replace_sublayer(model, dst[0], dst[1] or 0, dataclasses.replace(d, block=import_values(d.block, imports)))
+
+
+def _window(block: Block) -> float | None:
+    """The attention window of a block (inf for full attention), None if it has no attention."""
+    for op in block.ops:
+        if op.prim == "attention":
+            window = op.attr("window")
+            return float(window) if isinstance(window, int) else float("inf")
+    return None
+
+
+def _check_windows(source: Block, target: Block, label: str) -> None:
+    """A reader of shared K/V cannot look further back than the source layer keeps."""
+    theirs, ours = _window(source), _window(target)
+    if theirs is not None and ours is not None and ours > theirs:
+        raise Incompatible(
+            f"{target.name} attends {'all' if ours == float('inf') else int(ours)} past tokens but "
+            f"{label} keeps only {int(theirs)} (its sliding window): the shared cache would be too short"
+        )
 
 
 def share_label(share: Share) -> str:
