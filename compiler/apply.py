@@ -56,7 +56,8 @@ def _shadow_hint(func: A.Expr) -> str | None:
 
 def _enter(ev: Evaluator, marker: str, expr: A.Call) -> bool:
     if marker in ev.stack or len(ev.stack) >= MAX_CALL_DEPTH:
-        ev.fail("E0307", "recursive definition", expr.span, f"'{marker}' calls itself (directly or indirectly)")
+        name = marker.rsplit(":", 1)[-1]
+        ev.fail("E0307", "recursive definition", expr.span, f"'{name}' calls itself (directly or indirectly)")
         return False
     ev.stack.append(marker)
     return True

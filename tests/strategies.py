@@ -39,11 +39,22 @@ WIDTHS = (8, 16, 24, 32, 40, 48, 56, 64)
 MAX_LAYERS = 6
 DTYPES = ("f32", "bf16", "f16")
 _GRID = (1.0, 0.875, 0.75, 0.667, 0.5, 0.333, 0.25, 0.125)
-_WRAPPERS = ("post_norm(LayerNorm(d))", "post_norm(RMSNorm(d, eps = 1e-06))", "pre_norm(RMSNorm(d))",
-             "pre_norm(LayerNorm(d, bias = false))", "no_residual()")
-_BUDGETS = ("params <= 1G", "non_embedding_params <= 1G", "cache(batch = 4, seq = 32K, dtype = f32) <= 1024TiB",
-            "cache_alloc(batch = 2, seq = 4K, dtype = bf16) <= 1024TiB", "activations(seq = 1K) <= 1024TiB",
-            "flops_per_token(seq = 32K) < 1000T", "prefill_flops(batch = 1, seq = 8K) <= 1000T")
+_WRAPPERS = (
+    "post_norm(LayerNorm(d))",
+    "post_norm(RMSNorm(d, eps = 1e-06))",
+    "pre_norm(RMSNorm(d))",
+    "pre_norm(LayerNorm(d, bias = false))",
+    "no_residual()",
+)
+_BUDGETS = (
+    "params <= 1G",
+    "non_embedding_params <= 1G",
+    "cache(batch = 4, seq = 32K, dtype = f32) <= 1024TiB",
+    "cache_alloc(batch = 2, seq = 4K, dtype = bf16) <= 1024TiB",
+    "activations(seq = 1K) <= 1024TiB",
+    "flops_per_token(seq = 32K) < 1000T",
+    "prefill_flops(batch = 1, seq = 8K) <= 1000T",
+)
 
 
 @dataclass(frozen=True)
@@ -77,8 +88,10 @@ class MoRSpec:
         else:
             caps = "" if self.capacities is None else "capacities = [" + ", ".join(map(repr, self.capacities)) + "], "
             router = f"expert_choice({caps}alpha = 0.1, aux_loss = 0.001)"
-        return (f"recursion: mor(recursions = {self.recursions}, sharing = {self.sharing}, router = {router}, "
-                f"kv = {self.kv})")
+        return (
+            f"recursion: mor(recursions = {self.recursions}, sharing = {self.sharing}, router = {router}, "
+            f"kv = {self.kv})"
+        )
 
 
 Segment = tuple[int, tuple[int, ...]]  # (repetitions, layer-kind indices)
@@ -195,6 +208,7 @@ def render(m: DrawnModel) -> str:
 
 # ---- operators ------------------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Attention:
     """The head layout of a softmax-attention LIV (GQA / MHA / MQA / SWA): its feature groups k and v are
@@ -256,8 +270,12 @@ def _head_dim_arg(draw: DrawFn, d: int, heads: int, head_dim: int) -> dict[str, 
 
 def _attention_kinds(heads: int, kv_heads: int, window: int | None) -> list[str]:
     """The softmax-attention LIVs that can have this K/V head layout and window."""
-    return (["GQA"] + (["SWA"] if window is not None else []) + (["MHA"] if kv_heads == heads else [])
-            + (["MQA"] if kv_heads == 1 else []))
+    return (
+        ["GQA"]
+        + (["SWA"] if window is not None else [])
+        + (["MHA"] if kv_heads == heads else [])
+        + (["MQA"] if kv_heads == 1 else [])
+    )
 
 
 @st.composite
@@ -268,8 +286,9 @@ def kv_layouts(draw: DrawFn, d: int, even: bool) -> tuple[int, int, int]:
 
 
 @st.composite
-def softmax_attention(draw: DrawFn, d: int, layout: tuple[int, int, int] | None = None,
-                      windows: Strategy[int | None] | None = None) -> OpSpec:
+def softmax_attention(
+    draw: DrawFn, d: int, layout: tuple[int, int, int] | None = None, windows: Strategy[int | None] | None = None
+) -> OpSpec:
     """GQA / MHA / MQA / SWA with a drawn (heads, kv_heads, head_dim) layout, or the given one, and a window
     from `windows` (default: none or 1..64)."""
     rope = draw(st.booleans()) and (layout is None or layout[2] % 2 == 0)
@@ -279,21 +298,32 @@ def softmax_attention(draw: DrawFn, d: int, layout: tuple[int, int, int] | None 
     required = {"heads": str(heads)} | _head_dim_arg(draw, d, heads, head_dim) | ({} if rope else {"rope": "false"})
     required |= {} if window is None else {"window": str(window)}
     required |= {"kv_heads": str(kv_heads)} if name in ("GQA", "SWA") else {}
-    optional = {"qk_norm": _b(draw(st.booleans())), "bias": _b(draw(st.booleans())),
-                "rope_theta": draw(st.sampled_from(("10000.0", "1M", "5e5")))}
+    optional = {
+        "qk_norm": _b(draw(st.booleans())),
+        "bias": _b(draw(st.booleans())),
+        "rope_theta": draw(st.sampled_from(("10000.0", "1M", "5e5"))),
+    }
     optional |= {"window": "none"} if window is None else {}
-    return OpSpec(name=name, module="attention", args=_args(draw, required, optional),
-                  attention=Attention(heads=heads, kv_heads=kv_heads, head_dim=head_dim, window=window))
+    return OpSpec(
+        name=name,
+        module="attention",
+        args=_args(draw, required, optional),
+        attention=Attention(heads=heads, kv_heads=kv_heads, head_dim=head_dim, window=window),
+    )
 
 
 @st.composite
 def linear_attention(draw: DrawFn, d: int) -> OpSpec:
     heads, head_dim = draw(head_layouts(d, even=False))
     explicit = _head_dim_arg(draw, d, heads, head_dim)
-    optional = {"feature_map": draw(st.sampled_from(("elu_plus_one", "relu_map", "identity_map"))),
-                "normalize": _b(draw(st.booleans())), "bias": _b(draw(st.booleans()))}
-    return OpSpec(name="LinearAttention", module="attention", args=_args(draw, {"heads": str(heads)} | explicit,
-                                                                             optional))
+    optional = {
+        "feature_map": draw(st.sampled_from(("elu_plus_one", "relu_map", "identity_map"))),
+        "normalize": _b(draw(st.booleans())),
+        "bias": _b(draw(st.booleans())),
+    }
+    return OpSpec(
+        name="LinearAttention", module="attention", args=_args(draw, {"heads": str(heads)} | explicit, optional)
+    )
 
 
 @st.composite
@@ -303,23 +333,34 @@ def gla(draw: DrawFn, d: int) -> OpSpec:
     required = {"heads": str(heads)}
     if not defaults_ok or draw(st.booleans()):
         required |= {"key_dim": str(heads * draw(st.integers(1, 4))), "value_dim": str(heads * draw(st.integers(1, 4)))}
-    optional = {"gate_rank": str(draw(st.integers(1, 16))), "gate_normalizer": str(draw(st.integers(1, 16))),
-                "norm_eps": "1e-06"}
+    optional = {
+        "gate_rank": str(draw(st.integers(1, 16))),
+        "gate_normalizer": str(draw(st.integers(1, 16))),
+        "norm_eps": "1e-06",
+    }
     return OpSpec(name="GLA", module="recurrence", args=_args(draw, required, optional))
 
 
 @st.composite
 def mamba(draw: DrawFn, d: int) -> OpSpec:
-    optional = {"inner": str(draw(st.integers(1, 2 * d))), "state": str(draw(st.integers(1, 16))),
-                "dt_rank": str(draw(st.integers(1, 8))), "kernel": str(draw(st.integers(1, 4)))}
+    optional = {
+        "inner": str(draw(st.integers(1, 2 * d))),
+        "state": str(draw(st.integers(1, 16))),
+        "dt_rank": str(draw(st.integers(1, 8))),
+        "kernel": str(draw(st.integers(1, 4))),
+    }
     return OpSpec(name="Mamba", module="recurrence", args=_args(draw, {}, optional))
 
 
 @st.composite
 def hyena(draw: DrawFn, d: int) -> OpSpec:
-    optional = {"order": str(draw(st.sampled_from((2, 3)))), "filter_order": str(draw(st.integers(1, 16))),
-                "short_kernel": str(draw(st.integers(1, 4))), "emb_dim": str(draw(st.sampled_from((3, 5, 7)))),
-                "bias": _b(draw(st.booleans()))}
+    optional = {
+        "order": str(draw(st.sampled_from((2, 3)))),
+        "filter_order": str(draw(st.integers(1, 16))),
+        "short_kernel": str(draw(st.integers(1, 4))),
+        "emb_dim": str(draw(st.sampled_from((3, 5, 7)))),
+        "bias": _b(draw(st.booleans())),
+    }
     return OpSpec(name="Hyena", module="hyena", args=_args(draw, {}, optional))
 
 
@@ -357,17 +398,24 @@ def short_conv(draw: DrawFn, d: int) -> OpSpec:
 @st.composite
 def mlp(draw: DrawFn, d: int) -> OpSpec:
     name = draw(st.sampled_from(("SwiGLU", "GLU")))
-    return OpSpec(name=name, module="mlp", args=_args(draw, {"hidden": str(draw(st.integers(1, 96)))},
-                                                      {"bias": _b(draw(st.booleans()))}))
+    return OpSpec(
+        name=name,
+        module="mlp",
+        args=_args(draw, {"hidden": str(draw(st.integers(1, 96)))}, {"bias": _b(draw(st.booleans()))}),
+    )
 
 
 @st.composite
 def moe(draw: DrawFn, d: int) -> OpSpec:
     experts = draw(st.integers(1, 8))
-    required = {"experts": str(experts), "top_k": str(draw(st.integers(1, experts))),
-                "hidden": str(draw(st.integers(1, 32)))}
-    return OpSpec(name="MoE", module="mlp", args=_args(draw, required, {"shared": str(draw(st.integers(0, 2)))}),
-                  featurizer=False)
+    required = {
+        "experts": str(experts),
+        "top_k": str(draw(st.integers(1, experts))),
+        "hidden": str(draw(st.integers(1, 32))),
+    }
+    return OpSpec(
+        name="MoE", module="mlp", args=_args(draw, required, {"shared": str(draw(st.integers(0, 2)))}), featurizer=False
+    )
 
 
 _OPERATORS = (softmax_attention, linear_attention, gla, mamba, hyena, hyena_xy, hyena_striped, short_conv, mlp, moe)
@@ -423,8 +471,11 @@ def _compatible(kind: str, a: SublayerSpec, b: SublayerSpec) -> bool:
 
 
 def _refs(layers: Sequence[LayerSpec], whole: bool) -> list[Ref]:
-    return [(i, None) for i in range(len(layers))] if whole else \
-        [(i, j) for i, layer in enumerate(layers) for j in range(len(layer))]
+    return (
+        [(i, None) for i in range(len(layers))]
+        if whole
+        else [(i, j) for i, layer in enumerate(layers) for j in range(len(layer))]
+    )
 
 
 def _fits(layers: Sequence[LayerSpec], kind: str, src: Ref, dst: Ref) -> bool:
@@ -454,15 +505,20 @@ _SHARE_KINDS = (("weights", True), ("weights", False), ("featurizer", False), ("
 
 
 @st.composite
-def shares(draw: DrawFn, layers: tuple[LayerSpec, ...], first: tuple[str, ...] = (),
-           groups: tuple[tuple[str, ...], ...] = GROUPS) -> tuple[ShareSpec, ...]:
+def shares(
+    draw: DrawFn,
+    layers: tuple[LayerSpec, ...],
+    first: tuple[str, ...] = (),
+    groups: tuple[tuple[str, ...], ...] = GROUPS,
+) -> tuple[ShareSpec, ...]:
     """0..3 share declarations. With `first`, at least one, the first of one of those kinds (the caller
     makes sure that one is possible). `share features` shares one of `groups`."""
     used, out = _Used(), []
     for i in range(draw(st.integers(1 if first else 0, 3))):
         kinds = [(kind, whole) for kind, whole in _SHARE_KINDS if i > 0 or not first or kind in first]
-        options = [(kind, whole, src, tgts)
-                   for kind, whole in kinds for src, tgts in _options(layers, kind, whole, used)]
+        options = [
+            (kind, whole, src, tgts) for kind, whole in kinds for src, tgts in _options(layers, kind, whole, used)
+        ]
         if not options:
             break
         kind, _, src, tgts = draw(st.sampled_from(options))
@@ -526,8 +582,13 @@ def mor_specs(draw: DrawFn) -> MoRSpec:
         drawn = draw(st.lists(st.sampled_from(_GRID), min_size=recursions, max_size=recursions))
         caps = tuple(sorted(drawn, reverse=True))
     sharing = draw(st.sampled_from(("cycle", "sequence", "middle_cycle", "middle_sequence")))
-    return MoRSpec(recursions=recursions, sharing=sharing, router=router, capacities=caps,
-                   kv=draw(st.sampled_from(("recursion_wise", "kv_share"))))
+    return MoRSpec(
+        recursions=recursions,
+        sharing=sharing,
+        router=router,
+        capacities=caps,
+        kv=draw(st.sampled_from(("recursion_wise", "kv_share"))),
+    )
 
 
 @st.composite
@@ -536,8 +597,9 @@ def mor_segments(draw: DrawFn, mor: MoRSpec, kinds: int) -> tuple[Segment, ...]:
     unique = 2 if mor.sharing.startswith("middle") else 0
     block = draw(st.integers(1, (MAX_LAYERS - unique) // mor.recursions))
     unit = tuple(draw(st.lists(st.integers(0, kinds - 1), min_size=block, max_size=block)))
-    core: list[Segment] = [(mor.recursions, unit)] if mor.sharing.endswith("cycle") else \
-        [(mor.recursions, (k,)) for k in unit]
+    core: list[Segment] = (
+        [(mor.recursions, unit)] if mor.sharing.endswith("cycle") else [(mor.recursions, (k,)) for k in unit]
+    )
     if not unique:
         return tuple(core)
     first, last = draw(st.integers(0, kinds - 1)), draw(st.integers(0, kinds - 1))
@@ -556,14 +618,18 @@ def _header(draw: DrawFn) -> DrawnModel:
     """A model without layers: name, widths, dtype, norms, head, context, budgets."""
     d = draw(st.sampled_from(WIDTHS))
     return DrawnModel(
-        name=draw(st.sampled_from(("M", "Hybrid", "Tiny_LM", "StarNet2"))), vocab=draw(st.integers(1, 64)), d=d,
-        dtype=draw(st.sampled_from(DTYPES)), kinds=(), segments=(),
+        name=draw(st.sampled_from(("M", "Hybrid", "Tiny_LM", "StarNet2"))),
+        vocab=draw(st.integers(1, 64)),
+        d=d,
+        dtype=draw(st.sampled_from(DTYPES)),
+        kinds=(),
+        segments=(),
         norm=draw(st.sampled_from(("RMSNorm(d)", "LayerNorm(d)", "RMSNorm(d, eps = 1e-06)", None))),
         final_norm=draw(st.sampled_from(("RMSNorm(d, eps = 1e-05)", "LayerNorm(d, bias = false)", None))),
-        tied=draw(st.sampled_from((True, False, None))), context=draw(st.sampled_from((None, 2048, 32000))),
+        tied=draw(st.sampled_from((True, False, None))),
+        context=draw(st.sampled_from((None, 2048, 32000))),
         budgets=tuple(draw(st.lists(st.sampled_from(_BUDGETS), max_size=3, unique=True))),
-        import_style=tuple((mod, draw(st.sampled_from(("from", "from", "import", "alias"))))
-                           for mod in MODULES),
+        import_style=tuple((mod, draw(st.sampled_from(("from", "from", "import", "alias")))) for mod in MODULES),
     )
 
 
@@ -580,8 +646,12 @@ def drawn_models(draw: DrawFn, mor: bool | None = None, sharing: bool | None = N
         return dataclasses.replace(model, recursion=spec, segments=draw(mor_segments(spec, len(kinds))))
     segments = draw(plain_segments(len(kinds), bool(sharing)))
     n = _n_layers(segments)
-    model = dataclasses.replace(model, segments=segments, reps_param=draw(st.booleans()),
-                                overrides=() if sharing else draw(overrides(n, len(kinds))))
+    model = dataclasses.replace(
+        model,
+        segments=segments,
+        reps_param=draw(st.booleans()),
+        overrides=() if sharing else draw(overrides(n, len(kinds))),
+    )
     if sharing is False:
         return model
     first = ("weights", "featurizer", "features") if sharing else ()
@@ -592,8 +662,9 @@ def drawn_models(draw: DrawFn, mor: bool | None = None, sharing: bool | None = N
 def attention_layers(draw: DrawFn, d: int, layout: tuple[int, int, int], windows: Strategy[int | None]) -> LayerSpec:
     """A softmax-attention sublayer of the given K/V head layout, maybe followed by another (non-softmax)
     sublayer."""
-    attention = SublayerSpec(op=draw(softmax_attention(d, layout, windows)),
-                             wrapper=draw(st.sampled_from((None, *_WRAPPERS))))
+    attention = SublayerSpec(
+        op=draw(softmax_attention(d, layout, windows)), wrapper=draw(st.sampled_from((None, *_WRAPPERS)))
+    )
     return (attention, *draw(st.lists(sublayers(d, softmax=False), max_size=1)))
 
 
@@ -627,5 +698,18 @@ def sources_with_metadata() -> Strategy[tuple[str, DrawnModel]]:
     return drawn_models().map(lambda m: (m.source, m))
 
 
-__all__ = ["Attention", "DrawnModel", "LayerSpec", "MoRSpec", "OpSpec", "Ref", "ShareSpec", "SublayerSpec",
-           "drawn_models", "kv_sharing_models", "liv_sources", "render", "sources_with_metadata"]
+__all__ = [
+    "Attention",
+    "DrawnModel",
+    "LayerSpec",
+    "MoRSpec",
+    "OpSpec",
+    "Ref",
+    "ShareSpec",
+    "SublayerSpec",
+    "drawn_models",
+    "kv_sharing_models",
+    "liv_sources",
+    "render",
+    "sources_with_metadata",
+]

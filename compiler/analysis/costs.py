@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from livc.compiler.analysis.rules import RULES, OpCost, OpView
 from livc.compiler.ir.nodes import Block, Model, Op, Role, TensorType, Wrap
@@ -307,11 +308,16 @@ def _row(w: _Walker, key: str, block: Block | None) -> Row | None:
     )
 
 
+def exact(c: float) -> Fraction:
+    """A capacity as an exact fraction, so expected costs do not depend on summation order."""
+    return Fraction(c).limit_denominator(10**6)
+
+
 def _capacities(model: Model) -> tuple[dict[int, float], int]:
     rec = model.recursion
     if rec is None:
         return {}, 1
-    caps = {layer: rec.capacities[r] for r, step in enumerate(rec.steps) for layer in step}
+    caps = {layer: exact(rec.capacities[r]) for r, step in enumerate(rec.steps) for layer in step}
     return caps, (2 if rec.kv == "recursion_wise" else 1)
 
 
@@ -324,7 +330,7 @@ def _router_row(w: _Walker) -> Row | None:
     d = w.model.d_model
     params = sum(w.sizes[p] for p in rec.router_params)
     if rec.router == "expert_choice":
-        entering = [1.0] + list(rec.capacities[:-1])
+        entering = [Fraction(1)] + [exact(c) for c in rec.capacities[:-1]]
         flops = sum(entering) * 2 * d
     else:
         flops = 2 * d * rec.recursions

@@ -42,16 +42,11 @@ Monomial = tuple[Atom, ...]
 
 
 def _clean(c: Number) -> Number:
-    """Canonical coefficient: integral values become ints, floats keep 12 significant digits.
-
-    Float coefficients come from Mixture-of-Recursions capacities (e.g. 1/3); rounding makes the
-    result independent of summation order, so equal costs compare equal.
-    """
+    """Canonical coefficient: integral fractions and floats become ints (costs compare structurally)."""
     if isinstance(c, Fraction):
         return int(c) if c.denominator == 1 else c
-    if isinstance(c, float):
-        c = float(f"{c:.12g}")
-        return int(c) if c.is_integer() and abs(c) < 2**62 else c
+    if isinstance(c, float) and c.is_integer() and abs(c) < 2**62:
+        return int(c)
     return c
 
 
@@ -93,7 +88,7 @@ class Poly:
             return other
         d = dict(self.terms)
         for m, c in other.terms.items():
-            v = _clean(d.get(m, 0) + c)
+            v = d.get(m, 0) + c
             if v:
                 d[m] = v
             else:
