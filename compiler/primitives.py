@@ -67,6 +67,9 @@ def _sig(name: str, role: Role, result: Kind, doc: str, *params: P, structure: s
 
 
 _ELEMENTWISE = ("silu", "gelu", "relu", "sigmoid", "softplus", "tanh", "exp", "sin", "elu_plus_one", "logsigmoid")
+# IR-level elementwise ops: the user-callable activations plus the operators `-a`, `a + b`, `a - b`, `a * b`, `a / b`.
+UNARY_OPS = (*_ELEMENTWISE, "neg")
+BINARY_OPS = ("add", "sub", "mul", "div")
 
 PRIMITIVES: dict[str, Signature] = {
     s.name: s

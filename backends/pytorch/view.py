@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from livc.backends.pytorch.emit_ops import EMITTERS, BackendError, Ctx, Emitted, local
 from livc.compiler.ir.nodes import Block, Model, Op, Role, Section, TensorType
+from livc.compiler.passes.rewrite import all_blocks
 
 _PREFIX = re.compile(r"^(layers\.\d+\.\d+\.norm|layers\.\d+\.\d+|embedding|head|final_norm)\.(.+)$")
 HELPER_ORDER = (
@@ -319,16 +320,19 @@ def _recursion(model: Model, view: ModelView) -> None:
     view.suffix_layers = [i for i in range(len(model.layers)) if i not in in_steps and i > first]
     alpha = args.get("alpha", 0.1 if rec.router == "expert_choice" else 1.0)
     coeff = args.get("aux_loss", args.get("balance_loss", 0.0))
-    view.recursion = [wrap_statement(arg, MAX_LINE - 4) for arg in [
-        f"d={model.d_model}",
-        f"steps={rec.steps!r}",
-        f'kind="{rec.router}"',
-        f"capacities={rec.capacities!r}",
-        f"alpha={alpha!r}",
-        f"aux_coeff={coeff!r}",
-        f'kv="{rec.kv}"',
-        f"z_loss={args.get('z_loss', 0.0)!r}",
-    ]]
+    view.recursion = [
+        wrap_statement(arg, MAX_LINE - 4)
+        for arg in [
+            f"d={model.d_model}",
+            f"steps={rec.steps!r}",
+            f'kind="{rec.router}"',
+            f"capacities={rec.capacities!r}",
+            f"alpha={alpha!r}",
+            f"aux_coeff={coeff!r}",
+            f'kv="{rec.kv}"',
+            f"z_loss={args.get('z_loss', 0.0)!r}",
+        ]
+    ]
     if rec.kv == "recursion_wise":
         view.cache += [(f"recursion.{r}.valid", "(batch, max_len)") for r in range(rec.recursions)]
 
@@ -349,7 +353,7 @@ def build_view(model: Model) -> ModelView:
     view.final_norm = b.instance(model.final_norm, "final_norm") if model.final_norm else None
     view.head = b.instance(model.head, "head")
     _recursion(model, view)
-    limits = [int(op.attr("max_len")) for blk in _all_blocks(model) for op in blk.ops if op.prim == "token_dense"]
+    limits = [int(op.attr("max_len")) for blk in all_blocks(model) for op in blk.ops if op.prim == "token_dense"]
     view.max_len_limit = min(limits) if limits else None
     if model.recursion is not None:
         b.helpers.add("mor")
@@ -358,11 +362,6 @@ def build_view(model: Model) -> ModelView:
         op.prim == "moe" for layer in model.layers for s in layer.sublayers for op in s.block.ops
     )
     return view
-
-
-def _all_blocks(model: Model) -> list[Block]:
-    blocks = [model.embedding, model.head] + ([model.final_norm] if model.final_norm else [])
-    return blocks + [b for layer in model.layers for s in layer.sublayers for b in (s.block, s.norm) if b is not None]
 
 
 def _with_wrap(expr: str, norm: str | None, wrap: str) -> str:

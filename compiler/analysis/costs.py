@@ -16,6 +16,7 @@ from fractions import Fraction
 from livc.compiler.analysis.rules import RULES, OpCost, OpView
 from livc.compiler.ir.nodes import Block, Model, Op, Role, TensorType, Wrap
 from livc.compiler.ir.sym import ZERO, Atom, Poly
+from livc.compiler.passes.rewrite import before_repeats
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,7 @@ class _Walker:
 
 
 def _pre_repeat(name: str, types: dict[str, TensorType], producers: dict[str, Op]) -> TensorType:
-    op = producers.get(name)
-    while op is not None and op.prim == "repeat_heads":
-        name = op.inputs[0]
-        op = producers.get(name)
-    return types[name]
+    return types[before_repeats(name, producers)]
 
 
 def _sum(costs: list[OpCost], params: int) -> Cost:

@@ -21,6 +21,7 @@ from fractions import Fraction
 
 from livc.compiler.ir.nodes import Op, TensorType
 from livc.compiler.ir.sym import LOG2_2L, T1, ZERO, L, Poly, min_l, min_t1
+from livc.compiler.primitives import BINARY_OPS, UNARY_OPS
 
 
 @dataclass(frozen=True)
@@ -239,24 +240,5 @@ RULES = {
     "moe": moe,
     "embed": embed,
     "lm_head": lm_head,
-    **{
-        n: elementwise
-        for n in (
-            "silu",
-            "gelu",
-            "relu",
-            "sigmoid",
-            "softplus",
-            "tanh",
-            "exp",
-            "sin",
-            "elu_plus_one",
-            "logsigmoid",
-            "neg",
-            "add",
-            "sub",
-            "mul",
-            "div",
-        )
-    },
+    **{n: elementwise for n in (*UNARY_OPS, *BINARY_OPS)},
 }

@@ -15,6 +15,7 @@ import dataclasses
 
 from livc.compiler.ir.nodes import Block, Model, Op, Param, Role, Share, Sublayer, Value
 from livc.compiler.passes.rewrite import (
+    before_repeats,
     dead_code,
     drop_unused_params,
     prune_features,
@@ -145,10 +146,7 @@ def _base_type(block: Block, value: Value) -> object:
     """The type of a feature before any `repeat_heads` (its stored head layout)."""
     producers = {o.name: op for op in block.ops for o in op.outputs}
     types = {o.name: o.type for op in block.ops for o in op.outputs}
-    name = value.name
-    while name in producers and producers[name].prim == "repeat_heads":
-        name = producers[name].inputs[0]
-    return types.get(name, value.type)
+    return types.get(before_repeats(value.name, producers), value.type)
 
 
 def _share_features(model: Model, share: Share, dst: tuple[int, int | None]) -> Model:

@@ -50,6 +50,15 @@ def prune_features(block: Block) -> Block:
     return block if len(features) == len(block.features) else dataclasses.replace(block, features=features)
 
 
+def before_repeats(name: str, producers: dict[str, Op]) -> str:
+    """The value that `name` repeats heads of (itself if it is not a `repeat_heads` output)."""
+    op = producers.get(name)
+    while op is not None and op.prim == "repeat_heads":
+        name = op.inputs[0]
+        op = producers.get(name)
+    return name
+
+
 def used_param_ids(model: Model) -> set[str]:
     return {pid for block in all_blocks(model) for op in block.ops for _, pid in op.params}
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from livc.compiler.ir.nodes import Scalar, TensorType
+from livc.compiler.primitives import BINARY_OPS, UNARY_OPS
 
 Shape = tuple[int, ...]
 
@@ -256,23 +257,8 @@ RULES: dict[str, Rule] = {
     "moe": moe,
     "embed": embed,
     "lm_head": lm_head,
-    **{
-        n: unary
-        for n in (
-            "silu",
-            "gelu",
-            "relu",
-            "sigmoid",
-            "softplus",
-            "tanh",
-            "exp",
-            "sin",
-            "elu_plus_one",
-            "logsigmoid",
-            "neg",
-        )
-    },
-    **{n: binary for n in ("add", "sub", "mul", "div")},
+    **{n: unary for n in UNARY_OPS},
+    **{n: binary for n in BINARY_OPS},
 }
 
 ScalarArgs = dict[str, Scalar]
