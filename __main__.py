@@ -2,6 +2,6 @@
 
 import sys
 
-from livc.compiler.cli import main
+from livc.cli import main
 
 sys.exit(main())

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from livc.compiler.elaborate import elaborate_model
-from livc.compiler.evaluate import Evaluator
-from livc.compiler.loader import Program, load_path, load_text
-from livc.compiler.model import ElaboratedModel
-from livc.compiler.resolve import resolve_program
-from livc.compiler.scope import LocalDef, build_tables
+from livc.compiler.elaboration.elaborate import elaborate_model
+from livc.compiler.elaboration.evaluate import Evaluator
+from livc.compiler.elaboration.model import ElaboratedModel
+from livc.compiler.resolution.loader import Program, load_path, load_text
+from livc.compiler.resolution.resolve import resolve_program
+from livc.compiler.resolution.scope import LocalDef, build_tables
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import Diagnostic, DiagnosticSink, error
 from livc.dsl.source import SourceFile, Span

@@ -14,15 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from livc.compiler.analysis.budgets import check_budgets
 from livc.compiler.analysis.costs import CostReport, analyze
-from livc.compiler.budgets import check_budgets
 from livc.compiler.check import CheckResult, check_path, check_source
-from livc.compiler.evaluate import Evaluator
+from livc.compiler.elaboration.evaluate import Evaluator
+from livc.compiler.elaboration.model import ElaboratedModel
 from livc.compiler.ir.nodes import Budget, Model
-from livc.compiler.model import ElaboratedModel
 from livc.compiler.passes import canonicalize, expand, lower
 from livc.compiler.passes.build import build_model
-from livc.compiler.scope import build_tables
+from livc.compiler.resolution.scope import build_tables
 from livc.dsl.diagnostics import Diagnostic, DiagnosticSink
 
 Stage = Callable[[Model, DiagnosticSink], Model | None]

@@ -54,6 +54,20 @@ def error(
     return Diagnostic(code, message, Label(span, label), secondary, notes, help)
 
 
+def warning(
+    code: str,
+    message: str,
+    span: Span,
+    label: str = "",
+    *,
+    secondary: tuple[Label, ...] = (),
+    notes: tuple[str, ...] = (),
+    help: str | None = None,
+) -> Diagnostic:
+    """A warning (a `W....` code): shown and counted, an error only under `--deny-warnings`."""
+    return Diagnostic(code, message, Label(span, label), secondary, notes, help, Severity.WARNING)
+
+
 @dataclass
 class DiagnosticSink:
     """Collects diagnostics of one run, without duplicates, in report order."""

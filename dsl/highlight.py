@@ -27,7 +27,7 @@ from pygments.token import (
     Whitespace,
 )
 
-from livc.compiler.primitives import (
+from livc.compiler.ir.primitives import (
     BUDGET_METRICS,
     BUILDERS,
     CHANNEL_STRUCTURES,

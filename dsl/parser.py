@@ -179,8 +179,15 @@ def _report_item_errors(source: SourceFile, sink: DiagnosticSink, first: Unexpec
 def _report_too_deep(source: SourceFile, sink: DiagnosticSink, offset: int = 0) -> None:
     from livc.dsl.diagnostics import error
 
-    sink.report(error("E0110", "expression nested too deeply", Span(source, offset, offset + 1),
-                      f"more than {MAX_TREE_DEPTH} levels", help="split long expressions into `let` bindings"))
+    sink.report(
+        error(
+            "E0110",
+            "expression nested too deeply",
+            Span(source, offset, offset + 1),
+            f"more than {MAX_TREE_DEPTH} levels",
+            help="split long expressions into `let` bindings",
+        )
+    )
 
 
 def _tree_depth_exceeds(tree: object, limit: int) -> bool:

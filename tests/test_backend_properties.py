@@ -42,8 +42,12 @@ from livc.backends.pytorch.emit_ops import BackendError
 from livc.backends.pytorch.generate import generate
 from livc.compiler.analysis.costs import analyze
 
-SETTINGS = {"deadline": None, "derandomize": True, "database": None,
-            "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large]}
+SETTINGS = {
+    "deadline": None,
+    "derandomize": True,
+    "database": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
 BATCH, PREFILL, TOTAL, MAX_LEN = 2, 11, 20, 24
 LOGIT_TOL = 1e-4
 ILL_CONDITIONED_TOL = 1e-2
@@ -72,8 +76,11 @@ def _ill_conditioned(m: DrawnModel) -> bool:
     for layer in m.kinds:
         for sub in layer:
             args = dict(sub.op.args)
-            if sub.op.name == "LinearAttention" and args.get("feature_map") == "identity_map" \
-                    and args.get("normalize", "true") == "true":
+            if (
+                sub.op.name == "LinearAttention"
+                and args.get("feature_map") == "identity_map"
+                and args.get("normalize", "true") == "true"
+            ):
                 return True
     return False
 

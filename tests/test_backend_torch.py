@@ -64,8 +64,7 @@ REPO = Path(__file__).resolve().parents[1]
 LFM2_350M = REPO / "examples" / "lfm2_350m.liv"
 LFM2_350M_PARAMS = 354_483_968
 
-TORCH_DTYPES = {DType.F32: torch.float32, DType.BF16: torch.bfloat16, DType.F16: torch.float16,
-                DType.INT8: torch.int8}
+TORCH_DTYPES = {DType.F32: torch.float32, DType.BF16: torch.bfloat16, DType.F16: torch.float16, DType.INT8: torch.int8}
 LOGIT_TOL = 1e-5
 STATE_RTOL = STATE_ATOL = 1e-5
 BATCH, PREFILL, TOTAL, MAX_LEN = 2, 19, 27, 37  # max_len prime: no other axis of a tiny model has that size
@@ -140,7 +139,9 @@ def known_bug(reason: str) -> pytest.MarkDecorator:
 
 def operator_source(op: str) -> str:
     """The .liv text of the tiny two-layer model around one stdlib operator."""
-    return HEADER + f"""
+    return (
+        HEADER
+        + f"""
 model T(vocab: int = {VOCAB}, d: int = 32) {{
     embedding: Embedding(vocab, d)
     norm: RMSNorm(d)
@@ -150,6 +151,7 @@ model T(vocab: int = {VOCAB}, d: int = 32) {{
     context: 64
 }}
 """
+    )
 
 
 def compile_ir(text: str, name: str) -> Model:
@@ -246,8 +248,13 @@ def run_incremental(model: nn.Module, ids: torch.Tensor, prefill_len: int, max_l
 def assert_same_states(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], max_len: int, length: int) -> None:
     assert a.keys() == b.keys()
     for key in a:
-        torch.testing.assert_close(cut(a[key], max_len, length), cut(b[key], max_len, length),
-                                   rtol=STATE_RTOL, atol=STATE_ATOL, msg=lambda m, key=key: f"{key}: {m}")
+        torch.testing.assert_close(
+            cut(a[key], max_len, length),
+            cut(b[key], max_len, length),
+            rtol=STATE_RTOL,
+            atol=STATE_ATOL,
+            msg=lambda m, key=key: f"{key}: {m}",
+        )
 
 
 def token_ids(vocab: int, length: int, batch: int = BATCH, seed: int = 1) -> torch.Tensor:
@@ -282,8 +289,15 @@ def test_codegen_does_not_depend_on_the_hash_seed() -> None:
     """Set/dict iteration order must not leak into the code: regenerate in an interpreter with other hashes."""
     sources = {built_operator(op).name: built_operator(op).text for op in OPERATORS}
     env = {**os.environ, "PYTHONHASHSEED": "4242"}
-    proc = subprocess.run([sys.executable, "-c", _HASH_SEED_SCRIPT], input=json.dumps(sources), env=env,
-                          capture_output=True, text=True, timeout=300, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _HASH_SEED_SCRIPT],
+        input=json.dumps(sources),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     here = {b.name: hashlib.sha256(b.code.encode()).hexdigest() for b in map(built_operator, OPERATORS)}
     assert json.loads(proc.stdout) == here
 
@@ -298,8 +312,19 @@ def _ruff_command() -> list[str]:
 
 
 def ruff_check(code: str) -> subprocess.CompletedProcess[str]:
-    command = [*_ruff_command(), "check", "--no-cache", "--isolated", "--select", "E,F,W", "--line-length", "120",
-               "--stdin-filename", "generated.py", "-"]
+    command = [
+        *_ruff_command(),
+        "check",
+        "--no-cache",
+        "--isolated",
+        "--select",
+        "E,F,W",
+        "--line-length",
+        "120",
+        "--stdin-filename",
+        "generated.py",
+        "-",
+    ]
     return subprocess.run(command, input=code, capture_output=True, text=True, timeout=120, check=False)
 
 

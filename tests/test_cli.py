@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from livc.compiler.cli import main
+from livc.cli import main
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -71,8 +71,9 @@ def test_cost_json_and_compare(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "cost", str(EXAMPLES / "lfm2_350m.liv"), "--json", "--seq", "2K")
     data = json.loads(out)["reports"][0]
     assert code == 0 and data["params"] == 354_483_968 and data["context"]["seq"] == 2000
-    code, out, _ = run(capsys, "cost", "--compare", str(EXAMPLES / "lfm2_350m.liv"),
-                       str(EXAMPLES / "transformer_pp.liv"))
+    code, out, _ = run(
+        capsys, "cost", "--compare", str(EXAMPLES / "lfm2_350m.liv"), str(EXAMPLES / "transformer_pp.liv")
+    )
     assert code == 0 and "LFM2_350M" in out and "TransformerPP" in out
 
 

@@ -41,10 +41,25 @@ LENGTHS = (3, 37)  # two prompt lengths; 3 is below and 37 above the windows (5,
 POSITIONS = (2, 40)  # two decode positions: t + 1 = 3 keys and t + 1 = 41 keys
 
 MODULES = {
-    "GQA": "attention", "MHA": "attention", "MQA": "attention", "SWA": "attention", "LinearAttention": "attention",
-    "GLA": "recurrence", "Mamba": "recurrence", "GatedShortConv": "conv", "SwiGLU": "mlp", "GLU": "mlp", "MoE": "mlp",
-    "Hyena": "hyena", "HyenaX": "hyena", "HyenaY": "hyena", "HyenaSE": "hyena", "HyenaMR": "hyena",
-    "HyenaLI": "hyena", "RMSNorm": "norms", "LayerNorm": "norms",
+    "GQA": "attention",
+    "MHA": "attention",
+    "MQA": "attention",
+    "SWA": "attention",
+    "LinearAttention": "attention",
+    "GLA": "recurrence",
+    "Mamba": "recurrence",
+    "GatedShortConv": "conv",
+    "SwiGLU": "mlp",
+    "GLU": "mlp",
+    "MoE": "mlp",
+    "Hyena": "hyena",
+    "HyenaX": "hyena",
+    "HyenaY": "hyena",
+    "HyenaSE": "hyena",
+    "HyenaMR": "hyena",
+    "HyenaLI": "hyena",
+    "RMSNorm": "norms",
+    "LayerNorm": "norms",
 }
 
 
@@ -58,7 +73,9 @@ def model_text(layer: str, d: int, tied: bool = False) -> str:
     imports = ["from std.norms import RMSNorm, LayerNorm", "from std.embedding import Embedding, LMHead"]
     if MODULES[name] != "norms":
         imports.append(f"from std.{MODULES[name]} import {name}")
-    return "\n".join(imports) + f"""
+    return (
+        "\n".join(imports)
+        + f"""
 
 model OneLayer(vocab: int = {VOCAB}, d: int = {d}) {{
     embedding: Embedding(vocab, d)
@@ -68,6 +85,7 @@ model OneLayer(vocab: int = {VOCAB}, d: int = {d}) {{
     head: LMHead(vocab, d, tied = {"true" if tied else "false"})
 }}
 """
+    )
 
 
 @functools.cache
@@ -105,8 +123,9 @@ def per_token(params: int, flops: int, state: int = 0) -> Hand:
 def _wrapped(h: Hand, d: int) -> Hand:
     """Add the pre-norm residual wrapper: RMSNorm(d) weights d, 4d FLOPs/token; residual add d FLOPs/token."""
     wrap = 4 * d + d
-    return Hand(h.params + d, lambda L: h.prefill(L) + L * wrap, lambda t: h.decode(t) + wrap, h.cache_min,
-                h.cache_alloc)
+    return Hand(
+        h.params + d, lambda L: h.prefill(L) + L * wrap, lambda t: h.decode(t) + wrap, h.cache_min, h.cache_alloc
+    )
 
 
 def causal_pairs(L: int, window: int | None) -> int:
@@ -122,22 +141,36 @@ def fft_conv(L: int, c: int) -> float:
     return c * (3 * 2.5 * n * math.log2(n) + 6 * L)
 
 
-def attention_hand(d: int, heads: int, kv_heads: int, head_dim: int, *, qk_norm: bool = False, rope: bool = True,
-                   window: int | None = None, bias: bool = False) -> Hand:
+def attention_hand(
+    d: int,
+    heads: int,
+    kv_heads: int,
+    head_dim: int,
+    *,
+    qk_norm: bool = False,
+    rope: bool = True,
+    window: int | None = None,
+    bias: bool = False,
+) -> Hand:
     """GQA (Ainslie et al. 2023) as HF LlamaAttention / Lfm2Attention; MHA: kv_heads = heads; MQA: kv_heads = 1."""
     q_out, kv_out = heads * head_dim, kv_heads * head_dim
-    params = (d * q_out  # q_proj
-              + d * kv_out  # k_proj
-              + d * kv_out  # v_proj
-              + q_out * d  # out_proj
-              + (head_dim + head_dim if qk_norm else 0)  # q_layernorm, k_layernorm: one head_dim weight each
-              + (q_out + kv_out + kv_out + d if bias else 0))  # biases of q, k, v, out
-    token = (2 * d * q_out  # q_proj (multiply-add = 2)
-             + 2 * d * kv_out + 2 * d * kv_out  # k_proj, v_proj (only kv_heads heads are computed)
-             + 2 * q_out * d  # out_proj
-             + (q_out + kv_out + kv_out + d if bias else 0)  # bias adds
-             + (4 * q_out + 4 * kv_out if qk_norm else 0)  # RMSNorm over head_dim on q and on k (before repeat)
-             + (3 * q_out + 3 * kv_out if rope else 0))  # RoPE on q and on k (before repeat)
+    params = (
+        d * q_out  # q_proj
+        + d * kv_out  # k_proj
+        + d * kv_out  # v_proj
+        + q_out * d  # out_proj
+        + (head_dim + head_dim if qk_norm else 0)  # q_layernorm, k_layernorm: one head_dim weight each
+        + (q_out + kv_out + kv_out + d if bias else 0)
+    )  # biases of q, k, v, out
+    token = (
+        2 * d * q_out  # q_proj (multiply-add = 2)
+        + 2 * d * kv_out
+        + 2 * d * kv_out  # k_proj, v_proj (only kv_heads heads are computed)
+        + 2 * q_out * d  # out_proj
+        + (q_out + kv_out + kv_out + d if bias else 0)  # bias adds
+        + (4 * q_out + 4 * kv_out if qk_norm else 0)  # RMSNorm over head_dim on q and on k (before repeat)
+        + (3 * q_out + 3 * kv_out if rope else 0)
+    )  # RoPE on q and on k (before repeat)
     pair = heads * (2 * head_dim) + heads * (2 * head_dim)  # QK^T and AV for one (query, key) pair, all heads
     keep = (lambda n: n) if window is None else (lambda n: min(n, window))
     return Hand(
@@ -154,13 +187,21 @@ def linear_attention_hand(d: int, heads: int, normalize: bool) -> Hand:
     hd = d // heads
     inner = heads * hd
     params = 3 * d * inner + inner * d  # q, k, v, out projections (no bias)
-    per_head = (hd + hd  # phi on q and on k (1 FLOP/element)
-                + 2 * hd * hd  # S += phi(k)^T v: one multiply-add per state entry
-                + 2 * hd * hd  # phi(q) S: hd x hd multiply-adds
-                + ((hd  # z += phi(k)
-                    + 2 * hd  # phi(q) . z
-                    + hd)  # divide the hd outputs by it
-                   if normalize else 0))
+    per_head = (
+        hd
+        + hd  # phi on q and on k (1 FLOP/element)
+        + 2 * hd * hd  # S += phi(k)^T v: one multiply-add per state entry
+        + 2 * hd * hd  # phi(q) S: hd x hd multiply-adds
+        + (
+            (
+                hd  # z += phi(k)
+                + 2 * hd  # phi(q) . z
+                + hd
+            )  # divide the hd outputs by it
+            if normalize
+            else 0
+        )
+    )
     flops = 2 * d * inner * 3 + 2 * inner * d + heads * per_head
     state = heads * (hd * hd + (hd if normalize else 0))  # S per head, plus z per head when normalizing
     return per_token(params, flops, state)
@@ -169,79 +210,112 @@ def linear_attention_hand(d: int, heads: int, normalize: bool) -> Hand:
 def gla_hand(d: int, heads: int, key_dim: int, value_dim: int, gate_rank: int) -> Hand:
     """GLA (Yang et al. 2023) as fla `layers/gla.py`; params as LIV-NOTES §5.3."""
     dk, dv = key_dim // heads, value_dim // heads
-    params = (d * key_dim  # q_proj
-              + d * key_dim  # k_proj
-              + d * value_dim  # v_proj
-              + d * value_dim  # g_proj
-              + d * gate_rank  # gk_proj[0]: d -> rank, no bias
-              + gate_rank * key_dim + key_dim  # gk_proj[1]: rank -> key_dim, with bias
-              + value_dim // heads  # g_norm: RMSNorm over head_v_dim (one weight shared by all heads)
-              + value_dim * d)  # o_proj
-    scan_per_head = (dk  # exp of the log decay
-                     + dk * dv  # S * alpha (diagonal decay of the state)
-                     + dk * dv + dk * dv  # k^T v outer product and its accumulation into S
-                     + 2 * dk * dv)  # q S readout
-    flops = (2 * d * key_dim * 2 + 2 * d * value_dim * 2  # q, k, v, g projections
-             + 2 * d * gate_rank + 2 * gate_rank * key_dim + key_dim  # low-rank gate (with the bias add)
-             + key_dim + key_dim  # logsigmoid, / gate_normalizer
-             + heads * scan_per_head
-             + 4 * value_dim  # per-head RMSNorm on o
-             + value_dim + value_dim  # silu(g), gate multiply
-             + 2 * value_dim * d)  # o_proj
+    params = (
+        d * key_dim  # q_proj
+        + d * key_dim  # k_proj
+        + d * value_dim  # v_proj
+        + d * value_dim  # g_proj
+        + d * gate_rank  # gk_proj[0]: d -> rank, no bias
+        + gate_rank * key_dim
+        + key_dim  # gk_proj[1]: rank -> key_dim, with bias
+        + value_dim // heads  # g_norm: RMSNorm over head_v_dim (one weight shared by all heads)
+        + value_dim * d
+    )  # o_proj
+    scan_per_head = (
+        dk  # exp of the log decay
+        + dk * dv  # S * alpha (diagonal decay of the state)
+        + dk * dv
+        + dk * dv  # k^T v outer product and its accumulation into S
+        + 2 * dk * dv
+    )  # q S readout
+    flops = (
+        2 * d * key_dim * 2
+        + 2 * d * value_dim * 2  # q, k, v, g projections
+        + 2 * d * gate_rank
+        + 2 * gate_rank * key_dim
+        + key_dim  # low-rank gate (with the bias add)
+        + key_dim
+        + key_dim  # logsigmoid, / gate_normalizer
+        + heads * scan_per_head
+        + 4 * value_dim  # per-head RMSNorm on o
+        + value_dim
+        + value_dim  # silu(g), gate multiply
+        + 2 * value_dim * d
+    )  # o_proj
     return per_token(params, flops, heads * dk * dv)  # state S: dk x dv per head (= key_dim * value_dim / heads)
 
 
 def mamba_hand(d: int, state: int = 16, kernel: int = 4) -> Hand:
     """Mamba-1 (Gu & Dao 2023) as HF MambaMixer, defaults E = 2d, R = ceil(d / 16); params as LIV-NOTES §5.1."""
     e, n, r, k = 2 * d, state, math.ceil(d / 16), kernel
-    params = (2 * d * e  # in_proj d -> 2E (x, z), no bias
-              + e * k + e  # depthwise conv1d with bias
-              + e * (r + 2 * n)  # x_proj E -> R + 2N, no bias
-              + r * e + e  # dt_proj R -> E with bias
-              + e * n  # A_log
-              + e  # D (skip)
-              + e * d)  # out_proj
+    params = (
+        2 * d * e  # in_proj d -> 2E (x, z), no bias
+        + e * k
+        + e  # depthwise conv1d with bias
+        + e * (r + 2 * n)  # x_proj E -> R + 2N, no bias
+        + r * e
+        + e  # dt_proj R -> E with bias
+        + e * n  # A_log
+        + e  # D (skip)
+        + e * d
+    )  # out_proj
     # Selective scan per (channel, state): livc's documented constant is 9 FLOPs (LIV-NOTES §5.1 "~9EN");
     # HF's slow path does 8 (exp(dt A): 2, dt B: 1, * u: 1, state update: 2, C readout: 2). Following livc.
     scan = 9 * e * n + 2 * e  # + skip D * u + y (2 per channel)
-    flops = (2 * d * 2 * e  # in_proj
-             + 2 * k * e + e  # conv1d (with bias)
-             + e  # silu
-             + 2 * e * (r + 2 * n)  # x_proj
-             + 2 * r * e + e  # dt_proj with bias
-             + e  # softplus
-             + scan
-             + e + e  # silu(z), gate multiply
-             + 2 * e * d)  # out_proj
+    flops = (
+        2 * d * 2 * e  # in_proj
+        + 2 * k * e
+        + e  # conv1d (with bias)
+        + e  # silu
+        + 2 * e * (r + 2 * n)  # x_proj
+        + 2 * r * e
+        + e  # dt_proj with bias
+        + e  # softplus
+        + scan
+        + e
+        + e  # silu(z), gate multiply
+        + 2 * e * d
+    )  # out_proj
     # ssm state E x N + (k - 1) conv taps (livc's module allocates exactly that; HF MambaCache keeps k taps)
     return per_token(params, flops, e * n + (k - 1) * e)
 
 
-def hyena_hand(d: int, order: int, filter_order: int, emb_dim: int = 3, short_kernel: int = 3,
-               inner_layers: int = 2) -> Hand:
+def hyena_hand(
+    d: int, order: int, filter_order: int, emb_dim: int = 3, short_kernel: int = 3, inner_layers: int = 2
+) -> Hand:
     """Order-N Hyena as safari `HyenaOperator` + `HyenaFilter` (biases on), each long conv owning its filter MLP."""
     f, w, convs = filter_order, (order + 1) * d, order - 1  # filter width, projected width, long convolutions
-    filter_params = (emb_dim * f + f  # Linear(emb_dim, f) of the filter MLP
-                     + f  # Sin frequency (one `act` shared by all sine layers)
-                     + inner_layers * (f * f + f)  # inner Linear(f, f) layers
-                     + f * d  # Linear(f, d, bias=False)
-                     + d)  # HyenaFilter.bias: the per-channel skip D, `y + u * D` in fftconv_ref (its only vector)
-    params = (d * w + w  # in_proj d -> (N + 1) d with bias
-              + w * short_kernel + w  # depthwise short conv with bias
-              + convs * filter_params
-              + d * d + d)  # out_proj with bias
+    filter_params = (
+        emb_dim * f
+        + f  # Linear(emb_dim, f) of the filter MLP
+        + f  # Sin frequency (one `act` shared by all sine layers)
+        + inner_layers * (f * f + f)  # inner Linear(f, f) layers
+        + f * d  # Linear(f, d, bias=False)
+        + d
+    )  # HyenaFilter.bias: the per-channel skip D, `y + u * D` in fftconv_ref (its only vector)
+    params = (
+        d * w
+        + w  # in_proj d -> (N + 1) d with bias
+        + w * short_kernel
+        + w  # depthwise short conv with bias
+        + convs * filter_params
+        + d * d
+        + d
+    )  # out_proj with bias
     # implicit filter, generated at each of the L positions: every MLP layer is matmul + bias + freq * x + sin;
     # the exponential decay window is a constant buffer, applied with one multiply per channel
-    filter_gen = (2 * emb_dim * f + f + f + f
-                  + inner_layers * (2 * f * f + f + f + f)
-                  + 2 * f * d
-                  + d)
-    token = (2 * d * w + w  # in_proj
-             + 2 * short_kernel * w + w  # short conv
-             + (order - 1) * d  # gates v * x_i before each long conv
-             + convs * 2 * d  # skip: u * D + y
-             + d  # final gate x0 * z
-             + 2 * d * d + d)  # out_proj
+    filter_gen = 2 * emb_dim * f + f + f + f + inner_layers * (2 * f * f + f + f + f) + 2 * f * d + d
+    token = (
+        2 * d * w
+        + w  # in_proj
+        + 2 * short_kernel * w
+        + w  # short conv
+        + (order - 1) * d  # gates v * x_i before each long conv
+        + convs * 2 * d  # skip: u * D + y
+        + d  # final gate x0 * z
+        + 2 * d * d
+        + d
+    )  # out_proj
     return Hand(
         params,
         lambda L: L * token + convs * (fft_conv(L, d) + L * filter_gen),
@@ -252,8 +326,13 @@ def hyena_hand(d: int, order: int, filter_order: int, emb_dim: int = 3, short_ke
     )
 
 
-def gated_conv_hand(d: int, inner_kernel: int | None, short_kernel: int | None = None, groups: int | None = None,
-                    short_bias: bool = False) -> Hand:
+def gated_conv_hand(
+    d: int,
+    inner_kernel: int | None,
+    short_kernel: int | None = None,
+    groups: int | None = None,
+    short_bias: bool = False,
+) -> Hand:
     """The gated short-conv family y = out_proj(q * conv(k * v)): GatedShortConv (LFM2), Hyena-X/Y/SE/MR.
 
     `short_kernel`: featurizer conv over the 3d projection (None: no featurizer conv);
@@ -278,11 +357,14 @@ def gated_conv_hand(d: int, inner_kernel: int | None, short_kernel: int | None =
 
 def hyena_li_hand(d: int, state: int, short_kernel: int = 3) -> Hand:
     """Hyena-LI (StripedHyena 2 / Evo 2, vortex `HyenaCascade` without FIR): modal long filter, real state."""
-    params = (3 * d * d  # in_proj
-              + 3 * d * short_kernel  # featurizer FIR, no bias
-              + d * state + d * state  # poles and residues
-              + d  # D, the skip (vortex `self.D`; no other per-channel vector)
-              + d * d)  # out_proj
+    params = (
+        3 * d * d  # in_proj
+        + 3 * d * short_kernel  # featurizer FIR, no bias
+        + d * state
+        + d * state  # poles and residues
+        + d  # D, the skip (vortex `self.D`; no other per-channel vector)
+        + d * d
+    )  # out_proj
     token = 2 * d * 3 * d + 2 * short_kernel * 3 * d + d + d + 2 * d * d  # in_proj, FIR, two gates, out_proj
     modal = 4 * d * state  # per (channel, mode): filter tap R p^t in prefill, or x = p x + u; y += R x in decode
     skip = 2 * d  # u * D + y
@@ -304,10 +386,14 @@ def moe_hand(d: int, experts: int, top_k: int, hidden: int, shared: int) -> Hand
     """Token-choice top-k MoE of SwiGLU experts (+ always-on shared experts) with a linear router."""
     params = (experts + shared) * 3 * d * hidden + d * experts  # experts (w1, w3, w2) + router
     expert = 2 * d * hidden * 2 + hidden + hidden + 2 * hidden * d  # one SwiGLU expert, as swiglu_hand
-    flops = (2 * d * experts  # router logits
-             + experts  # router nonlinearity, 1 per logit (livc's convention)
-             + (top_k + shared) * expert  # the active experts
-             + top_k * d + (top_k - 1) * d + shared * d)  # gate-weight the routed outputs, sum all outputs
+    flops = (
+        2 * d * experts  # router logits
+        + experts  # router nonlinearity, 1 per logit (livc's convention)
+        + (top_k + shared) * expert  # the active experts
+        + top_k * d
+        + (top_k - 1) * d
+        + shared * d
+    )  # gate-weight the routed outputs, sum all outputs
     return per_token(params, flops)
 
 
@@ -318,15 +404,27 @@ CASES: list[tuple[str, str, int, Hand]] = [
     ("GQA", "GQA(d, heads = 6, kv_heads = 2)", 48, attention_hand(48, 6, 2, 8)),
     ("GQA-qk_norm", "GQA(d, heads = 6, kv_heads = 2, qk_norm = true)", 48, attention_hand(48, 6, 2, 8, qk_norm=True)),
     ("GQA-window", "GQA(d, heads = 6, kv_heads = 2, window = 5)", 48, attention_hand(48, 6, 2, 8, window=5)),
-    ("GQA-bias-norope", "GQA(d, heads = 6, kv_heads = 3, rope = false, bias = true)", 48,
-     attention_hand(48, 6, 3, 8, rope=False, bias=True)),
+    (
+        "GQA-bias-norope",
+        "GQA(d, heads = 6, kv_heads = 3, rope = false, bias = true)",
+        48,
+        attention_hand(48, 6, 3, 8, rope=False, bias=True),
+    ),
     ("MHA", "MHA(d, heads = 4)", 48, attention_hand(48, 4, 4, 12)),
     ("MQA", "MQA(d, heads = 4, head_dim = 10)", 48, attention_hand(48, 4, 1, 10)),
-    ("SWA", "SWA(d, heads = 6, window = 7, kv_heads = 3, qk_norm = true)", 48,
-     attention_hand(48, 6, 3, 8, qk_norm=True, window=7)),
+    (
+        "SWA",
+        "SWA(d, heads = 6, window = 7, kv_heads = 3, qk_norm = true)",
+        48,
+        attention_hand(48, 6, 3, 8, qk_norm=True, window=7),
+    ),
     ("LinearAttention", "LinearAttention(d, heads = 3)", 45, linear_attention_hand(45, 3, normalize=True)),
-    ("LinearAttention-unnormalized", "LinearAttention(d, heads = 3, normalize = false)", 45,
-     linear_attention_hand(45, 3, normalize=False)),
+    (
+        "LinearAttention-unnormalized",
+        "LinearAttention(d, heads = 3, normalize = false)",
+        45,
+        linear_attention_hand(45, 3, normalize=False),
+    ),
     ("GLA", "GLA(d)", 48, gla_hand(48, 4, 24, 48, 16)),
     ("GLA-odd", "GLA(d, heads = 3, key_dim = 21, value_dim = 45, gate_rank = 7)", 45, gla_hand(45, 3, 21, 45, 7)),
     ("Mamba", "Mamba(d)", 45, mamba_hand(45)),
@@ -437,15 +535,21 @@ def test_long_conv_skip_and_bias(bias: bool) -> None:
     assert result.ok, render_all_text(list(result.diagnostics))
     got = row(analyze(result.models[0]), "1" if bias else "0")
     d, s = 45, 4
-    params = (d * d  # v = linear(x, d)
-              + d * s + d * s  # poles, residues
-              + d  # skip D
-              + (d if bias else 0)  # bias
-              + d * d)  # out
-    token = (2 * d * d + 2 * d * d  # the two linears
-             + 4 * d * s  # modal recurrence: x = p x + u, y += r x
-             + 2 * d  # skip: u * D + y
-             + (d if bias else 0))  # bias add
+    params = (
+        d * d  # v = linear(x, d)
+        + d * s
+        + d * s  # poles, residues
+        + d  # skip D
+        + (d if bias else 0)  # bias
+        + d * d
+    )  # out
+    token = (
+        2 * d * d
+        + 2 * d * d  # the two linears
+        + 4 * d * s  # modal recurrence: x = p x + u, y += r x
+        + 2 * d  # skip: u * D + y
+        + (d if bias else 0)
+    )  # bias add
     want = _wrapped(per_token(params, token, d * s), d)
     assert got.total.params == want.params
     livc, hand = got.total.decode.evaluate(t=7, t1=8), want.decode(7)

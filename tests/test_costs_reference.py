@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from livc.cli import main
 from livc.compiler.analysis.costs import CostReport, Row
-from livc.compiler.cli import main
 from livc.compiler.ir.sym import Poly
 from livc.compiler.pipeline import analyze_path
 
@@ -116,9 +116,13 @@ def lfm2_decode_token_flops(d: int, h: int, kv: int, hd: int, f: int) -> int:
     """Decode FLOPs of one token, excluding attention over the history (LIV-NOTES §3.4, exact)."""
     conv = 6 * d * d + d + 2 * K * d + d + 2 * d * d  # in_proj, B*x, conv, C*, out_proj: 8D^2 + 8D for k = 3
     assert conv == 8 * d * d + 8 * d
-    attn = (2 * d * h * hd + 2 * 2 * d * kv * hd + 2 * h * hd * d  # 2 (2D H hd + 2D KV hd)
-            + 4 * (h + kv) * hd  # QK-norm (RMSNorm, 4 FLOPs/element) on q and k
-            + 3 * (h + kv) * hd)  # RoPE on q and k
+    attn = (
+        2 * d * h * hd
+        + 2 * 2 * d * kv * hd
+        + 2 * h * hd * d  # 2 (2D H hd + 2D KV hd)
+        + 4 * (h + kv) * hd  # QK-norm (RMSNorm, 4 FLOPs/element) on q and k
+        + 3 * (h + kv) * hd
+    )  # RoPE on q and k
     ffn = 6 * d * f + f + f  # 6 D F + silu + gate multiply
     wrap = 2 * (4 * d + d)  # two pre-norm RMSNorms and two residual adds per layer
     head = 4 * d + 2 * d * V  # final norm, tied LM head
@@ -149,8 +153,12 @@ KV_PER_LAYER = 2 * MOR_KV * MOR_HD  # 640 elements per token
 
 
 def test_mor_unique_params() -> None:
-    layer = (MOR_D * MOR_H * MOR_HD * 2 + 2 * MOR_D * MOR_KV * MOR_HD  # q, out; k, v
-             + 3 * MOR_D * MOR_F + 2 * MOR_D)  # SwiGLU, 2 RMSNorms
+    layer = (
+        MOR_D * MOR_H * MOR_HD * 2
+        + 2 * MOR_D * MOR_KV * MOR_HD  # q, out; k, v
+        + 3 * MOR_D * MOR_F
+        + 2 * MOR_D
+    )  # SwiGLU, 2 RMSNorms
     assert layer == 9_832_320
     routers = 3 * MOR_D  # one linear router d -> 1 per recursion step
     unique = MOR_V * MOR_D + (2 + BASE_DEPTH) * layer + MOR_D + routers

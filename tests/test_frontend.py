@@ -36,8 +36,17 @@ def codes(text: str) -> list[str]:
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("32K", 32_000), ("1M", 1_000_000), ("64MiB", 64 * 2**20), ("1.5G", 1_500_000_000), ("1_024", 1024),
-     ("1e-5", 1e-5), ("6.5", 6.5), ("2KiB", 2048), ("3", 3)],
+    [
+        ("32K", 32_000),
+        ("1M", 1_000_000),
+        ("64MiB", 64 * 2**20),
+        ("1.5G", 1_500_000_000),
+        ("1_024", 1024),
+        ("1e-5", 1e-5),
+        ("6.5", 6.5),
+        ("2KiB", 2048),
+        ("3", 3),
+    ],
 )
 def test_number_literals(text: str, value: float) -> None:
     assert number_value(text) == value
@@ -129,8 +138,11 @@ def test_override_replaces_a_range() -> None:
         ("    layers: 4 * [SwiGLU(d, 32)]\n    override layers[4]: SwiGLU(d, 64)\n", "E0306"),
         ("    layers: 4 * [SwiGLU(d, 32)]\n    share weights from layers[0] to layers[9]\n", "E0306"),
         ("    layers: [SwiGLU(d, 32), SwiGLU(d, 64)]\n    share weights from layers[0] to layers[1]\n", "E0310"),
-        ("    layers: 5 * [SwiGLU(d, 32)]\n    recursion: mor(recursions = 2, sharing = cycle, "
-         "router = token_choice())\n", "E0311"),
+        (
+            "    layers: 5 * [SwiGLU(d, 32)]\n    recursion: mor(recursions = 2, sharing = cycle, "
+            "router = token_choice())\n",
+            "E0311",
+        ),
         ("    layers: [SwiGLU(d, 32)]\n    budget {\n        cache(bach = 1) <= 1M\n    }\n", "E0401"),
         ("    layers: 3\n", "E0301"),
     ],

@@ -39,7 +39,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn, SearchStrategy
 
 from livc.compiler.check import check_text
-from livc.compiler.primitives import (
+from livc.compiler.ir.primitives import (
     BUDGET_METRICS,
     BUILDERS,
     CHANNEL_STRUCTURES,
@@ -146,7 +146,7 @@ def check_front_end(text: str, front: str = "parse") -> None:
 
 # ---- seeds ----------------------------------------------------------------------------------
 
-SEED_PROGRAM = '''\
+SEED_PROGRAM = """\
 # A seed program that exercises every construct of the grammar.
 import std.attention
 import std.attention as attn
@@ -239,7 +239,7 @@ model Tiny(vocab: int = 65536, d: int = 1024, dt: dtype = bf16) {
         prefill_flops(batch = 1, seq = 2K) <= 2T
     }
 }
-'''
+"""
 
 _LIV_BLOCK = re.compile(r"^```liv[ \t]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 _ITEM_START = re.compile(r"^(?=(?:import|from|let|fn|liv|op|model)\b)", re.MULTILINE)
@@ -279,24 +279,87 @@ SEED_ITEMS: tuple[tuple[str, ...], ...] = tuple(items for items in map(split_ite
 KEYWORDS = sorted(LIV_KEYWORDS)
 BUILTIN_NAMES = sorted(set(PRIMITIVES) | set(BUILDERS) | set(SCALAR_FUNCTIONS))
 CONSTANT_NAMES = sorted(
-    set(DTYPES) | set(SYMBOLS) | set(TOKEN_STRUCTURES) | set(CHANNEL_STRUCTURES) | set(MODEL_FIELDS)
-    | set(BUDGET_METRICS) | {"int", "float", "bool", "dtype", "symbol", "weights", "features"}
+    set(DTYPES)
+    | set(SYMBOLS)
+    | set(TOKEN_STRUCTURES)
+    | set(CHANNEL_STRUCTURES)
+    | set(MODEL_FIELDS)
+    | set(BUDGET_METRICS)
+    | {"int", "float", "bool", "dtype", "symbol", "weights", "features"}
 )
 PLAIN_NAMES = ["x", "tokens", "d", "a", "b", "y", "GQA", "SwiGLU", "std", "_", "class", "__x", "self", "match", "A1"]
-OPERATORS = ["+", "-", "*", "/", "//", "%", "**", "<", "<=", ">", ">=", "==", "!=", "=", "->", "..", ".", ",", ":",
-             "?", "(", ")", "[", "]", "{", "}", "!", "&", ";", "@"]
+OPERATORS = [
+    "+",
+    "-",
+    "*",
+    "/",
+    "//",
+    "%",
+    "**",
+    "<",
+    "<=",
+    ">",
+    ">=",
+    "==",
+    "!=",
+    "=",
+    "->",
+    "..",
+    ".",
+    ",",
+    ":",
+    "?",
+    "(",
+    ")",
+    "[",
+    "]",
+    "{",
+    "}",
+    "!",
+    "&",
+    ";",
+    "@",
+]
 QUOTES = ['"', '"abc"', '"./blocks.liv"', '"a\\nb"', '"\\""', '"\\q"', "'", '""']
-COMMENTS = ["#", "# note", "#((((", "# \"", "#\r"]
+COMMENTS = ["#", "# note", "#((((", '# "', "#\r"]
 SEPARATORS = ["", " ", " ", "\n", "\t", "\r\n", "\n\n", "  "]
 HOSTILE_CHARS = "\x00\x01\x07\x08\x0b\x0c\x1b\x7f\x85\xa0\xe9\u00df\u0394\u200b\u2028\u2029\ufeff\ufffd\U0001f600"
-NESTINGS = [("(", ")"), ("[", "]"), ("{", "}"), ("f(", ")"), ("[a, ", "]"), ("-", ""), ("not ", ""), ("a.", ""),
-            ("2 ** ", ""), ("1 + ", ""), ("a * ", ""), ("if a then 1 else ", ""), ("-a(", ")"), ("if a { ", " }"),
-            ("f(k = ", ")"), ("a[", "]"), ("(a with ", ")")]
+NESTINGS = [
+    ("(", ")"),
+    ("[", "]"),
+    ("{", "}"),
+    ("f(", ")"),
+    ("[a, ", "]"),
+    ("-", ""),
+    ("not ", ""),
+    ("a.", ""),
+    ("2 ** ", ""),
+    ("1 + ", ""),
+    ("a * ", ""),
+    ("if a then 1 else ", ""),
+    ("-a(", ")"),
+    ("if a { ", " }"),
+    ("f(k = ", ")"),
+    ("a[", "]"),
+    ("(a with ", ")"),
+]
 DEPTHS: SearchStrategy[int] = st.sampled_from([1, 2, 3, 10, 50, 100, 199, 200, 201, 245, 250, 300, 490, 500, 700, 1000])
-PREFIXES = ["", "", "let x = ", "fn f(a: int) -> int = ", "liv A(d: int) {\n  featurizer {\n    y = ",
-            "liv A(d: int) {\n  token_mix ", "op N(d: int) {\n  return ", "model M(d: int = 1) {\n  layers: ",
-            "model M() {\n  budget {\n    ", "model M() {\n  share ", "model M() {\n  override layers[",
-            "import ", "from std.x import ", "liv A() { channel_mix dense { if "]
+PREFIXES = [
+    "",
+    "",
+    "let x = ",
+    "fn f(a: int) -> int = ",
+    "liv A(d: int) {\n  featurizer {\n    y = ",
+    "liv A(d: int) {\n  token_mix ",
+    "op N(d: int) {\n  return ",
+    "model M(d: int = 1) {\n  layers: ",
+    "model M() {\n  budget {\n    ",
+    "model M() {\n  share ",
+    "model M() {\n  override layers[",
+    "import ",
+    "from std.x import ",
+    "liv A() { channel_mix dense { if ",
+]
 
 NUMBERS: SearchStrategy[str] = st.builds(
     lambda whole, frac, exp, suffix: whole + frac + exp + suffix,
@@ -378,8 +441,9 @@ def replace_chars(draw: DrawFn, tokens: list[str]) -> list[str]:
     text = list("".join(tokens))
     for _ in range(draw(st.integers(1, 4))):
         if text:
-            text[draw(st.integers(0, len(text) - 1))] = draw(st.sampled_from("(){}[]\"#=,:.+-*/<>?!_aZ09 \n" +
-                                                                              HOSTILE_CHARS))
+            text[draw(st.integers(0, len(text) - 1))] = draw(
+                st.sampled_from('(){}[]"#=,:.+-*/<>?!_aZ09 \n' + HOSTILE_CHARS)
+            )
     return tokenize("".join(text))
 
 
@@ -432,15 +496,29 @@ def replace_number(draw: DrawFn, tokens: list[str]) -> list[str]:
 
 def replace_name(draw: DrawFn, tokens: list[str]) -> list[str]:
     """Keeps the syntax, changes a name: undefined names, keywords, builtins in odd places."""
-    names = st.one_of(st.sampled_from(BUILTIN_NAMES), st.sampled_from(CONSTANT_NAMES), st.sampled_from(PLAIN_NAMES),
-                      st.sampled_from(KEYWORDS))
+    names = st.one_of(
+        st.sampled_from(BUILTIN_NAMES),
+        st.sampled_from(CONSTANT_NAMES),
+        st.sampled_from(PLAIN_NAMES),
+        st.sampled_from(KEYWORDS),
+    )
     return _replace_matching(draw, tokens, r"[A-Za-z_][A-Za-z0-9_]*", names)
 
 
 MUTATIONS: tuple[Mutation, ...] = (
-    replace_number, replace_name,
-    delete_slice, duplicate_slice, swap_slices, insert_token, splice_seed, replace_chars, truncate,
-    inject_nesting, long_identifier, insert_hostile, stray_quote,
+    replace_number,
+    replace_name,
+    delete_slice,
+    duplicate_slice,
+    swap_slices,
+    insert_token,
+    splice_seed,
+    replace_chars,
+    truncate,
+    inject_nesting,
+    long_identifier,
+    insert_hostile,
+    stray_quote,
 )
 
 
@@ -462,11 +540,27 @@ def mutated_programs(draw: DrawFn) -> str:
 
 # ---- (c) hostile payloads in small contexts -------------------------------------------------
 
-CONTEXTS = ["@", "let x = @", "fn f(a: int) -> int = @", "op N() { return @ }", "model M(d: int = 1) { layers: @ }",
-            "liv A(d: int) { featurizer { y = @ } channel_mix dense { return y } }", "import @", "from @ import a",
-            "model M() { budget { params <= @ } }", "let @ = 1", "liv @(d: int) { }", "let s = \"@\"", "# @\nlet a = 1",
-            "op N() { if a { @ } else { return 1 } }", "model M() { share features @ from a to b }",
-            "import std.@", "from std.@ import a", 'import "@" as m', 'from "./@.liv" import a']
+CONTEXTS = [
+    "@",
+    "let x = @",
+    "fn f(a: int) -> int = @",
+    "op N() { return @ }",
+    "model M(d: int = 1) { layers: @ }",
+    "liv A(d: int) { featurizer { y = @ } channel_mix dense { return y } }",
+    "import @",
+    "from @ import a",
+    "model M() { budget { params <= @ } }",
+    "let @ = 1",
+    "liv @(d: int) { }",
+    'let s = "@"',
+    "# @\nlet a = 1",
+    "op N() { if a { @ } else { return 1 } }",
+    "model M() { share features @ from a to b }",
+    "import std.@",
+    "from std.@ import a",
+    'import "@" as m',
+    'from "./@.liv" import a',
+]
 
 
 @st.composite
@@ -483,8 +577,12 @@ PAYLOADS: SearchStrategy[str] = st.one_of(
     nesting_payload(),
     DEEP_CHAINS,
     st.builds(lambda c, n: c * n, st.sampled_from(["a", "_", "A", "__", "a1"]), st.integers(1, 5000)),
-    st.builds(lambda d, n, s: d * n + s, st.sampled_from(["1", "9", "0"]), st.integers(1, 6000),
-              st.sampled_from(["", ".5", "K", "e5", "KiB"])),
+    st.builds(
+        lambda d, n, s: d * n + s,
+        st.sampled_from(["1", "9", "0"]),
+        st.integers(1, 6000),
+        st.sampled_from(["", ".5", "K", "e5", "KiB"]),
+    ),
     st.text(alphabet=HOSTILE_CHARS + "\"'\\#\n", max_size=20),
     st.text(max_size=20),
     token_soup(),

@@ -37,19 +37,43 @@ SMALL = dict(vocab_size=97, hidden_size=64, num_hidden_layers=4, num_attention_h
 
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     # mixed conv/attention, QK-norm, the auto-adjusted FFN width rule (200 -> 133 -> 172 -> 192), tied head
-    "lfm2": ("Lfm2", dict(SMALL, intermediate_size=200, block_ffn_dim_multiplier=1.3, block_multiple_of=24,
-                          layer_types=["conv", "full_attention", "conv", "full_attention"])),
+    "lfm2": (
+        "Lfm2",
+        dict(
+            SMALL,
+            intermediate_size=200,
+            block_ffn_dim_multiplier=1.3,
+            block_multiple_of=24,
+            layer_types=["conv", "full_attention", "conv", "full_attention"],
+        ),
+    ),
     # legacy full_attn_idxs, conv biases, kernel 4, untied head, no width adjustment
-    "lfm2-legacy": ("Lfm2", dict(SMALL, intermediate_size=96, block_auto_adjust_ff_dim=False, full_attn_idxs=[0, 3],
-                                 conv_bias=True, conv_L_cache=4, tie_word_embeddings=False)),
-    "llama": ("Llama", dict(SMALL, intermediate_size=96, rope_parameters={"rope_type": "default",
-                                                                           "rope_theta": 5000.0})),
+    "lfm2-legacy": (
+        "Lfm2",
+        dict(
+            SMALL,
+            intermediate_size=96,
+            block_auto_adjust_ff_dim=False,
+            full_attn_idxs=[0, 3],
+            conv_bias=True,
+            conv_L_cache=4,
+            tie_word_embeddings=False,
+        ),
+    ),
+    "llama": (
+        "Llama",
+        dict(SMALL, intermediate_size=96, rope_parameters={"rope_type": "default", "rope_theta": 5000.0}),
+    ),
     # tied head, all biases, head_dim decoupled from hidden / heads
-    "llama-tied": ("Llama", dict(SMALL, intermediate_size=96, tie_word_embeddings=True, attention_bias=True,
-                                 mlp_bias=True, head_dim=24)),
+    "llama-tied": (
+        "Llama",
+        dict(SMALL, intermediate_size=96, tie_word_embeddings=True, attention_bias=True, mlp_bias=True, head_dim=24),
+    ),
     "qwen2": ("Qwen2", dict(SMALL, intermediate_size=96)),
-    "qwen2-swa": ("Qwen2", dict(SMALL, intermediate_size=96, use_sliding_window=True, sliding_window=4,
-                                max_window_layers=2)),
+    "qwen2-swa": (
+        "Qwen2",
+        dict(SMALL, intermediate_size=96, use_sliding_window=True, sliding_window=4, max_window_layers=2),
+    ),
 }
 
 
@@ -175,17 +199,22 @@ def test_tied_config_with_untied_checkpoint_is_an_error(tmp_path: Path) -> None:
         load_hf_weights(untied, state)
 
 
-@pytest.mark.parametrize(("change", "key"), [
-    ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}}, "rope_parameters"),
-    ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling"),
-    ({"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}},
-     "partial_rotary_factor"),
-    ({"partial_rotary_factor": 0.5}, "partial_rotary_factor"),
-    ({"hidden_act": "gelu"}, "hidden_act"),
-    ({"architectures": ["MistralForCausalLM"]}, "architectures"),
-    ({"num_key_value_heads": 3}, "num_key_value_heads"),
-    ({"hidden_size": "64"}, "hidden_size"),
-])
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        ({"rope_parameters": {"rope_type": "llama3", "rope_theta": 5e5, "factor": 8.0}}, "rope_parameters"),
+        ({"rope_scaling": {"type": "linear", "factor": 2.0}}, "rope_scaling"),
+        (
+            {"rope_parameters": {"rope_type": "default", "rope_theta": 1e4, "partial_rotary_factor": 0.5}},
+            "partial_rotary_factor",
+        ),
+        ({"partial_rotary_factor": 0.5}, "partial_rotary_factor"),
+        ({"hidden_act": "gelu"}, "hidden_act"),
+        ({"architectures": ["MistralForCausalLM"]}, "architectures"),
+        ({"num_key_value_heads": 3}, "num_key_value_heads"),
+        ({"hidden_size": "64"}, "hidden_size"),
+    ],
+)
 def test_unsupported_configs_raise(change: dict[str, Any], key: str) -> None:
     config = {**CASES["llama"][1], "architectures": ["LlamaForCausalLM"], **change}
     with pytest.raises(HFImportError, match=key):
@@ -207,15 +236,46 @@ def test_absent_keys_take_transformers_defaults(prefix: str) -> None:
 
 
 LFM2_350M_CONFIG = {  # LiquidAI/LFM2-350M config.json (legacy keys as released)
-    "architectures": ["Lfm2ForCausalLM"], "block_auto_adjust_ff_dim": True, "block_dim": 1024,
-    "block_ff_dim": 6656, "block_ffn_dim_multiplier": 1.0, "block_multiple_of": 256, "block_norm_eps": 1e-05,
-    "conv_L_cache": 3, "conv_bias": False, "hidden_size": 1024, "intermediate_size": 6656,
-    "layer_types": ["conv", "conv", "full_attention", "conv", "conv", "full_attention", "conv", "conv",
-                    "full_attention", "conv", "full_attention", "conv", "full_attention", "conv", "full_attention",
-                    "conv"],
-    "max_position_embeddings": 128000, "model_type": "lfm2", "norm_eps": 1e-05, "num_attention_heads": 16,
-    "num_hidden_layers": 16, "num_key_value_heads": 8, "rope_theta": 1000000.0, "tie_embedding": True,
-    "torch_dtype": "bfloat16", "vocab_size": 65536, "_name_or_path": "LiquidAI/LFM2-350M",
+    "architectures": ["Lfm2ForCausalLM"],
+    "block_auto_adjust_ff_dim": True,
+    "block_dim": 1024,
+    "block_ff_dim": 6656,
+    "block_ffn_dim_multiplier": 1.0,
+    "block_multiple_of": 256,
+    "block_norm_eps": 1e-05,
+    "conv_L_cache": 3,
+    "conv_bias": False,
+    "hidden_size": 1024,
+    "intermediate_size": 6656,
+    "layer_types": [
+        "conv",
+        "conv",
+        "full_attention",
+        "conv",
+        "conv",
+        "full_attention",
+        "conv",
+        "conv",
+        "full_attention",
+        "conv",
+        "full_attention",
+        "conv",
+        "full_attention",
+        "conv",
+        "full_attention",
+        "conv",
+    ],
+    "max_position_embeddings": 128000,
+    "model_type": "lfm2",
+    "norm_eps": 1e-05,
+    "num_attention_heads": 16,
+    "num_hidden_layers": 16,
+    "num_key_value_heads": 8,
+    "rope_theta": 1000000.0,
+    "tie_embedding": True,
+    "torch_dtype": "bfloat16",
+    "vocab_size": 65536,
+    "_name_or_path": "LiquidAI/LFM2-350M",
 }
 
 
@@ -247,8 +307,12 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(("multiplier", "auto", "width"), [(1.3, True, 192), (None, True, 133), (1.3, False, 200)])
 def test_lfm2_ffn_width_rule(multiplier: float | None, auto: bool, width: int) -> None:
     """transformers' Lfm2MLP: 2/3, then (if a multiplier is set) scale and round up to block_multiple_of."""
-    config = dict(CASES["lfm2"][1], architectures=["Lfm2ForCausalLM"], block_ffn_dim_multiplier=multiplier,
-                  block_auto_adjust_ff_dim=auto)
+    config = dict(
+        CASES["lfm2"][1],
+        architectures=["Lfm2ForCausalLM"],
+        block_ffn_dim_multiplier=multiplier,
+        block_auto_adjust_ff_dim=auto,
+    )
     compiled = compile_source(import_hf(config), "width.liv", stop_after="canonicalize")
     shapes = {p.id: p.shape for p in compiled.models[0].params}
     assert shapes["layers.0.1.w1.weight"] == (width, 64)

@@ -29,7 +29,7 @@ from pygments.token import (
     _TokenType,
 )
 
-from livc.compiler.primitives import (
+from livc.compiler.ir.primitives import (
     BUDGET_METRICS,
     BUILDERS,
     CHANNEL_STRUCTURES,
@@ -213,14 +213,21 @@ def test_symbols_dtypes_and_structures_are_constants() -> None:
 
 @pytest.mark.parametrize(
     ("text", "ttype"),
-    [("1_000", Number.Integer), ("6.5", Number.Float), ("2.5E+3", Number.Float), ("1.5K", Number.Float),
-     ("4GiB", Number.Integer), ("1TiB", Number.Integer), ("7T", Number.Integer)],
+    [
+        ("1_000", Number.Integer),
+        ("6.5", Number.Float),
+        ("2.5E+3", Number.Float),
+        ("1.5K", Number.Float),
+        ("4GiB", Number.Integer),
+        ("1TiB", Number.Integer),
+        ("7T", Number.Integer),
+    ],
 )
 def test_numbers_are_single_tokens(text: str, ttype: _TokenType) -> None:
     assert lex(text) == [(ttype, text)]
 
 
-@pytest.mark.parametrize("text", ["let x = 3k", "let x = 2B", "let s = \"open", "let x = 1 @ 2", "let \u00e9 = 1"])
+@pytest.mark.parametrize("text", ["let x = 3k", "let x = 2B", 'let s = "open', "let x = 1 @ 2", "let \u00e9 = 1"])
 def test_malformed_input_gives_error_tokens(text: str) -> None:
     assert errors(text)
 

@@ -115,11 +115,17 @@ def _blocks(model: Model) -> list[Block]:
 # printer and the grammar too (this test then fails until it is listed here).
 PRINTED_FIELDS = {
     Model: "name dtype d_model vocab embedding layers final_norm head params recursion shares budgets context span",
-    Param: "id shape init span", Layer: "index sublayers", Sublayer: "block wrap norm",
-    Block: "kind name args input sections output features span", Section: "role structure nonlinearity sparsity ops",
-    Op: "prim inputs outputs params attrs span", Value: "name type", TensorType: "shape",
+    Param: "id shape init span",
+    Layer: "index sublayers",
+    Sublayer: "block wrap norm",
+    Block: "kind name args input sections output features span",
+    Section: "role structure nonlinearity sparsity ops",
+    Op: "prim inputs outputs params attrs span",
+    Value: "name type",
+    TensorType: "shape",
     Recursion: "recursions sharing router capacities kv steps router_params router_args",
-    Share: "kind groups source targets span", Budget: "metric args limit strict span",
+    Share: "kind groups source targets span",
+    Budget: "metric args limit strict span",
 }
 
 
@@ -131,10 +137,22 @@ def test_printer_knows_every_ir_field(node: type) -> None:
 # ---- hand-made models ----------------------------------------------------------------------
 
 
-def _block(name: str, ops: tuple[Op, ...], output: str, kind: BlockKind = BlockKind.OP,
-           role: Role = Role.BODY, width: tuple[int, ...] = (4,)) -> Block:
-    return Block(kind=kind, name=name, args=(("d", 4),), input=Value(name="x", type=TensorType(shape=width)),
-                 sections=(Section(role=role, structure=None, ops=ops),), output=output)
+def _block(
+    name: str,
+    ops: tuple[Op, ...],
+    output: str,
+    kind: BlockKind = BlockKind.OP,
+    role: Role = Role.BODY,
+    width: tuple[int, ...] = (4,),
+) -> Block:
+    return Block(
+        kind=kind,
+        name=name,
+        args=(("d", 4),),
+        input=Value(name="x", type=TensorType(shape=width)),
+        sections=(Section(role=role, structure=None, ops=ops),),
+        output=output,
+    )
 
 
 def _op(prim: str, inputs: tuple[str, ...], out: str, shape: tuple[int, ...] = (4,), **kw: object) -> Op:
@@ -142,24 +160,71 @@ def _op(prim: str, inputs: tuple[str, ...], out: str, shape: tuple[int, ...] = (
 
 
 def tiny_model(**changes: object) -> Model:
-    embed = _op("embed", ("tokens",), "out", params=(("weight", "embedding.out.weight"),),
-                attrs=(("vocab", 10), ("d", 4)))
-    embedding = dataclasses.replace(_block("Embedding", (embed,), "out", width=()),
-                                    input=Value(name="tokens", type=TensorType(shape=())))
-    norm = _block("RMSNorm", (_op("rmsnorm", ("x",), "out", params=(("weight", "n.weight"),),
-                                  attrs=(("eps", 1e-05), ("affine", True))),), "out")
+    embed = _op(
+        "embed", ("tokens",), "out", params=(("weight", "embedding.out.weight"),), attrs=(("vocab", 10), ("d", 4))
+    )
+    embedding = dataclasses.replace(
+        _block("Embedding", (embed,), "out", width=()), input=Value(name="tokens", type=TensorType(shape=()))
+    )
+    norm = _block(
+        "RMSNorm",
+        (_op("rmsnorm", ("x",), "out", params=(("weight", "n.weight"),), attrs=(("eps", 1e-05), ("affine", True))),),
+        "out",
+    )
     mixer = _block("Mix", (_op("silu", ("x",), "y"),), "y", kind=BlockKind.LIV, role=Role.CHANNEL_MIX)
-    head = _block("LMHead", (_op("lm_head", ("x",), "out", (10,), params=(("weight", "embedding.out.weight"),),
-                                 attrs=(("vocab", 10), ("tied", True))),), "out")
-    model = Model(name="Tiny", dtype=DType.F32, d_model=4, vocab=10, embedding=embedding,
-                  layers=(Layer(index=0, sublayers=(Sublayer(block=mixer, norm=norm),)),), final_norm=None,
-                  head=head, params=(Param(id="embedding.out.weight", shape=(10, 4)), Param(id="n.weight", shape=(4,))),
-                  context=None)
+    head = _block(
+        "LMHead",
+        (
+            _op(
+                "lm_head",
+                ("x",),
+                "out",
+                (10,),
+                params=(("weight", "embedding.out.weight"),),
+                attrs=(("vocab", 10), ("tied", True)),
+            ),
+        ),
+        "out",
+    )
+    model = Model(
+        name="Tiny",
+        dtype=DType.F32,
+        d_model=4,
+        vocab=10,
+        embedding=embedding,
+        layers=(Layer(index=0, sublayers=(Sublayer(block=mixer, norm=norm),)),),
+        final_norm=None,
+        head=head,
+        params=(Param(id="embedding.out.weight", shape=(10, 4)), Param(id="n.weight", shape=(4,))),
+        context=None,
+    )
     return dataclasses.replace(model, **changes)  # type: ignore[arg-type]
 
 
-SCALARS = (0, -3, 10**20, 1.0, -0.5, 1e-05, 1e16, math.inf, -math.inf, True, False, None, "", "causal",
-           'quote " back \\ slash', "tab\tnew\nline", "üñí ☃", "none", "true", "1.0", "%x", "@p")
+SCALARS = (
+    0,
+    -3,
+    10**20,
+    1.0,
+    -0.5,
+    1e-05,
+    1e16,
+    math.inf,
+    -math.inf,
+    True,
+    False,
+    None,
+    "",
+    "causal",
+    'quote " back \\ slash',
+    "tab\tnew\nline",
+    "üñí ☃",
+    "none",
+    "true",
+    "1.0",
+    "%x",
+    "@p",
+)
 
 
 def test_scalars_keep_their_type() -> None:
@@ -176,42 +241,96 @@ def test_nan_attr_round_trips_as_nan() -> None:
     assert math.isnan(back.budgets[0].args[0][1])  # type: ignore[arg-type]
 
 
-AWKWARD = ("model", "none", "layer", "head", "norm", "op", "a b", 'q"uote', "ünï", "3d", "x-y", "", "with.dots",
-           "=", "strict", "inf", "features", "recursion", "layers", "from", "-inf", "1e5")
+AWKWARD = (
+    "model",
+    "none",
+    "layer",
+    "head",
+    "norm",
+    "op",
+    "a b",
+    'q"uote',
+    "ünï",
+    "3d",
+    "x-y",
+    "",
+    "with.dots",
+    "=",
+    "strict",
+    "inf",
+    "features",
+    "recursion",
+    "layers",
+    "from",
+    "-inf",
+    "1e5",
+)
 
 
 @pytest.mark.parametrize("name", AWKWARD)
 def test_awkward_names_round_trip(name: str) -> None:
-    op = Op(prim=name or "p", inputs=("x",), outputs=(Value(name=name or "v", type=TensorType(shape=(4,))),),
-            params=((name or "r", name or "pid"),), attrs=((name or "k", name),))
-    block = Block(kind=BlockKind.LIV, name=name, args=((name or "a", name),),
-                  input=Value(name="x", type=TensorType(shape=(4,))),
-                  sections=(Section(role=Role.TOKEN_MIX, structure=name, nonlinearity=name, sparsity=name, ops=(op,)),),
-                  output=name or "v", features=(Value(name=f"{name}={name or 'v'}", type=TensorType(shape=(4,))),
-                                                Value(name=name, type=TensorType(shape=(1, 2)))))
-    model = tiny_model(name=name, layers=(Layer(index=0, sublayers=(Sublayer(block=block, wrap=Wrap.NONE),)),),
-                       params=(Param(id=name or "pid", shape=(), init=name),),
-                       shares=(Share(kind=name, groups=(name, name), source=(0, None), targets=((0, 0),)),))
+    op = Op(
+        prim=name or "p",
+        inputs=("x",),
+        outputs=(Value(name=name or "v", type=TensorType(shape=(4,))),),
+        params=((name or "r", name or "pid"),),
+        attrs=((name or "k", name),),
+    )
+    block = Block(
+        kind=BlockKind.LIV,
+        name=name,
+        args=((name or "a", name),),
+        input=Value(name="x", type=TensorType(shape=(4,))),
+        sections=(Section(role=Role.TOKEN_MIX, structure=name, nonlinearity=name, sparsity=name, ops=(op,)),),
+        output=name or "v",
+        features=(
+            Value(name=f"{name}={name or 'v'}", type=TensorType(shape=(4,))),
+            Value(name=name, type=TensorType(shape=(1, 2))),
+        ),
+    )
+    model = tiny_model(
+        name=name,
+        layers=(Layer(index=0, sublayers=(Sublayer(block=block, wrap=Wrap.NONE),)),),
+        params=(Param(id=name or "pid", shape=(), init=name),),
+        shares=(Share(kind=name, groups=(name, name), source=(0, None), targets=((0, 0),)),),
+    )
     check_round_trip(model)
 
 
 def test_model_records_round_trip() -> None:
-    rec = Recursion(recursions=2, sharing="cycle", router="token_choice", capacities=(1, 0.5), kv="kv_share",
-                    steps=((0,), (1,)), router_params=("recursion.router.weight", "r w"),
-                    router_args=(("alpha", 1.0), ("activation", "sigmoid"), ("z", None)))
-    shares = (Share(kind="features", groups=("k", "v"), source=(1, 0), targets=((4, 0), (5, None))),
-              Share(kind="weights", groups=(), source=(0, None), targets=()))
+    rec = Recursion(
+        recursions=2,
+        sharing="cycle",
+        router="token_choice",
+        capacities=(1, 0.5),
+        kv="kv_share",
+        steps=((0,), (1,)),
+        router_params=("recursion.router.weight", "r w"),
+        router_args=(("alpha", 1.0), ("activation", "sigmoid"), ("z", None)),
+    )
+    shares = (
+        Share(kind="features", groups=("k", "v"), source=(1, 0), targets=((4, 0), (5, None))),
+        Share(kind="weights", groups=(), source=(0, None), targets=()),
+    )
     budgets = (Budget(metric="cache", args=(("batch", 1), ("dtype", "bf16")), limit=1024, strict=True),)
     layer = tiny_model().layers[0]
-    model = tiny_model(recursion=rec, shares=shares, budgets=budgets, context=2048, dtype=DType.BF16,
-                       layers=(layer, dataclasses.replace(layer, index=1)), final_norm=layer.sublayers[0].norm)
+    model = tiny_model(
+        recursion=rec,
+        shares=shares,
+        budgets=budgets,
+        context=2048,
+        dtype=DType.BF16,
+        layers=(layer, dataclasses.replace(layer, index=1)),
+        final_norm=layer.sublayers[0].norm,
+    )
     text = check_round_trip(model)
-    assert "router=token_choice(alpha=1.0, activation=\"sigmoid\", z=none)" in text
-    assert parse_ir(text.replace("router=token_choice(alpha", "router=\"token_choice\"(alpha")) == model
-    assert parse_ir(text.replace("(alpha=1.0, activation=\"sigmoid\", z=none)", "")).recursion == \
-        dataclasses.replace(rec, router_args=())
+    assert 'router=token_choice(alpha=1.0, activation="sigmoid", z=none)' in text
+    assert parse_ir(text.replace("router=token_choice(alpha", 'router="token_choice"(alpha')) == model
+    assert parse_ir(text.replace('(alpha=1.0, activation="sigmoid", z=none)', "")).recursion == dataclasses.replace(
+        rec, router_args=()
+    )
     assert "share features [k, v] from layers[1][0] to [layers[4][0], layers[5]]" in text
-    assert "budget cache(batch=1, dtype=\"bf16\") <= 1024 strict" in text
+    assert 'budget cache(batch=1, dtype="bf16") <= 1024 strict' in text
 
 
 def test_empty_outputs_and_empty_shapes_round_trip() -> None:
@@ -251,17 +370,26 @@ def _line_of(fragment: str) -> int:
 BAD = {
     "unexpected token": (_edit(_line_of("rmsnorm("), "=", "=="), _line_of("rmsnorm("), "unexpected '='"),
     "unexpected character": (_edit(_line_of("silu("), "silu", "si$lu"), _line_of("silu("), "unexpected character"),
-    "unknown role": (_edit(_line_of("channel_mix {"), "channel_mix", "chanel_mix"), _line_of("channel_mix {"),
-                     "unknown section role 'chanel_mix'"),
-    "unknown wrapper": (_edit(_line_of("sublayer"), "pre_norm", "prenorm"), _line_of("sublayer"),
-                        "unknown sublayer wrapper"),
+    "unknown role": (
+        _edit(_line_of("channel_mix {"), "channel_mix", "chanel_mix"),
+        _line_of("channel_mix {"),
+        "unknown section role 'chanel_mix'",
+    ),
+    "unknown wrapper": (
+        _edit(_line_of("sublayer"), "pre_norm", "prenorm"),
+        _line_of("sublayer"),
+        "unknown sublayer wrapper",
+    ),
     "unknown dtype": (_edit(1, "f32", "f31"), 1, "unknown dtype 'f31'"),
     "unknown key": (_edit(1, "vocab=", "vocabulary="), 1, "unknown key 'vocabulary'"),
     "repeated key": (_edit(1, "vocab=10", "vocab=10 vocab=10"), 1, "key 'vocab' given twice"),
     "missing key": (_edit(1, "d_model=4 ", ""), 1, "missing key 'd_model'"),
     "int expected": (_edit(1, "d_model=4", "d_model=4.0"), 1, "'d_model' expects an int"),
-    "bad escape": (_edit(_line_of("embedding op"), "Embedding", '"Emb\\qedding"'), _line_of("embedding op"),
-                   "bad string literal"),
+    "bad escape": (
+        _edit(_line_of("embedding op"), "Embedding", '"Emb\\qedding"'),
+        _line_of("embedding op"),
+        "bad string literal",
+    ),
     "bad shape": (_edit(_line_of("silu("), "[4]", "[4,,4]"), _line_of("silu("), "malformed shape"),
     "spaced shape": (_edit(_line_of("silu("), "[4]", "[4 4]"), _line_of("silu("), "malformed shape"),
     "float shape": (_edit(_line_of("silu("), "[4]", "[4.5]"), _line_of("silu("), "unexpected"),
@@ -269,8 +397,7 @@ BAD = {
     "budget limit": (TINY.replace("\n}", '\n  budget params() <= "lots"\n}'), len(TINY_LINES), "must be a number"),
     "truncated": (TINY[: len(TINY) // 2], None, "unexpected end of input"),
     "empty": ("", 1, "unexpected end of input"),
-    "recursion key": (TINY.replace("\n}", "\n  recursion kv=kv_share\n}"), len(TINY_LINES),
-                      "missing key 'recursions'"),
+    "recursion key": (TINY.replace("\n}", "\n  recursion kv=kv_share\n}"), len(TINY_LINES), "missing key 'recursions'"),
     "not IR": ("def f(x):\n    return x\n", 1, "unexpected"),
 }
 
@@ -291,9 +418,34 @@ def test_deeply_nested_lists_do_not_crash() -> None:
         parse_ir(TINY.replace("\n}", "\n  recursion steps=" + "[" * 5000 + "]" * 5000 + "\n}"))
 
 
-
-FUZZ_PIECES = ("{", "}", "[", "]", "(", ")", "=", ",", ":", "%", "@", '"', "\\", "-", ".", " ", "\n", "none", "true",
-               "layer", "1", "1.5", "e", "recursions=", "steps=[[1]]", "[1 4]")
+FUZZ_PIECES = (
+    "{",
+    "}",
+    "[",
+    "]",
+    "(",
+    ")",
+    "=",
+    ",",
+    ":",
+    "%",
+    "@",
+    '"',
+    "\\",
+    "-",
+    ".",
+    " ",
+    "\n",
+    "none",
+    "true",
+    "layer",
+    "1",
+    "1.5",
+    "e",
+    "recursions=",
+    "steps=[[1]]",
+    "[1 4]",
+)
 
 
 def test_random_edits_raise_only_ir_syntax_errors() -> None:
@@ -302,7 +454,7 @@ def test_random_edits_raise_only_ir_syntax_errors() -> None:
         text = TINY
         for _ in range(rng.randint(1, 3)):
             at = rng.randrange(len(text) + 1)
-            text = text[:at] + rng.choice(FUZZ_PIECES) + text[at + rng.randint(0, 4):]
+            text = text[:at] + rng.choice(FUZZ_PIECES) + text[at + rng.randint(0, 4) :]
         try:
             parse_ir(text)
         except IRSyntaxError as exc:

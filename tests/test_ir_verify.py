@@ -70,6 +70,7 @@ def edit_block(model: Model, at: tuple[int, int], fn: Callable[[Block], Block]) 
 
 def edit_op(model: Model, at: tuple[int, int], prim: str, fn: Callable[[Op], Op]) -> Model:
     """Apply `fn` to the first op with primitive `prim` in the block at `at`."""
+
     def on_block(block: Block) -> Block:
         index = next(k for k, op in enumerate(block.ops) if op.prim == prim)
         return set_op(block, index, fn(block.ops[index]))
@@ -103,8 +104,9 @@ def test_missing_param_is_reported() -> None:
     model = example(*LFM2)
     pid = "layers.2.0.q_proj.weight"
     broken = dataclasses.replace(model, params=tuple(p for p in model.params if p.id != pid))
-    assert f"layers[2][0] GQA: op 0 (linear): parameter @{pid} (weight) is not in the parameter table" \
-        in problems(broken)
+    assert f"layers[2][0] GQA: op 0 (linear): parameter @{pid} (weight) is not in the parameter table" in problems(
+        broken
+    )
 
 
 def test_undefined_value_is_reported() -> None:
@@ -125,8 +127,9 @@ def test_wrong_output_type_is_reported() -> None:
     bad = (Value(name="y", type=TensorType(shape=(16, 63))),)
     broken = edit_op(model, ATTN, "attention", lambda op: dataclasses.replace(op, outputs=bad))
     k = op_index(model, ATTN, "attention")
-    assert f"layers[2][0] GQA: op {k} (attention): output %y is [16, 63] but the shape rule gives [16, 64]" \
-        in problems(broken)
+    assert f"layers[2][0] GQA: op {k} (attention): output %y is [16, 63] but the shape rule gives [16, 64]" in problems(
+        broken
+    )
 
 
 def test_duplicate_value_is_reported() -> None:
@@ -140,13 +143,15 @@ def test_token_mixer_in_featurizer_is_reported() -> None:
     model = example(*LFM2)
 
     def to_featurizer(block: Block) -> Block:
-        sections = tuple(dataclasses.replace(s, role=Role.FEATURIZER) if s.role is Role.TOKEN_MIX else s
-                         for s in block.sections)
+        sections = tuple(
+            dataclasses.replace(s, role=Role.FEATURIZER) if s.role is Role.TOKEN_MIX else s for s in block.sections
+        )
         return dataclasses.replace(block, sections=sections)
 
     k = op_index(model, ATTN, "attention")
-    assert f"layers[2][0] GQA: op {k} (attention): attention mixes tokens but sits in a featurizer section" \
-        in problems(edit_block(model, ATTN, to_featurizer))
+    assert f"layers[2][0] GQA: op {k} (attention): attention mixes tokens but sits in a featurizer section" in problems(
+        edit_block(model, ATTN, to_featurizer)
+    )
 
 
 # ---- more corruptions --------------------------------------------------------------------------
@@ -162,10 +167,13 @@ def test_unused_and_duplicate_params_are_reported() -> None:
 
 def test_wrong_param_shape_is_reported() -> None:
     model = example(*LFM2)
-    params = tuple(dataclasses.replace(p, shape=(3072, 1000)) if p.id == "layers.0.0.in_proj.weight" else p
-                   for p in model.params)
-    assert ("layers[0][0] GatedShortConv: op 0 (linear): parameter @layers.0.0.in_proj.weight (weight) is "
-            "[3072, 1000] but the shape rule gives [3072, 1024]") in problems(dataclasses.replace(model, params=params))
+    params = tuple(
+        dataclasses.replace(p, shape=(3072, 1000)) if p.id == "layers.0.0.in_proj.weight" else p for p in model.params
+    )
+    assert (
+        "layers[0][0] GatedShortConv: op 0 (linear): parameter @layers.0.0.in_proj.weight (weight) is "
+        "[3072, 1000] but the shape rule gives [3072, 1024]"
+    ) in problems(dataclasses.replace(model, params=params))
 
 
 def test_param_roles_are_checked() -> None:
@@ -181,8 +189,9 @@ def test_unknown_primitive_is_reported() -> None:
 
 def test_shape_rule_rejection_is_reported() -> None:
     broken = edit_op(example(*LFM2), CONV, "split", lambda op: dataclasses.replace(op, attrs=(("parts", 5),)))
-    assert "(split): the shape rule rejects its inputs: cannot split 3072 channels into 5 equal groups" \
-        in problems(broken)
+    assert "(split): the shape rule rejects its inputs: cannot split 3072 channels into 5 equal groups" in problems(
+        broken
+    )
 
 
 def test_missing_attr_is_reported() -> None:
@@ -192,8 +201,9 @@ def test_missing_attr_is_reported() -> None:
 
 def test_scalar_operands_of_operators_are_attrs() -> None:
     model = example(*LFM2)
-    scaled = edit_op(model, CONV, "mul", lambda op: dataclasses.replace(op, inputs=op.inputs[:1],
-                                                                         attrs=(("right", 2.0),)))
+    scaled = edit_op(
+        model, CONV, "mul", lambda op: dataclasses.replace(op, inputs=op.inputs[:1], attrs=(("right", 2.0),))
+    )
     assert verify(scaled) == []
     broken = edit_op(model, CONV, "mul", lambda op: dataclasses.replace(op, attrs=(("right", 2.0),)))
     assert "(mul): takes 1 tensor inputs (left), got 2" in problems(broken)
@@ -201,8 +211,12 @@ def test_scalar_operands_of_operators_are_attrs() -> None:
 
 def test_long_conv_keeps_its_type() -> None:
     model = example("striped_hyena2", "lower")
-    at = next((i, j) for i, layer in enumerate(model.layers) for j, s in enumerate(layer.sublayers)
-              if any(op.prim == "long_conv" for op in s.block.ops))
+    at = next(
+        (i, j)
+        for i, layer in enumerate(model.layers)
+        for j, s in enumerate(layer.sublayers)
+        if any(op.prim == "long_conv" for op in s.block.ops)
+    )
 
     def bad(op: Op) -> Op:
         return dataclasses.replace(op, outputs=(dataclasses.replace(op.outputs[0], type=TensorType(shape=(1,))),))
@@ -212,24 +226,39 @@ def test_long_conv_keeps_its_type() -> None:
 
 def test_shared_feature_takes_no_inputs() -> None:
     model = example("star_shared", "expand")
-    at = next((i, j) for i, layer in enumerate(model.layers) for j, s in enumerate(layer.sublayers)
-              if any(op.prim == "shared_feature" for op in s.block.ops))
+    at = next(
+        (i, j)
+        for i, layer in enumerate(model.layers)
+        for j, s in enumerate(layer.sublayers)
+        if any(op.prim == "shared_feature" for op in s.block.ops)
+    )
     broken = edit_op(model, at, "shared_feature", lambda op: dataclasses.replace(op, inputs=("x",)))
     assert "(shared_feature): shared_feature takes no inputs" in problems(broken)
 
 
 def test_shared_feature_sources_are_checked() -> None:
     model = example("star_shared", "expand")
-    at = next((i, j) for i, layer in enumerate(model.layers) for j, s in enumerate(layer.sublayers)
-              if any(op.prim == "shared_feature" for op in s.block.ops))
-    source = next(op.attr("source") for op in model.layers[at[0]].sublayers[at[1]].block.ops
-                  if op.prim == "shared_feature")
+    at = next(
+        (i, j)
+        for i, layer in enumerate(model.layers)
+        for j, s in enumerate(layer.sublayers)
+        if any(op.prim == "shared_feature" for op in s.block.ops)
+    )
+    source = next(
+        op.attr("source") for op in model.layers[at[0]].sublayers[at[1]].block.ops if op.prim == "shared_feature"
+    )
     assert isinstance(source, str)
     ghost = source.rsplit(".", 1)[0] + ".ghost"
     moved = edit_op(model, at, "shared_feature", lambda op: dataclasses.replace(op, attrs=(("source", ghost),)))
     assert f"(shared_feature): source {ghost}: that block has no feature group 'ghost'" in problems(moved)
-    wider = edit_op(model, at, "shared_feature", lambda op: dataclasses.replace(
-        op, outputs=(dataclasses.replace(op.outputs[0], type=TensorType(shape=(1, 2))),)))
+    wider = edit_op(
+        model,
+        at,
+        "shared_feature",
+        lambda op: dataclasses.replace(
+            op, outputs=(dataclasses.replace(op.outputs[0], type=TensorType(shape=(1, 2))),)
+        ),
+    )
     assert f"(shared_feature): imports ([1, 2]) but {source} is" in problems(wider)
 
 
@@ -263,7 +292,8 @@ def test_share_locations_are_checked() -> None:
     model = example("star_shared", "build")
     share = dataclasses.replace(model.shares[0], targets=((40, 0),))
     assert "shares[0]: layers[40][0] is not a sublayer of this model" in problems(
-        dataclasses.replace(model, shares=(share,) + model.shares[1:]))
+        dataclasses.replace(model, shares=(share,) + model.shares[1:])
+    )
 
 
 def test_recursion_steps_are_checked() -> None:

@@ -53,8 +53,9 @@ def test_share_weights_ties_every_parameter() -> None:
 
 
 def test_share_featurizer_ties_only_featurizer_parameters() -> None:
-    body = ("    layers: 2 * [GatedShortConv(d) + SwiGLU(d, 64)]\n"
-            "    share featurizer from layers[0][0] to layers[1][0]\n")
+    body = (
+        "    layers: 2 * [GatedShortConv(d) + SwiGLU(d, 64)]\n    share featurizer from layers[0][0] to layers[1][0]\n"
+    )
     m = compile_model(body, "expand")
     block = m.layers[1].sublayers[0].block
     featurizer = [pid for s in block.sections if s.role is Role.FEATURIZER for op in s.ops for _, pid in op.params]
@@ -97,8 +98,10 @@ def test_mor_steps_for_every_sharing_scheme() -> None:
 
 
 def test_mor_shares_weights_and_adds_routers() -> None:
-    body = (f"    layers: 8 * [{ATTN}]\n    recursion: mor(recursions = 3, sharing = middle_cycle, "
-            "router = expert_choice(), kv = recursion_wise)\n")
+    body = (
+        f"    layers: 8 * [{ATTN}]\n    recursion: mor(recursions = 3, sharing = middle_cycle, "
+        "router = expert_choice(), kv = recursion_wise)\n"
+    )
     m = compile_model(body, "expand")
     assert m.recursion is not None and m.recursion.steps == ((1, 2), (3, 4), (5, 6))
     assert _param_ids(m, 3) == _param_ids(m, 1) and _param_ids(m, 6) == _param_ids(m, 2)

@@ -35,9 +35,9 @@ from strategies import (
     kv_sharing_models,
 )
 
+from livc.compiler.analysis.budgets import check_budget, measure, parse_cli_budget
 from livc.compiler.analysis.costs import Cost, CostReport, analyze
 from livc.compiler.analysis.evaluate import Context
-from livc.compiler.budgets import check_budget, measure, parse_cli_budget
 from livc.compiler.check import check_source
 from livc.compiler.ir.nodes import Block, DType, Model
 from livc.compiler.ir.sym import Poly

@@ -50,18 +50,40 @@ class HFWeightsError(HFImportError):
 # Config -> .liv
 
 # Names a model may not take: the stdlib names the program imports and the generated module's own names.
-_RESERVED_NAMES = frozenset({
-    "GQA", "GatedShortConv", "SwiGLU", "RMSNorm", "Embedding", "LMHead", "lfm2_ffn_width", "Params", "Block",
-    "Sublayer", "F", "nn", "torch", "math", "annotations", "linear", "tie", "positions", "attention",
-    "init_tensor", "rms_norm", "apply_rope", "causal_conv",
-})
+_RESERVED_NAMES = frozenset(
+    {
+        "GQA",
+        "GatedShortConv",
+        "SwiGLU",
+        "RMSNorm",
+        "Embedding",
+        "LMHead",
+        "lfm2_ffn_width",
+        "Params",
+        "Block",
+        "Sublayer",
+        "F",
+        "nn",
+        "torch",
+        "math",
+        "annotations",
+        "linear",
+        "tie",
+        "positions",
+        "attention",
+        "init_tensor",
+        "rms_norm",
+        "apply_rope",
+        "causal_conv",
+    }
+)
 _DEFAULT_NAMES = {"Lfm2ForCausalLM": "Lfm2", "LlamaForCausalLM": "Llama", "Qwen2ForCausalLM": "Qwen2"}
 
 
 def model_name(config: Mapping[str, Any], arch: str, name: str | None = None) -> str:
     """A valid .liv identifier for the model: `name`, else the last part of `_name_or_path`, else the arch."""
     raw = name if name is not None else str(config.get("_name_or_path") or "").rstrip("/").rsplit("/", 1)[-1]
-    ident = re.sub(r"[^0-9A-Za-z_]+", "_", raw).strip("_")[:MAX_IDENT_LEN - 8] or _DEFAULT_NAMES[arch]
+    ident = re.sub(r"[^0-9A-Za-z_]+", "_", raw).strip("_")[: MAX_IDENT_LEN - 8] or _DEFAULT_NAMES[arch]
     if ident[0].isdigit():
         ident = "M_" + ident
     if ident in _RESERVED_NAMES or identifier_problem(ident) is not None:
@@ -102,8 +124,13 @@ class Program:
         fields += [f"context: {c.context}"] if c.context is not None else []
         fields += [f"dtype: {c.dtype}"] if c.dtype is not None else []
         body = "\n".join(f"    let {line}" for line in self.lets) + "\n\n" + "\n".join(f"    {f}" for f in fields)
-        lines = [*(f"# {line}".rstrip() for line in self.comment), "", *self.imports, "",
-                 f"model {name}(\n{params},\n) {{\n{body}\n}}"]
+        lines = [
+            *(f"# {line}".rstrip() for line in self.comment),
+            "",
+            *self.imports,
+            "",
+            f"model {name}(\n{params},\n) {{\n{body}\n}}",
+        ]
         return "\n".join(lines) + "\n"
 
 
@@ -122,8 +149,13 @@ def layer_list(kinds: tuple[str, ...]) -> str:
 
 def _common_params(c: Common) -> list[tuple[str, str, bool | int | float]]:
     a = c.attention
-    return [("vocab", "int", c.vocab), ("d", "int", c.d), ("heads", "int", a.heads),
-            ("kv_heads", "int", a.kv_heads), ("head_dim", "int", a.head_dim)]
+    return [
+        ("vocab", "int", c.vocab),
+        ("d", "int", c.d),
+        ("heads", "int", a.heads),
+        ("kv_heads", "int", a.kv_heads),
+        ("head_dim", "int", a.head_dim),
+    ]
 
 
 def _gqa(extra: str = "") -> str:
@@ -134,8 +166,11 @@ def lfm2_program(spec: Lfm2Spec) -> Program:
     c = spec.common
     params = _common_params(c)
     if spec.ffn_auto_adjust and spec.ffn_multiplier is not None:
-        params += [("ff_dim", "int", spec.ff_dim), ("ffn_multiplier", "float", spec.ffn_multiplier),
-                   ("ffn_multiple_of", "int", spec.ffn_multiple_of)]
+        params += [
+            ("ff_dim", "int", spec.ff_dim),
+            ("ffn_multiplier", "float", spec.ffn_multiplier),
+            ("ffn_multiple_of", "int", spec.ffn_multiple_of),
+        ]
         lets = ["ffn = lfm2_ffn_width(ff_dim, multiplier = ffn_multiplier, multiple_of = ffn_multiple_of)"]
     elif spec.ffn_auto_adjust:  # block_ffn_dim_multiplier null: transformers takes 2/3 and does not round
         params += [("ff_dim", "int", spec.ff_dim)]
@@ -150,21 +185,30 @@ def lfm2_program(spec: Lfm2Spec) -> Program:
     params += [("rope_theta", "float", c.attention.rope.theta), ("eps", "float", c.eps), ("tied", "bool", c.tied)]
     if "attn" in kinds:
         lets.append(f"attn = {_gqa(', qk_norm = true')} + SwiGLU(d, ffn)")
-    imports = [*(["from std.attention import GQA"] if "attn" in kinds else []),
-               *(["from std.conv import GatedShortConv"] if "conv" in kinds else []),
-               "from std.embedding import Embedding, LMHead",
-               "from std.mlp import SwiGLU" + (", lfm2_ffn_width" if any("lfm2_ffn_width" in x for x in lets) else ""),
-               "from std.norms import RMSNorm"]
-    comment = ("Imported by `livc import-hf` from a Hugging Face Lfm2ForCausalLM config: gated short",
-               "convolutions and GQA with QK-norm (per `layer_types`), each followed by a SwiGLU FFN, pre-norm",
-               "RMSNorm residuals. Every number comes from the config; re-import rather than edit.")
+    imports = [
+        *(["from std.attention import GQA"] if "attn" in kinds else []),
+        *(["from std.conv import GatedShortConv"] if "conv" in kinds else []),
+        "from std.embedding import Embedding, LMHead",
+        "from std.mlp import SwiGLU" + (", lfm2_ffn_width" if any("lfm2_ffn_width" in x for x in lets) else ""),
+        "from std.norms import RMSNorm",
+    ]
+    comment = (
+        "Imported by `livc import-hf` from a Hugging Face Lfm2ForCausalLM config: gated short",
+        "convolutions and GQA with QK-norm (per `layer_types`), each followed by a SwiGLU FFN, pre-norm",
+        "RMSNorm residuals. Every number comes from the config; re-import rather than edit.",
+    )
     return Program(comment, tuple(imports), tuple(params), tuple(lets), layer_list(spec.layer_kinds), c)
 
 
 def decoder_program(spec: DecoderSpec) -> Program:
     c = spec.common
-    params = [*_common_params(c), ("ffn", "int", spec.ffn), ("rope_theta", "float", c.attention.rope.theta),
-              ("eps", "float", c.eps), ("tied", "bool", c.tied)]
+    params = [
+        *_common_params(c),
+        ("ffn", "int", spec.ffn),
+        ("rope_theta", "float", c.attention.rope.theta),
+        ("eps", "float", c.eps),
+        ("tied", "bool", c.tied),
+    ]
     if spec.qkv_bias == spec.out_bias:
         params.append(("attention_bias", "bool", spec.out_bias))
         bias = ", bias = attention_bias"
@@ -179,12 +223,18 @@ def decoder_program(spec: DecoderSpec) -> Program:
         assert spec.window is not None
         params.append(("window", "int", spec.window))
         lets.append(f"swa = {_gqa(bias + ', window = window')} + {mlp}")
-    imports = ("from std.attention import GQA", "from std.embedding import Embedding, LMHead",
-               "from std.mlp import SwiGLU", "from std.norms import RMSNorm")
+    imports = (
+        "from std.attention import GQA",
+        "from std.embedding import Embedding, LMHead",
+        "from std.mlp import SwiGLU",
+        "from std.norms import RMSNorm",
+    )
     window = " (`swa`: sliding window)" if spec.window is not None else ""
-    comment = (f"Imported by `livc import-hf` from a Hugging Face {c.arch} config:",
-               f"GQA with RoPE{window} and a SwiGLU FFN per layer, pre-norm RMSNorm residuals.",
-               "Every number comes from the config; re-import rather than edit.")
+    comment = (
+        f"Imported by `livc import-hf` from a Hugging Face {c.arch} config:",
+        f"GQA with RoPE{window} and a SwiGLU FFN per layer, pre-norm RMSNorm residuals.",
+        "Every number comes from the config; re-import rather than edit.",
+    )
     return Program(comment, imports, tuple(params), tuple(lets), layer_list(spec.layer_kinds), c)
 
 
@@ -233,8 +283,11 @@ DECODER_LAYER = {
     "self_attn.o_proj.weight": "0.out_proj.weight",
     "self_attn.o_proj.bias": "0.out_proj.bias",
     "post_attention_layernorm.weight": "1.norm.out.weight",
-    **{f"mlp.{hf}.{t}": f"1.{ours}.{t}" for hf, ours in (("gate_proj", "w1"), ("up_proj", "w3"),
-                                                         ("down_proj", "w2")) for t in ("weight", "bias")},
+    **{
+        f"mlp.{hf}.{t}": f"1.{ours}.{t}"
+        for hf, ours in (("gate_proj", "w1"), ("up_proj", "w3"), ("down_proj", "w2"))
+        for t in ("weight", "bias")
+    },
 }
 DECODER_GLOBAL = {
     "model.embed_tokens.weight": "embedding.out.weight",
@@ -318,19 +371,23 @@ class Mismatch:
         raise HFWeightsError(text.rstrip("\n"))
 
 
-def _check_tied_head(state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]],
-                     notes: list[str]) -> None:
+def _check_tied_head(
+    state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], notes: list[str]
+) -> None:
     """A tied livc head owns no weight: an HF lm_head.weight must then equal the embedding (or be absent)."""
     if HEAD in expected or LM_HEAD not in state_dict or HF_EMBED not in state_dict:
         return
     head, embed = state_dict[LM_HEAD], state_dict[HF_EMBED]
     if head.shape != embed.shape or not torch.equal(head, embed):
-        notes.append(f"the livc head is tied (tie_word_embeddings) but the checkpoint's {LM_HEAD} differs from "
-                     f"{HF_EMBED}: import the config with tie_word_embeddings = false")
+        notes.append(
+            f"the livc head is tied (tie_word_embeddings) but the checkpoint's {LM_HEAD} differs from "
+            f"{HF_EMBED}: import the config with tie_word_embeddings = false"
+        )
 
 
-def convert_state_dict(arch: str, state_dict: Mapping[str, torch.Tensor],
-                       expected: Mapping[str, tuple[int, ...]]) -> dict[str, torch.Tensor]:
+def convert_state_dict(
+    arch: str, state_dict: Mapping[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]]
+) -> dict[str, torch.Tensor]:
     """Rename and reshape HF tensors to the livc ids in `expected` (id -> shape); raises `HFWeightsError`."""
     fam = family(arch)
     if HEAD not in expected and HF_EMBED not in state_dict and LM_HEAD in state_dict:
@@ -350,8 +407,9 @@ def convert_state_dict(arch: str, state_dict: Mapping[str, torch.Tensor],
         seen.add(ours)
         tensor = _convert(ours, state_dict[hf_name], expected[ours])
         if tuple(tensor.shape) != tuple(expected[ours]):
-            problems.shapes.append(f"{hf_name} -> {ours}: checkpoint {tuple(state_dict[hf_name].shape)}, "
-                                   f"livc {tuple(expected[ours])}")
+            problems.shapes.append(
+                f"{hf_name} -> {ours}: checkpoint {tuple(state_dict[hf_name].shape)}, livc {tuple(expected[ours])}"
+            )
             continue
         out[ours] = tensor
     for ours in expected:
@@ -476,7 +534,7 @@ def _read_config(path: str) -> dict[str, Any]:
 
 def cmd_import_hf(args: argparse.Namespace) -> int:
     """`livc import-hf CONFIG -o OUT.liv` (`-o -` prints); errors go to stderr as `error: ...`, exit 1."""
-    from livc.compiler.cli import _write_atomic_new
+    from livc.cli import _write_atomic_new
 
     try:
         text = import_hf(_read_config(args.config), getattr(args, "name", None))
@@ -491,5 +549,4 @@ def cmd_import_hf(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["HFImportError", "HFWeightsError", "cmd_import_hf", "hf_state_dict_to_livc", "import_hf",
-           "load_hf_weights"]
+__all__ = ["HFImportError", "HFWeightsError", "cmd_import_hf", "hf_state_dict_to_livc", "import_hf", "load_hf_weights"]

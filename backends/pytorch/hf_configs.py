@@ -182,13 +182,16 @@ def architecture(config: Mapping[str, Any]) -> str:
         model_type = config.get("model_type")
         if model_type in by_type:
             return by_type[model_type]
-        raise HFImportError(f"config has no 'architectures' and its 'model_type' {model_type!r} is not supported; "
-                            f"supported: {', '.join(ARCHITECTURES)}")
+        raise HFImportError(
+            f"config has no 'architectures' and its 'model_type' {model_type!r} is not supported; "
+            f"supported: {', '.join(ARCHITECTURES)}"
+        )
     if not isinstance(archs, list) or len(archs) != 1:
         raise HFImportError(f"config key 'architectures' must list exactly one architecture, got {archs!r}")
     if archs[0] not in ARCHITECTURES:
-        raise HFImportError(f"config key 'architectures': {archs[0]!r} is not supported; "
-                            f"supported: {', '.join(ARCHITECTURES)}")
+        raise HFImportError(
+            f"config key 'architectures': {archs[0]!r} is not supported; supported: {', '.join(ARCHITECTURES)}"
+        )
     return str(archs[0])
 
 
@@ -196,8 +199,10 @@ def read_rope(r: Reader) -> Rope:
     """Default RoPE only: theta from `rope_parameters` / `rope_scaling` / `rope_theta`; anything else raises."""
     for key in ("partial_rotary_factor", "rotary_pct"):
         if r.config.get(key) not in (None, 1, 1.0):
-            raise HFImportError(f"config key '{key}' = {r.config[key]!r}: partial rotary embeddings are not "
-                                "expressible (std.attention rotates the whole head)")
+            raise HFImportError(
+                f"config key '{key}' = {r.config[key]!r}: partial rotary embeddings are not "
+                "expressible (std.attention rotates the whole head)"
+            )
     key = "rope_scaling" if r.config.get("rope_scaling") else "rope_parameters"
     params = r.config.get(key) or {}
     if not isinstance(params, dict):
@@ -206,12 +211,15 @@ def read_rope(r: Reader) -> Rope:
         raise HFImportError(f"config key '{key}': per-layer-type RoPE parameters are not supported")
     rope_type = params.get("rope_type", params.get("type", "default"))
     if rope_type != "default":
-        raise HFImportError(f"config key '{key}': rope_type {rope_type!r} is not supported (only default RoPE; "
-                            "std.attention has no llama3/yarn/linear/dynamic/longrope scaling)")
+        raise HFImportError(
+            f"config key '{key}': rope_type {rope_type!r} is not supported (only default RoPE; "
+            "std.attention has no llama3/yarn/linear/dynamic/longrope scaling)"
+        )
     factor = params.get("partial_rotary_factor")
     if factor not in (None, 1, 1.0):
-        raise HFImportError(f"config key '{key}.partial_rotary_factor' = {factor!r}: partial rotary embeddings "
-                            "are not expressible")
+        raise HFImportError(
+            f"config key '{key}.partial_rotary_factor' = {factor!r}: partial rotary embeddings are not expressible"
+        )
     unknown = sorted(set(params) - {"rope_type", "type", "rope_theta", "partial_rotary_factor"})
     if unknown:
         raise HFImportError(f"config key '{key}' has entries livc cannot honour: {', '.join(unknown)}")
@@ -228,8 +236,9 @@ def read_attention(r: Reader, d: int, kv_default: int | None) -> Attention:
     if head_dim < 1:
         raise HFImportError(f"config keys 'hidden_size' ({d}) / 'num_attention_heads' ({heads}) give head_dim 0")
     if heads % kv_heads:
-        raise HFImportError(f"config key 'num_key_value_heads' ({kv_heads}) must divide "
-                            f"'num_attention_heads' ({heads})")
+        raise HFImportError(
+            f"config key 'num_key_value_heads' ({kv_heads}) must divide 'num_attention_heads' ({heads})"
+        )
     return Attention(heads, kv_heads, head_dim, read_rope(r))
 
 
@@ -282,8 +291,10 @@ def read_lfm2(config: Mapping[str, Any]) -> Lfm2Spec:
     common = read_common(r, "Lfm2ForCausalLM", "norm_eps", tie_key)
     kinds = lfm2_layer_kinds(r, common.layers)
     if "attn" in kinds and common.eps != QK_NORM_EPS:
-        raise HFImportError(f"config key 'norm_eps' = {common.eps!r}: LFM2's QK-norm uses norm_eps, but "
-                            f"std.attention.GQA's QK-norm eps is fixed at {QK_NORM_EPS!r}")
+        raise HFImportError(
+            f"config key 'norm_eps' = {common.eps!r}: LFM2's QK-norm uses norm_eps, but "
+            f"std.attention.GQA's QK-norm eps is fixed at {QK_NORM_EPS!r}"
+        )
     ff_key = "block_ff_dim" if "block_ff_dim" in config else "intermediate_size"
     multiplier = r.raw("block_ffn_dim_multiplier")
     return Lfm2Spec(
@@ -311,8 +322,10 @@ def qwen2_layer_kinds(r: Reader, layers: int) -> tuple[tuple[str, ...], int | No
         allowed = {"full_attention": "attn", "sliding_attention": "swa"}
         kinds = check_layer_types("layer_types", r.str_list("layer_types"), allowed, layers)
         if "swa" in kinds and window is None:
-            raise HFImportError("config key 'layer_types' has sliding_attention layers but 'use_sliding_window' "
-                                "is false (transformers then has no window)")
+            raise HFImportError(
+                "config key 'layer_types' has sliding_attention layers but 'use_sliding_window' "
+                "is false (transformers then has no window)"
+            )
         return kinds, window
     if window is None:
         return ("attn",) * layers, None

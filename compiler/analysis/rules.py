@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from livc.compiler.ir.nodes import Op, TensorType
+from livc.compiler.ir.primitives import BINARY_OPS, UNARY_OPS
 from livc.compiler.ir.sym import LOG2_2L, T1, ZERO, L, Poly, min_l, min_t1
-from livc.compiler.primitives import BINARY_OPS, UNARY_OPS
 
 
 @dataclass(frozen=True)

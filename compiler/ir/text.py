@@ -131,8 +131,10 @@ def _indent(lines: list[str]) -> list[str]:
 
 
 def _model_lines(m: Model) -> list[str]:
-    head = (f"model {_word(m.name)} dtype={_word(m.dtype.value)} d_model={m.d_model} vocab={m.vocab} "
-            f"context={_scalar(m.context)} {{")
+    head = (
+        f"model {_word(m.name)} dtype={_word(m.dtype.value)} d_model={m.d_model} vocab={m.vocab} "
+        f"context={_scalar(m.context)} {{"
+    )
     body = [_param(p) for p in m.params]
     body += _block_lines(m.embedding, "embedding ")
     body += [line for layer in m.layers for line in _layer_lines(layer)]
@@ -160,8 +162,10 @@ def _sublayer_lines(sub: Sublayer) -> list[str]:
 
 def _block_lines(b: Block, lead: str) -> list[str]:
     features = f" features({', '.join(_feature(f) for f in b.features)})" if b.features else ""
-    head = (f"{lead}{b.kind.value} {_word(b.name)}({_pairs(b.args)}) ({_value_def(b.input)}) -> "
-            f"{_ref('%', b.output)}{features} {{")
+    head = (
+        f"{lead}{b.kind.value} {_word(b.name)}({_pairs(b.args)}) ({_value_def(b.input)}) -> "
+        f"{_ref('%', b.output)}{features} {{"
+    )
     body = [line for s in b.sections for line in _section_lines(s)]
     return [head, *_indent(body), "}"]
 
@@ -192,9 +196,11 @@ def _recursion(r: Recursion) -> str:
     capacities = ", ".join(_scalar(c) for c in r.capacities)
     steps = ", ".join("[" + ", ".join(str(i) for i in step) + "]" for step in r.steps)
     routers = ", ".join(_ref("@", p) for p in r.router_params)
-    return (f"recursion recursions={r.recursions} sharing={_word(r.sharing)} "
-            f"router={_word(r.router)}({_pairs(r.router_args)}) "
-            f"kv={_word(r.kv)} capacities=[{capacities}] steps=[{steps}] router_params=[{routers}]")
+    return (
+        f"recursion recursions={r.recursions} sharing={_word(r.sharing)} "
+        f"router={_word(r.router)}({_pairs(r.router_args)}) "
+        f"kv={_word(r.kv)} capacities=[{capacities}] steps=[{steps}] router_params=[{routers}]"
+    )
 
 
 def _location(loc: tuple[int, int | None]) -> str:
@@ -269,8 +275,14 @@ def _unquote(tok: Token, skip: int = 0) -> str:
     return value
 
 
-_CONSTANTS: dict[str, Scalar] = {"true": True, "false": False, "none": None, "inf": math.inf, "-inf": -math.inf,
-                                 "nan": math.nan}
+_CONSTANTS: dict[str, Scalar] = {
+    "true": True,
+    "false": False,
+    "none": None,
+    "inf": math.inf,
+    "-inf": -math.inf,
+    "nan": math.nan,
+}
 Pairs = tuple[tuple[Token, object], ...]
 Args = tuple[tuple[str, Scalar], ...]
 Loc = tuple[int, int | None]
@@ -342,20 +354,46 @@ class _Builder(Transformer[Token, Model]):
     def raw_feature(self, tok: Token, shape: tuple[int, ...]) -> Value:
         return Value(name=_unquote(tok), type=TensorType(shape=shape))
 
-    def op(self, outputs: tuple[Value, ...], prim: Token, inputs: tuple[str, ...], params: Args | None,
-           attrs: Args | None) -> Op:
-        return Op(prim=str(prim), inputs=inputs, outputs=outputs, params=params or (),  # type: ignore[arg-type]
-                  attrs=attrs or ())
+    def op(
+        self, outputs: tuple[Value, ...], prim: Token, inputs: tuple[str, ...], params: Args | None, attrs: Args | None
+    ) -> Op:
+        return Op(
+            prim=str(prim),
+            inputs=inputs,
+            outputs=outputs,
+            params=params or (),  # type: ignore[arg-type]
+            attrs=attrs or (),
+        )
 
     def section(self, role: Token, structure: Token | None, pairs: Pairs, ops: tuple[Op, ...]) -> Section:
         f = _fields(pairs, role, optional=("nonlinearity", "sparsity"))
-        return Section(role=_enum(Role, role, "section role"), structure=None if structure is None else str(structure),
-                       nonlinearity=_str(f, "nonlinearity", "none"), sparsity=_str(f, "sparsity", "none"), ops=ops)
+        return Section(
+            role=_enum(Role, role, "section role"),
+            structure=None if structure is None else str(structure),
+            nonlinearity=_str(f, "nonlinearity", "none"),
+            sparsity=_str(f, "sparsity", "none"),
+            ops=ops,
+        )
 
-    def block(self, kind: BlockKind, name: Token, args: Args, block_input: Value, output: str,
-              features: tuple[Value, ...] | None, sections: tuple[Section, ...]) -> Block:
-        return Block(kind=kind, name=str(name), args=args, input=block_input, sections=sections, output=output,
-                     features=features or ())
+    def block(
+        self,
+        kind: BlockKind,
+        name: Token,
+        args: Args,
+        block_input: Value,
+        output: str,
+        features: tuple[Value, ...] | None,
+        sections: tuple[Section, ...],
+    ) -> Block:
+        return Block(
+            kind=kind,
+            name=str(name),
+            args=args,
+            input=block_input,
+            sections=sections,
+            output=output,
+            features=features or (),
+        )
 
     def sublayer(self, wrap: Token, norm: Block | None, block: Block) -> Sublayer:
         return Sublayer(block=block, wrap=_enum(Wrap, wrap, "sublayer wrapper"), norm=norm)
@@ -370,11 +408,16 @@ class _Builder(Transformer[Token, Model]):
         keys = ("recursions", "sharing", "router", "capacities", "kv", "steps")
         f = _fields(pairs, keyword, required=keys, optional=("router_params",))
         router, router_args = _call(f, "router")
-        return Recursion(recursions=_int(f, "recursions"), sharing=_str(f, "sharing"), router=router,
-                         router_args=router_args,
-                         capacities=tuple(_number(f, "capacities", c) for c in _list(f, "capacities")),
-                         kv=_str(f, "kv"), steps=tuple(_ints(f, "steps", s) for s in _list(f, "steps")),
-                         router_params=tuple(_check_str(f, "router_params", p) for p in _list(f, "router_params")))
+        return Recursion(
+            recursions=_int(f, "recursions"),
+            sharing=_str(f, "sharing"),
+            router=router,
+            router_args=router_args,
+            capacities=tuple(_number(f, "capacities", c) for c in _list(f, "capacities")),
+            kv=_str(f, "kv"),
+            steps=tuple(_ints(f, "steps", s) for s in _list(f, "steps")),
+            router_params=tuple(_check_str(f, "router_params", p) for p in _list(f, "router_params")),
+        )
 
     def share_kind(self, kind: Token) -> str:
         return str(kind)
@@ -393,15 +436,36 @@ class _Builder(Transformer[Token, Model]):
             raise _fail(f"budget {metric}: the limit must be a number, got {_scalar(limit)}", metric)
         return Budget(metric=str(metric), args=args, limit=limit, strict=strict is not None)
 
-    def model(self, name: Token, pairs: Pairs, params: tuple[Param, ...], embedding: Block, layers: tuple[Layer, ...],
-              final_norm: Block | None, head: Block, recursion: Recursion | None, shares: tuple[Share, ...],
-              budgets: tuple[Budget, ...]) -> Model:
+    def model(
+        self,
+        name: Token,
+        pairs: Pairs,
+        params: tuple[Param, ...],
+        embedding: Block,
+        layers: tuple[Layer, ...],
+        final_norm: Block | None,
+        head: Block,
+        recursion: Recursion | None,
+        shares: tuple[Share, ...],
+        budgets: tuple[Budget, ...],
+    ) -> Model:
         f = _fields(pairs, name, required=("dtype", "d_model", "vocab"), optional=("context",))
         context = None if f.get("context", (name, None))[1] is None else _int(f, "context")
-        return Model(name=str(name), dtype=_enum(DType, f["dtype"][0], "dtype", _str(f, "dtype")),
-                     d_model=_int(f, "d_model"), vocab=_int(f, "vocab"), embedding=embedding, layers=layers,
-                     final_norm=final_norm, head=head, params=params, recursion=recursion, shares=shares,
-                     budgets=budgets, context=context)
+        return Model(
+            name=str(name),
+            dtype=_enum(DType, f["dtype"][0], "dtype", _str(f, "dtype")),
+            d_model=_int(f, "d_model"),
+            vocab=_int(f, "vocab"),
+            embedding=embedding,
+            layers=layers,
+            final_norm=final_norm,
+            head=head,
+            params=params,
+            recursion=recursion,
+            shares=shares,
+            budgets=budgets,
+            context=context,
+        )
 
     def start(self, model: Model) -> Model:
         return model

@@ -33,17 +33,22 @@ from collections import Counter
 from collections.abc import Iterator
 
 from livc.compiler.ir.nodes import Block, Model, Op, Param, Role, TensorType
+from livc.compiler.ir.primitives import PRIMITIVES, Kind
 from livc.compiler.passes.shapes import RULES, ShapeError, Typed
 from livc.compiler.passes.structure import TOKEN_MIXERS
-from livc.compiler.primitives import PRIMITIVES, Kind
 
 __all__ = ["KNOWN_PRIMS", "STAGES", "verify"]
 
 STAGES = ("build", "expand", "canonicalize", "lower")
 KNOWN_PRIMS = frozenset(RULES) | {"shared_feature"}
 # Tensor operands of the rules that are not language primitives (operators and negation).
-_OPERATOR_OPERANDS = {"add": ("left", "right"), "sub": ("left", "right"), "mul": ("left", "right"),
-                      "div": ("left", "right"), "neg": ("t",)}
+_OPERATOR_OPERANDS = {
+    "add": ("left", "right"),
+    "sub": ("left", "right"),
+    "mul": ("left", "right"),
+    "div": ("left", "right"),
+    "neg": ("t",),
+}
 _SOURCE = re.compile(r"layers\[(\d+)\]\[(\d+)\]\.(\w+)")
 _TOKEN_MIX_ROLES = (Role.TOKEN_MIX, Role.BODY)
 _RULE_FAILURES = (KeyError, TypeError, ValueError, AssertionError, IndexError, AttributeError)
@@ -85,14 +90,19 @@ def _param_table(model: Model) -> list[str]:
     used = {pid for _, block, _ in _blocks(model) for op in block.ops for _, pid in op.params}
     routers = model.recursion.router_params if model.recursion is not None else ()
     problems += [f"params: @{pid} is not used by any op" for pid in counts if pid not in used and pid not in routers]
-    return problems + [f"recursion: router parameter @{pid} is not in the parameter table"
-                       for pid in routers if pid not in counts]
+    return problems + [
+        f"recursion: router parameter @{pid} is not in the parameter table" for pid in routers if pid not in counts
+    ]
 
 
 def _shared_features(model: Model) -> list[str]:
-    return [f"{where} {block.name}: op {index} (shared_feature): {message}"
-            for where, block, _ in _blocks(model) for index, op in enumerate(block.ops) if op.prim == "shared_feature"
-            for message in _shared_source(model, op)]
+    return [
+        f"{where} {block.name}: op {index} (shared_feature): {message}"
+        for where, block, _ in _blocks(model)
+        for index, op in enumerate(block.ops)
+        if op.prim == "shared_feature"
+        for message in _shared_source(model, op)
+    ]
 
 
 def _shared_source(model: Model, op: Op) -> list[str]:
@@ -118,22 +128,32 @@ def _recursion(model: Model) -> list[str]:
     rec, n = model.recursion, len(model.layers)
     if rec is None:
         return []
-    problems = [] if len(rec.steps) == rec.recursions else [
-        f"recursion: {len(rec.steps)} steps for {rec.recursions} recursions"]
+    problems = (
+        []
+        if len(rec.steps) == rec.recursions
+        else [f"recursion: {len(rec.steps)} steps for {rec.recursions} recursions"]
+    )
     if len({len(step) for step in rec.steps}) > 1:
         problems.append(f"recursion: steps have different lengths {[len(step) for step in rec.steps]}")
     seen = Counter(i for step in rec.steps for i in step)
     problems += [f"recursion: layer {i} is in {k} steps" for i, k in sorted(seen.items()) if k > 1]
-    return problems + [f"recursion: step {r} names layer {i}, but the model has {n} layers"
-                       for r, step in enumerate(rec.steps) for i in step if not 0 <= i < n]
+    return problems + [
+        f"recursion: step {r} names layer {i}, but the model has {n} layers"
+        for r, step in enumerate(rec.steps)
+        for i in step
+        if not 0 <= i < n
+    ]
 
 
 def _shares(model: Model, stage: str | None) -> list[str]:
     if stage is not None and stage != "build" and model.shares:
         return [f"shares: {len(model.shares)} sharing declarations remain after expand"]
-    return [f"shares[{k}]: {_where(loc)} is not a sublayer of this model"
-            for k, share in enumerate(model.shares) for loc in (share.source, *share.targets)
-            if not _exists(model, loc)]
+    return [
+        f"shares[{k}]: {_where(loc)} is not a sublayer of this model"
+        for k, share in enumerate(model.shares)
+        for loc in (share.source, *share.targets)
+        if not _exists(model, loc)
+    ]
 
 
 def _exists(model: Model, loc: tuple[int, int | None]) -> bool:
@@ -148,14 +168,14 @@ def _where(loc: tuple[int, int | None]) -> str:
 # ---- blocks ----------------------------------------------------------------------------------
 
 
-def _block(block: Block, label: str, params: dict[str, Param], expected: tuple[TensorType, TensorType],
-           stage: str | None) -> list[str]:
+def _block(
+    block: Block, label: str, params: dict[str, Param], expected: tuple[TensorType, TensorType], stage: str | None
+) -> list[str]:
     types: Types = {block.input.name: block.input.type}
     problems: list[str] = []
     for index, op in enumerate(block.ops):
         problems += [f"{label}: op {index} ({op.prim}): {m}" for m in _op(op, types, params)]
-        problems += [f"{label}: op {index} ({op.prim}): defines %{v.name} twice" for v in op.outputs
-                     if v.name in types]
+        problems += [f"{label}: op {index} ({op.prim}): defines %{v.name} twice" for v in op.outputs if v.name in types]
         types.update({v.name: v.type for v in op.outputs})
     problems += [f"{label}: {m}" for m in _interface(block, types, expected) + _features(block, types)]
     return problems + [f"{label}: {m}" for m in _sections(block, stage)]
@@ -184,14 +204,18 @@ def _features(block: Block, types: Types) -> list[str]:
 
 
 def _sections(block: Block, stage: str | None) -> list[str]:
-    problems = [f"section {k} is {s.role.value}, but lowered blocks have only body sections"
-                for k, s in enumerate(block.sections) if stage == "lower" and s.role is not Role.BODY]
+    problems = [
+        f"section {k} is {s.role.value}, but lowered blocks have only body sections"
+        for k, s in enumerate(block.sections)
+        if stage == "lower" and s.role is not Role.BODY
+    ]
     index = 0
     for section in block.sections:
         for op in section.ops:
             if op.prim in TOKEN_MIXERS and section.role not in _TOKEN_MIX_ROLES:
-                problems.append(f"op {index} ({op.prim}): {op.prim} mixes tokens but sits in a "
-                                f"{section.role.value} section")
+                problems.append(
+                    f"op {index} ({op.prim}): {op.prim} mixes tokens but sits in a {section.role.value} section"
+                )
             index += 1
     return problems
 
@@ -202,8 +226,9 @@ def _sections(block: Block, stage: str | None) -> list[str]:
 def _op(op: Op, types: Types, params: dict[str, Param]) -> list[str]:
     if op.prim not in KNOWN_PRIMS:
         return [f"unknown primitive '{op.prim}'"]
-    problems = [f"parameter @{pid} ({role}) is not in the parameter table" for role, pid in op.params
-                if pid not in params]
+    problems = [
+        f"parameter @{pid} ({role}) is not in the parameter table" for role, pid in op.params if pid not in params
+    ]
     if op.prim == "shared_feature":
         return problems + (["shared_feature takes no inputs"] if op.inputs else [])
     undefined = [name for name in op.inputs if name not in types]
@@ -244,8 +269,11 @@ def _types(op: Op) -> str:
 def _outputs(op: Op, typed: Typed) -> list[str]:
     if len(op.outputs) != len(typed.outputs):
         return [f"has {len(op.outputs)} outputs, but the shape rule gives {len(typed.outputs)}"]
-    return [f"output %{v.name} is {v.type} but the shape rule gives {list(shape)}"
-            for v, shape in zip(op.outputs, typed.outputs, strict=True) if v.type.shape != shape]
+    return [
+        f"output %{v.name} is {v.type} but the shape rule gives {list(shape)}"
+        for v, shape in zip(op.outputs, typed.outputs, strict=True)
+        if v.type.shape != shape
+    ]
 
 
 def _expected_params(op: Op, typed: Typed, inputs: list[TensorType]) -> dict[str, tuple[int, ...]]:
@@ -258,8 +286,11 @@ def _expected_params(op: Op, typed: Typed, inputs: list[TensorType]) -> dict[str
 def _param_shapes(op: Op, expected: dict[str, tuple[int, ...]], params: dict[str, Param]) -> list[str]:
     actual = dict(op.params)
     problems = [f"has no parameter for role '{role}'" for role in expected if role not in actual]
-    problems += [f"has parameter role '{role}' that the shape rule does not give" for role in actual
-                 if role not in expected]
-    return problems + [f"parameter @{pid} ({role}) is {list(params[pid].shape)} but the shape rule gives "
-                       f"{list(expected[role])}" for role, pid in actual.items()
-                       if role in expected and pid in params and params[pid].shape != expected[role]]
+    problems += [
+        f"has parameter role '{role}' that the shape rule does not give" for role in actual if role not in expected
+    ]
+    return problems + [
+        f"parameter @{pid} ({role}) is {list(params[pid].shape)} but the shape rule gives {list(expected[role])}"
+        for role, pid in actual.items()
+        if role in expected and pid in params and params[pid].shape != expected[role]
+    ]

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from livc.compiler import primitives as prim
-from livc.compiler.calls import specs_for_signature
-from livc.compiler.evaluate import Env, Evaluator
+from livc.compiler.elaboration.calls import specs_for_signature
+from livc.compiler.elaboration.evaluate import Env, Evaluator
+from livc.compiler.elaboration.values import POISON, BuilderV, BuiltinRef, Instance, Symbol, TensorV
+from livc.compiler.elaboration.values import DType as DTypeV
+from livc.compiler.ir import primitives as prim
 from livc.compiler.ir.nodes import Block, BlockKind, Op, Role, Section, TensorType, Value
 from livc.compiler.passes.shapes import RULES, ShapeError
 from livc.compiler.passes.structure import section_for
-from livc.compiler.values import POISON, BuilderV, BuiltinRef, Instance, Symbol, TensorV
-from livc.compiler.values import DType as DTypeV
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import Label, error
 from livc.dsl.source import Span
@@ -104,7 +104,7 @@ class BlockBuilder:
         self.ops.extend(ops)
 
     def stmt(self, stmt: A.Stmt, env: Env, base: str) -> None:
-        from livc.compiler.bodies import check_require
+        from livc.compiler.elaboration.bodies import check_require
 
         match stmt:
             case A.Let():
@@ -138,7 +138,7 @@ class BlockBuilder:
 
     # ---- expressions ----------------------------------------------------------------------
     def tensorish(self, expr: A.Expr, env: Env) -> bool:
-        from livc.compiler.resolve import names_in
+        from livc.compiler.resolution.resolve import names_in
 
         if isinstance(expr, A.Call) and isinstance(self.ev.eval(expr.func, env), BuiltinRef):
             return self.ev.eval(expr.func, env).name in prim.PRIMITIVES  # type: ignore[union-attr]

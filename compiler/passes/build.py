@@ -10,7 +10,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from livc.compiler.evaluate import Evaluator
+from livc.compiler.elaboration.evaluate import Evaluator
+from livc.compiler.elaboration.model import ElaboratedModel
+from livc.compiler.elaboration.values import Instance, LayerV
+from livc.compiler.elaboration.values import Sublayer as SublayerV
 from livc.compiler.ir.nodes import (
     Block,
     Budget,
@@ -25,10 +28,7 @@ from livc.compiler.ir.nodes import (
     TensorType,
     Wrap,
 )
-from livc.compiler.model import ElaboratedModel
 from livc.compiler.passes.block_builder import BlockBuilder, BuildFailed, _attr
-from livc.compiler.values import Instance, LayerV
-from livc.compiler.values import Sublayer as SublayerV
 from livc.dsl.diagnostics import Label, error
 
 _WRAPS = {"pre_norm": Wrap.PRE_NORM, "post_norm": Wrap.POST_NORM, "no_residual": Wrap.NONE}

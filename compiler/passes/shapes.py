@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from livc.compiler.ir.nodes import Scalar, TensorType
-from livc.compiler.primitives import BINARY_OPS, UNARY_OPS
+from livc.compiler.ir.primitives import BINARY_OPS, UNARY_OPS
 
 Shape = tuple[int, ...]
 

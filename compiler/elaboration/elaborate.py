@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from livc.compiler.bodies import check_require
-from livc.compiler.declarations import budget_decls, mor_decl, share_decls
-from livc.compiler.evaluate import Env, Evaluator
-from livc.compiler.model import ElaboratedModel
-from livc.compiler.values import POISON, DType, Instance, LayerV, ListV, Sublayer, Value, type_name
+from livc.compiler.elaboration.bodies import check_require
+from livc.compiler.elaboration.declarations import budget_decls, mor_decl, share_decls
+from livc.compiler.elaboration.evaluate import Env, Evaluator
+from livc.compiler.elaboration.model import ElaboratedModel
+from livc.compiler.elaboration.values import POISON, DType, Instance, LayerV, ListV, Sublayer, Value, type_name
 from livc.dsl import ast as A
 from livc.dsl.source import Span
 

@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from livc.compiler.analysis.budgets import BudgetSyntaxError, parse_cli_budget
 from livc.compiler.analysis.evaluate import Context
 from livc.compiler.analysis.report import comparison, plot_cache
 from livc.compiler.analysis.report import render_json as render_cost_json
 from livc.compiler.analysis.report import render_text as render_cost_text
-from livc.compiler.budgets import BudgetSyntaxError, parse_cli_budget
 from livc.compiler.check import CheckResult, check_path, check_source
+from livc.compiler.elaboration.model import ElaboratedModel
 from livc.compiler.ir.nodes import Budget, DType
-from livc.compiler.model import ElaboratedModel
 from livc.compiler.pipeline import STAGE_NAMES, analyze_checked, analyze_path
 from livc.dsl.codes import CODES
 from livc.dsl.diagnostics import CompileError, Diagnostic
@@ -150,7 +150,7 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 def _format_one(path: Path, check_only: bool, fmt: str) -> int:
-    from livc.compiler.loader import read_file
+    from livc.compiler.resolution.loader import read_file
     from livc.dsl.formatter import format_text
 
     text, problem = read_file(path)

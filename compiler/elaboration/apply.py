@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from livc.compiler import primitives as prim
-from livc.compiler.bodies import run_body
-from livc.compiler.calls import NOFIT, coerce_for_type, specs_for_signature
-from livc.compiler.evaluate import MAX_CALL_DEPTH, Env, Evaluator, scalar_function
-from livc.compiler.scope import BUILTIN_NAMES
-from livc.compiler.values import (
+from livc.compiler.elaboration.bodies import run_body
+from livc.compiler.elaboration.calls import NOFIT, coerce_for_type, specs_for_signature
+from livc.compiler.elaboration.evaluate import MAX_CALL_DEPTH, Env, Evaluator, scalar_function
+from livc.compiler.elaboration.values import (
     POISON,
     BuilderV,
     BuiltinRef,
@@ -19,6 +17,8 @@ from livc.compiler.values import (
     article,
     type_name,
 )
+from livc.compiler.ir import primitives as prim
+from livc.compiler.resolution.scope import BUILTIN_NAMES
 from livc.dsl import ast as A
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from livc.compiler import primitives as prim
-from livc.compiler.loader import Program
-from livc.compiler.scope import BUILTIN_NAMES, TYPE_NAMES, Table, suggest
+from livc.compiler.ir import primitives as prim
+from livc.compiler.resolution.loader import Program
+from livc.compiler.resolution.scope import BUILTIN_NAMES, TYPE_NAMES, Table, suggest
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import DiagnosticSink, Label, error
 

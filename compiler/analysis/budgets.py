@@ -118,7 +118,7 @@ class BudgetSyntaxError(Exception):
 
 def parse_cli_budget(text: str, dtype: str = "bf16", batch: int = 1) -> Budget:
     """`params<=400M`, `cache@32768<=64MiB`, `flops_per_token@4K<2G` -> Budget (span on `<command line>`)."""
-    from livc.compiler import primitives as prim
+    from livc.compiler.ir import primitives as prim
 
     m = _CLI_BUDGET.match(text.strip())
     if m is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Callable
 
-from livc.compiler.values import POISON, Instance, LayerV, ListV, Sublayer, TensorV, Value, type_name
+from livc.compiler.elaboration.values import POISON, Instance, LayerV, ListV, Sublayer, TensorV, Value, type_name
 from livc.dsl.ast import BinOpKind as Op
 from livc.dsl.diagnostics import DiagnosticSink, error
 from livc.dsl.source import Span

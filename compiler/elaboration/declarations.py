@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from livc.compiler import primitives as prim
-from livc.compiler.model import BudgetDecl, LayerRef, MoRDecl, ShareDecl
-from livc.compiler.scope import suggest
-from livc.compiler.values import POISON, BuilderV, DType, Instance, LayerV, ListV, Symbol, Value, type_name
+from livc.compiler.elaboration.model import BudgetDecl, LayerRef, MoRDecl, ShareDecl
+from livc.compiler.elaboration.values import POISON, BuilderV, DType, Instance, LayerV, ListV, Symbol, Value, type_name
+from livc.compiler.ir import primitives as prim
+from livc.compiler.resolution.scope import suggest
 from livc.dsl import ast as A
 from livc.dsl.source import Span
 
 if TYPE_CHECKING:
-    from livc.compiler.evaluate import Env, Evaluator
+    from livc.compiler.elaboration.evaluate import Env, Evaluator
 
 
 # ---- sharing --------------------------------------------------------------------------------
@@ -40,7 +40,7 @@ def _assigned(body: tuple[A.Stmt, ...]) -> set[str]:
 
 
 def _layer_ref(ev: Evaluator, expr: A.Expr, env: Env, layers: list[LayerV]) -> LayerRef | None:
-    from livc.compiler.elaborate import _index
+    from livc.compiler.elaboration.elaborate import _index
 
     parts: list[A.Expr] = []
     base = expr

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from livc.compiler.values import POISON, TupleV, Value
+from livc.compiler.elaboration.values import POISON, TupleV, Value
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import Label, error
 from livc.dsl.source import Span
 
 if TYPE_CHECKING:
-    from livc.compiler.evaluate import Env, Evaluator
+    from livc.compiler.elaboration.evaluate import Env, Evaluator
 
 
 def run_body(ev: Evaluator, body: tuple[A.Stmt, ...], env: Env) -> None:
@@ -57,7 +57,7 @@ def _assign(ev: Evaluator, stmt: A.Assign, env: Env) -> None:
 
 
 def _describe_values(cond: A.Expr, env: Env) -> str:
-    from livc.compiler.resolve import names_in
+    from livc.compiler.resolution.resolve import names_in
 
     shown: dict[str, str] = {}
     for name in names_in(cond):

@@ -10,12 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from livc.compiler import primitives as prim
-from livc.compiler.calls import NOFIT, Binder, ParamSpec, coerce_for_type, type_text
-from livc.compiler.loader import Program
-from livc.compiler.operators import Operators, is_number
-from livc.compiler.scope import LocalDef, ModuleAlias, Table, lookup
-from livc.compiler.values import (
+from livc.compiler.elaboration.calls import NOFIT, Binder, ParamSpec, coerce_for_type, type_text
+from livc.compiler.elaboration.operators import Operators, is_number
+from livc.compiler.elaboration.values import (
     POISON,
     BuilderV,
     BuiltinRef,
@@ -31,6 +28,9 @@ from livc.compiler.values import (
     Value,
     type_name,
 )
+from livc.compiler.ir import primitives as prim
+from livc.compiler.resolution.loader import Program
+from livc.compiler.resolution.scope import LocalDef, ModuleAlias, Table, lookup
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import DiagnosticSink, error
 from livc.dsl.source import Span
@@ -129,7 +129,7 @@ class Evaluator:
             case A.IfExpr():
                 return self._if_expr(expr, env)
             case A.Call():
-                from livc.compiler.apply import call
+                from livc.compiler.elaboration.apply import call
 
                 return call(self, expr, env)
             case A.Attribute():

@@ -11,8 +11,8 @@ import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
-from livc.compiler import primitives as prim
-from livc.compiler.loader import Program
+from livc.compiler.ir import primitives as prim
+from livc.compiler.resolution.loader import Program
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import DiagnosticSink, Label, error
 from livc.dsl.lexicon import identifier_problem

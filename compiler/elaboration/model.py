@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from livc.compiler.values import BuilderV, DType, Instance, LayerV, Value
+from livc.compiler.elaboration.values import BuilderV, DType, Instance, LayerV, Value
 from livc.dsl import ast as A
 from livc.dsl.source import Span, span_field
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from livc.compiler import primitives as prim
-from livc.compiler.scope import suggest
-from livc.compiler.values import POISON, BuilderV, DType, ListV, Symbol, TensorV, Value, type_name
+from livc.compiler.elaboration.values import POISON, BuilderV, DType, ListV, Symbol, TensorV, Value, type_name
+from livc.compiler.ir import primitives as prim
+from livc.compiler.resolution.scope import suggest
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import DiagnosticSink, Label, error
 from livc.dsl.source import Span

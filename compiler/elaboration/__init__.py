@@ -1,0 +1,1 @@
+"""livc.compiler.elaboration: evaluating .liv values and elaborating models (the input of IR building)."""

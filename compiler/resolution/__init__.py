@@ -1,0 +1,1 @@
+"""livc.compiler.resolution: loading a program (files, imports), symbol tables and static name resolution."""
