@@ -190,7 +190,7 @@ def build_models(device: str) -> Models:
 
     config = hf_config()
     hf = Lfm2ForCausalLM(config).eval()
-    ours = build(LIV).model_class().eval()
+    ours = build(LIV).model_class(dtype=torch.float32).eval()  # the .liv says bf16; compare in fp32 first
     mapping = copy_weights(hf, ours)
     hf.to(device=device)
     ours.to(device=device)
@@ -272,7 +272,7 @@ def check_agreement(models: Models, device: str, dtype: torch.dtype, prompt: int
     hf = HfEngine(models.hf, models.config)
     ours = LivcEngine("livc", models.ours, prompt + steps, dtype, device, models.ours.prefill, models.ours.decode_step)
     ref_full = models.hf(ids[:, :prompt]).logits
-    errors = {"forward": relative_error(models.ours(ids[:, :prompt]), ref_full)}
+    errors = {"forward": relative_error(models.ours(ids[:, :prompt]).logits, ref_full)}
     hf_state, our_state = hf.prefill(ids[:, :prompt]), ours.prefill(ids[:, :prompt])
     assert ours.last_logits is not None and hf.last_logits is not None
     errors["prefill"] = relative_error(ours.last_logits, hf.last_logits)

@@ -1,8 +1,9 @@
 """`livc check`: load, resolve and elaborate a program, collecting every diagnostic.
 
 Phases: load (parse + imports) -> symbol tables -> static resolution -> evaluation of module
-constants -> elaboration of every model in the root module. Later phases still run when earlier
-ones reported errors: failed values are poisoned, so independent errors are all reported once.
+constants -> elaboration of every model in the root module, with `-D` overrides applied. Later
+phases still run when earlier ones reported errors: failed values are poisoned, so independent
+errors are all reported once.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from livc.compiler.elaboration.elaborate import elaborate_model
+from livc.compiler.analysis.budget_lints import budget_items, budget_lints
+from livc.compiler.elaboration.elaborate import elaborate_root
 from livc.compiler.elaboration.evaluate import Evaluator
 from livc.compiler.elaboration.model import ElaboratedModel
-from livc.compiler.resolution.loader import Program, load_path, load_text
+from livc.compiler.elaboration.overrides import Override
+from livc.compiler.resolution.lints import source_lints
+from livc.compiler.resolution.loader import Program, load_path, load_text, read_file
 from livc.compiler.resolution.resolve import resolve_program
 from livc.compiler.resolution.scope import LocalDef, build_tables
 from livc.dsl import ast as A
@@ -32,7 +36,9 @@ class CheckResult:
         return not any(d.severity.value == "error" for d in self.diagnostics)
 
 
-def check_program(program: Program, sink: DiagnosticSink) -> tuple[ElaboratedModel, ...]:
+def check_program(
+    program: Program, sink: DiagnosticSink, overrides: tuple[Override, ...] = ()
+) -> tuple[ElaboratedModel, ...]:
     tables = build_tables(program, sink)
     resolve_program(program, tables, sink)
     ev = Evaluator(program, tables, sink)
@@ -43,12 +49,17 @@ def check_program(program: Program, sink: DiagnosticSink) -> tuple[ElaboratedMod
     root = program.modules.get(program.root)
     if root is None:
         return ()
-    models = [elaborate_model(ev, program.root, d) for d in root.ast.items if _is_model(d)]
-    return tuple(m for m in models if m is not None)
+    models = elaborate_root(ev, program.root, root.ast.items, overrides)
+    if not sink.has_errors:
+        report_warnings(root.ast, models, sink)
+    return models
 
 
-def _is_model(item: A.Item) -> bool:
-    return isinstance(item, A.Def) and item.kind is A.DefKind.MODEL
+def report_warnings(module: A.Module, models: tuple[ElaboratedModel, ...], sink: DiagnosticSink) -> None:
+    """Warnings (W0xxx) about the root file's text and its models' budgets, for error-free programs."""
+    items = budget_items(module)
+    for diag in source_lints(module) + [d for m in models for d in budget_lints(m, items)]:
+        sink.report(diag)
 
 
 def _too_deep(sink: DiagnosticSink, name: str, text: str) -> None:
@@ -64,26 +75,26 @@ def _too_deep(sink: DiagnosticSink, name: str, text: str) -> None:
     )
 
 
-def check_source(text: str, name: str = "<string>") -> CheckResult:
-    """Check in-memory text; never raises for any input."""
+def check_source(text: str, name: str = "<string>", overrides: tuple[Override, ...] = ()) -> CheckResult:
+    """Check in-memory text, with model parameters set by `overrides`; never raises for any input."""
     sink = DiagnosticSink()
     try:
         program = load_text(text, name, sink)
-        models = check_program(program, sink)
+        models = check_program(program, sink, tuple(overrides))
     except RecursionError:
         _too_deep(sink, name, text)
         return CheckResult(None, (), tuple(sink.items))
     return CheckResult(program, models, tuple(sink.items))
 
 
-def check_path(path: Path) -> CheckResult:
-    """Check a file on disk; never raises for any input."""
+def check_path(path: Path, overrides: tuple[Override, ...] = ()) -> CheckResult:
+    """Check a file on disk, with model parameters set by `overrides`; never raises for any input."""
     sink = DiagnosticSink()
     try:
         program = load_path(path, sink)
-        models = check_program(program, sink) if program is not None else ()
+        models = check_program(program, sink, tuple(overrides)) if program is not None else ()
     except RecursionError:
-        _too_deep(sink, str(path), path.read_text(encoding="utf-8", errors="replace"))
+        _too_deep(sink, str(path), read_file(path)[0] or "")
         return CheckResult(None, (), tuple(sink.items))
     return CheckResult(program, models, tuple(sink.items))
 

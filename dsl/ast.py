@@ -368,7 +368,19 @@ class Def:
     span: Span = span_field()
 
 
-Item = Comment | Blank | Import | FromImport | Let | FnDef | Def
+@node
+class ModelInst:
+    """`model Small = LFM2(d = 512, n_layers = 8)`: the model `LFM2` built with other parameter values.
+
+    `value` is what was written after `=`; the resolver requires a call of a model.
+    """
+
+    name: Ident
+    value: Expr
+    span: Span = span_field()
+
+
+Item = Comment | Blank | Import | FromImport | Let | FnDef | Def | ModelInst
 
 
 @node

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lark import Token, Transformer, v_args
+from lark import Token, Transformer_NonRecursive, v_args
 from lark.tree import Meta
 
 from livc.dsl import ast as A
@@ -37,22 +37,28 @@ def _present(children: list[Any]) -> list[Any]:
 
 
 @v_args(meta=True)
-class AstBuilder(Transformer[Token, A.Module]):
-    """Builds the AST; reports E0105 / E0106 / E0107 / E0108 / E0310 into the sink."""
+class AstBuilder(Transformer_NonRecursive):
+    """Builds the AST; reports E0105 / E0106 / E0107 / E0108 / E0310 into the sink.
 
-    def __init__(self, source: SourceFile, sink: DiagnosticSink) -> None:
+    Non-recursive, so a flat chain of 10,000 terms (a 10,000-deep left-leaning tree) is fine.
+    `offset` is added to every lark position (for a tree parsed from a slice of the source).
+    """
+
+    def __init__(self, source: SourceFile, sink: DiagnosticSink, offset: int = 0) -> None:
         super().__init__()
         self.source = source
         self.sink = sink
+        self.offset = offset
 
     def _span(self, meta: Meta) -> Span:
         if getattr(meta, "empty", True):
             return Span(self.source, 0, 0)
-        return Span(self.source, meta.start_pos, meta.end_pos)
+        return Span(self.source, meta.start_pos + self.offset, meta.end_pos + self.offset)
 
     def _tok_span(self, tok: Token) -> Span:
-        start = tok.start_pos or 0
-        return Span(self.source, start, tok.end_pos if tok.end_pos is not None else start + len(tok))
+        start = (tok.start_pos or 0) + self.offset
+        end = tok.end_pos + self.offset if tok.end_pos is not None else start + len(tok)
+        return Span(self.source, start, end)
 
     # ---- leaves ---------------------------------------------------------------------------
     def ident(self, meta: Meta, c: list[Token]) -> A.Ident:
@@ -294,6 +300,9 @@ class AstBuilder(Transformer[Token, A.Module]):
 
     def model_def(self, meta: Meta, c: list[Any]) -> A.Def:
         return self._def(A.DefKind.MODEL, meta, c)
+
+    def model_inst(self, meta: Meta, c: list[Any]) -> A.ModelInst:
+        return A.ModelInst(name=c[0], value=c[1], span=self._span(meta))
 
     def start(self, meta: Meta, c: list[Any]) -> A.Module:
         return A.Module(items=tuple(c), span=Span(self.source, 0, len(self.source.text)))

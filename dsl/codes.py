@@ -1,4 +1,5 @@
-"""Stable diagnostic codes: E01xx syntax, E02xx names, E03xx values/types/shapes, E04xx budgets.
+"""Stable diagnostic codes: E01xx syntax, E02xx names, E03xx values/types/shapes, E04xx budgets,
+W0xxx warnings.
 
 Each code has a one-line explanation (shown by `livc explain CODE`) and at least one failing example
 with a golden rendering under `tests/golden/diagnostics/`.
@@ -45,9 +46,16 @@ CODES: dict[str, str] = {
     "E0312": "tensor shapes do not fit (widths, heads, kernel lengths)",
     "E0313": "a LIV section declares a structure its operations do not have",
     "E0314": "sharing between layers whose shared parts are incompatible",
+    "E0315": "an operator reads an input it does not get (`tokens` outside the embedding, `x` in it)",
     # budgets
     "E0401": "an unknown budget metric or budget argument",
     "E0402": "a declared budget is exceeded",
+    # warnings: shown and counted, errors only under --deny-warnings
+    "W0001": "a weight never reaches the output, so it is dropped",
+    "W0002": "an imported name or module is never used",
+    "W0003": "a budget measures a sequence longer than the model's `context`",
+    "W0004": "a budget can never bind: another budget of the model implies it",
+    "W0005": "a parameter or `let` is never used",
 }
 
 

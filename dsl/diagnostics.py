@@ -7,7 +7,7 @@ the sink holds errors — so one run reports many independent errors.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 from livc.dsl.codes import CODES
@@ -68,15 +68,45 @@ def warning(
     return Diagnostic(code, message, Label(span, label), secondary, notes, help, Severity.WARNING)
 
 
+def _key(diag: Diagnostic) -> tuple[object, ...]:
+    """What makes two reports the same fact: code, severity, message and primary location."""
+    span = diag.primary.span
+    return (diag.code, diag.severity, diag.message, span.source.name, span.start, span.end)
+
+
 @dataclass
 class DiagnosticSink:
-    """Collects diagnostics of one run, without duplicates, in report order."""
+    """Collects diagnostics of one run, without duplicates, in report order.
+
+    One root cause, one error: a report with the code, message and primary span of an earlier
+    one is folded into it, even if its secondary labels or notes differ (the same broken line of
+    a LIV instantiated with other arguments, in every layer). The first report is kept as is and
+    gets a note counting the other instantiations.
+    """
 
     items: list[Diagnostic] = field(default_factory=list)
+    _seen: dict[tuple[object, ...], tuple[int, list[Diagnostic]]] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        items, self.items = self.items, []
+        for diag in items:
+            self.report(diag)
 
     def report(self, diag: Diagnostic) -> None:
-        if diag not in self.items:
+        key = _key(diag)
+        seen = self._seen.get(key)
+        if seen is None:
+            self._seen[key] = (len(self.items), [diag])
             self.items.append(diag)
+            return
+        index, variants = seen
+        if any((diag.secondary, diag.notes) == (v.secondary, v.notes) for v in variants):
+            return
+        variants.append(diag)
+        more = len(variants) - 1
+        first = variants[0]
+        note = f"the same error occurs in {more} more instantiation{'s' if more > 1 else ''}"
+        self.items[index] = replace(first, notes=(*first.notes, note))
 
     @property
     def has_errors(self) -> bool:

@@ -184,8 +184,14 @@ def _literal(e: A.Number | A.String | A.Bool | A.NoneLit | A.Name) -> str:
 
 
 def _binop(e: A.BinOp) -> Parts:
-    left, right = _operand_levels(e.op)
-    return (*operand(e.left, left), f" {e.op.value} ", *operand(e.right, right))
+    """A left-leaning chain `a + b - c ...` is laid out without recursing per term."""
+    chain = [e]
+    while isinstance(chain[-1].left, A.BinOp) and precedence(chain[-1].left) >= _operand_levels(chain[-1].op)[0]:
+        chain.append(chain[-1].left)
+    parts: list[Part] = list(operand(chain[-1].left, _operand_levels(chain[-1].op)[0]))
+    for node in reversed(chain):
+        parts += [f" {node.op.value} ", *operand(node.right, _operand_levels(node.op)[1])]
+    return tuple(parts)
 
 
 def _unary(e: A.UnaryOp) -> Parts:
@@ -297,7 +303,13 @@ def _fn(node: A.FnDef) -> Parts:
     return (f"fn {node.name.name}", _params(node.params), f" -> {_type(node.result)} = ", *expr(node.body))
 
 
-SimpleStmt = A.Let | A.Require | A.Assign | A.Return | A.Field | A.Override | A.Share | A.BudgetItem | A.FnDef
+def _model_inst(node: A.ModelInst) -> Parts:
+    return (f"model {node.name.name} = ", *operand(node.value, Prec.POSTFIX))
+
+
+SimpleStmt = (
+    A.Let | A.Require | A.Assign | A.Return | A.Field | A.Override | A.Share | A.BudgetItem | A.FnDef | A.ModelInst
+)
 
 
 def _simple(node: SimpleStmt) -> Parts:
@@ -321,6 +333,8 @@ def _simple(node: SimpleStmt) -> Parts:
             return _budget_item(node)
         case A.FnDef():
             return _fn(node)
+        case A.ModelInst():
+            return _model_inst(node)
 
 
 Element = A.Item | A.Stmt | A.BudgetItem

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from importlib import resources
+from typing import Any
 
 from lark import Lark, Token
 from lark.exceptions import UnexpectedInput, VisitError
@@ -86,8 +87,9 @@ def _parse_uncached(source: SourceFile, sink: DiagnosticSink) -> A.Module | None
     except RecursionError:
         _report_too_deep(source, sink)
         return None
-    if _tree_depth_exceeds(tree, MAX_TREE_DEPTH):
-        _report_too_deep(source, sink)
+    deep = _too_deep_at(tree, MAX_TREE_DEPTH)
+    if deep is not None:
+        _report_too_deep(source, sink, *deep)
         return None
     found = [_comment(tok, source) for tok in comments]
     builder = AstBuilder(source, sink)
@@ -96,6 +98,33 @@ def _parse_uncached(source: SourceFile, sink: DiagnosticSink) -> A.Module | None
     except VisitError as exc:  # pragma: no cover - a bug in the builder, not in the input
         raise exc.orig_exc from exc
     return attach(module, found, source)
+
+
+@lru_cache(maxsize=1)
+def _expression_parser() -> Lark:
+    return Lark(
+        _grammar(), parser="lalr", strict=True, propagate_positions=True, maybe_placeholders=True, start="expr"
+    )
+
+
+def parse_expression(source: SourceFile, start: int, sink: DiagnosticSink) -> A.Expr | None:
+    """Parse `source.text[start:]` as one expression (a `-D` value); spans are offsets into `source`."""
+    if _too_deep(source, sink):
+        return None
+    try:
+        tree = _expression_parser().parse(" " * start + source.text[start:])
+    except UnexpectedInput as exc:
+        sink.report(from_lark(exc, source))
+        return None
+    except RecursionError:
+        _report_too_deep(source, sink, start)
+        return None
+    if _tree_depth_exceeds(tree, MAX_TREE_DEPTH):
+        _report_too_deep(source, sink, start)
+        return None
+    value = AstBuilder(source, sink).transform(tree)
+    assert not isinstance(value, A.Module)
+    return value  # type: ignore[no-any-return]
 
 
 def parse_text(text: str, name: str = "<string>") -> A.Module:
@@ -162,7 +191,7 @@ def _report_item_errors(source: SourceFile, sink: DiagnosticSink, first: Unexpec
     reported = 0
     for start, end in _item_chunks(source.text):
         try:
-            parser.parse(source.text[start:end])
+            tree = parser.parse(source.text[start:end])
         except UnexpectedInput as exc:
             next_item = end if end < len(source.text) else None
             sink.report(from_lark(_shift(exc, start), source, next_item))
@@ -170,35 +199,70 @@ def _report_item_errors(source: SourceFile, sink: DiagnosticSink, first: Unexpec
         except RecursionError:
             _report_too_deep(source, sink, start)
             reported += 1
+        else:
+            _check_item(tree, source, sink, start)  # its E0105/E0106/... still count beside the syntax errors
         if reported >= MAX_SYNTAX_ERRORS:
             break
     if not reported:
         sink.report(from_lark(first, source))
 
 
-def _report_too_deep(source: SourceFile, sink: DiagnosticSink, offset: int = 0) -> None:
+def _check_item(tree: object, source: SourceFile, sink: DiagnosticSink, offset: int) -> None:
+    """Build the AST of an item that parsed (only for the literal and identifier diagnostics)."""
+    deep = _too_deep_at(tree, MAX_TREE_DEPTH)
+    if deep is not None:
+        _report_too_deep(source, sink, deep[0] + offset, deep[1] + offset)
+        return
+    AstBuilder(source, sink, offset).transform(tree)
+
+
+def _report_too_deep(source: SourceFile, sink: DiagnosticSink, offset: int = 0, end: int | None = None) -> None:
     from livc.dsl.diagnostics import error
 
     sink.report(
         error(
             "E0110",
             "expression nested too deeply",
-            Span(source, offset, offset + 1),
-            f"more than {MAX_TREE_DEPTH} levels",
+            Span(source, offset, max(end if end is not None else offset + 1, offset + 1)),
+            f"more than {MAX_TREE_DEPTH} levels of nesting",
             help="split long expressions into `let` bindings",
         )
     )
 
 
+# A left-leaning chain `a + b + c + ...` (or `and`/`or`) is flat to a reader: its left spine adds no depth.
+_CHAINS = frozenset({"binop", "and_", "or_"})
+_STATEMENT_LIKE = frozenset(
+    {"let_stmt", "assign", "return_stmt", "require_stmt", "field", "param", "fn_def", "if_stmt"}
+    | {"override", "budget_item"}
+)
+
+
+def _too_deep_at(tree: object, limit: int) -> tuple[int, int] | None:
+    """(start, end) of the construct that nests deeper than `limit`, or None (iterative)."""
+    stack: list[tuple[Any, int, Any]] = [(tree, 1, None)]
+    while stack:
+        node, depth, anchor = stack.pop()
+        if depth > limit:
+            return (_meta_span(anchor) if anchor is not None else None) or _meta_span(node) or (0, 1)
+        for i, child in enumerate(getattr(node, "children", ())):
+            if not hasattr(child, "children"):
+                continue
+            flat = i == 0 and child.data == node.data and node.data in _CHAINS
+            stack.append((child, depth if flat else depth + 1, child if node.data in _STATEMENT_LIKE else anchor))
+    return None
+
+
+def _meta_span(node: Any) -> tuple[int, int] | None:
+    meta = getattr(node, "meta", None)
+    if meta is None or getattr(meta, "empty", True):
+        return None
+    return meta.start_pos, meta.end_pos
+
+
 def _tree_depth_exceeds(tree: object, limit: int) -> bool:
     """Iterative depth check of a lark tree (later passes recurse over the AST)."""
-    stack = [(tree, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        stack.extend((child, depth + 1) for child in getattr(node, "children", ()) if hasattr(child, "children"))
-    return False
+    return _too_deep_at(tree, limit) is not None
 
 
 __all__ = ["parse_source", "parse_text", "CompileError"]

@@ -1,8 +1,15 @@
-"""Render diagnostics rustc-style (text) or as JSON. Rendering never detects anything."""
+"""Render diagnostics rustc-style (text) or as JSON. Rendering never detects anything.
+
+Text from the user's files (messages of `require`, string literals, file names, source lines) may
+hold control characters; the text renderer shows them escaped (`\x1b`, `\n`, `\u202e`), so a
+diagnostic can never move the cursor, recolour the terminal or fake extra lines. JSON escapes them
+itself (`ensure_ascii`).
+"""
 
 from __future__ import annotations
 
 import json
+import unicodedata
 from typing import Any
 
 from livc.dsl.diagnostics import Diagnostic, Label
@@ -16,7 +23,10 @@ def render_text(diag: Diagnostic) -> str:
     labels = [(diag.primary, "^")] + [(lab, "-") for lab in diag.secondary]
     width = len(str(max(_last_line(lab.span) for lab, _ in labels)))
     pad = " " * width
-    out = [f"{diag.severity.value}[{diag.code}]: {diag.message}", f"{pad}--> {primary.source.name}:{line}:{col}"]
+    out = [
+        f"{diag.severity.value}[{diag.code}]: {escape(diag.message)}",
+        f"{pad}--> {escape(primary.source.name)}:{line}:{col}",
+    ]
     out.append(f"{pad} |")
     last_line: dict[str, int] = {}
     for label, mark in sorted(labels, key=lambda lm: (lm[0].span.source is not primary.source, lm[0].span.start)):
@@ -28,11 +38,11 @@ def render_text(diag: Diagnostic) -> str:
             last_line[label.span.source.name] = _last_line(label.span)
             out.extend(_snippet(label, mark, width, primary))
         elif label.message:
-            out.append(f"{pad} = {label.message}")
+            out.append(f"{pad} = {escape(label.message)}")
     out.append(f"{pad} |") if out[-1] != f"{pad} |" else None
-    out.extend(f"{pad} = note: {note}" for note in diag.notes)
+    out.extend(f"{pad} = note: {escape(note)}" for note in diag.notes)
     if diag.help:
-        out.append(f"{pad} = help: {diag.help}")
+        out.append(f"{pad} = help: {escape(diag.help)}")
     return "\n".join(out)
 
 
@@ -46,20 +56,47 @@ def _snippet(label: Label, mark: str, width: int, primary: Span) -> list[str]:
     out: list[str] = []
     if src is not primary.source:
         line, col = src.line_col(span.start)
-        out.extend([f"{' ' * width} |", f"{' ' * width}::: {src.name}:{line}:{col}", f"{' ' * width} |"])
+        out.extend([f"{' ' * width} |", f"{' ' * width}::: {escape(src.name)}:{line}:{col}", f"{' ' * width} |"])
     first, _ = src.line_col(span.start)
     last = _last_line(span) if span.end > span.start else first
-    text = src.line_text(first).expandtabs(1)
-    start_col = src.line_col(span.start)[1]
-    end_col = src.line_col(span.end)[1] if last == first else len(text) + 1
+    raw = src.line_text(first).expandtabs(1)
+    text = escape(raw)
+    start_col = _escaped_col(raw, src.line_col(span.start)[1])
+    end_col = _escaped_col(raw, src.line_col(span.end)[1]) if last == first else len(text) + 1
     text, start_col, end_col = _window(text, start_col, end_col)
     out.append(f"{first:>{width}} | {text}")
     carets = mark * max(1, end_col - start_col)
-    suffix = f" {label.message}" if label.message else ""
+    suffix = f" {escape(label.message)}" if label.message else ""
     if last > first:
         suffix += f" (continues to line {last})"
     out.append(f"{' ' * width} | {' ' * (start_col - 1)}{carets}{suffix}".rstrip())
     return out
+
+
+def _unsafe(ch: str) -> bool:
+    """Control (C0, DEL, C1), line/paragraph separators and bidi/format characters."""
+    return ch != " " and unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp")
+
+
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(ch: str) -> str:
+    if ch in _NAMED:
+        return _NAMED[ch]
+    return f"\\x{ord(ch):02x}" if ord(ch) < 0x100 else f"\\u{ord(ch):04x}"
+
+
+def escape(text: str) -> str:
+    """`text` with every control character written as an escape (printable text unchanged)."""
+    if text.isprintable():
+        return text
+    return "".join(_escaped(ch) if _unsafe(ch) else ch for ch in text)
+
+
+def _escaped_col(raw: str, col: int) -> int:
+    """The 1-based column in `escape(raw)` of column `col` of `raw`."""
+    return len(escape(raw[: col - 1])) + 1
 
 
 MAX_SHOWN = 120

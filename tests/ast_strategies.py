@@ -323,8 +323,13 @@ def fn_defs() -> Strategy[A.FnDef]:
 
 
 @cache
+def model_insts() -> Strategy[A.ModelInst]:
+    return st.builds(A.ModelInst, name=idents(), value=expressions())
+
+
+@cache
 def items() -> Strategy[A.Item]:
-    return st.one_of(imports(), lets(), fn_defs(), *(defs(kind) for kind in A.DefKind))
+    return st.one_of(imports(), lets(), fn_defs(), model_insts(), *(defs(kind) for kind in A.DefKind))
 
 
 @cache

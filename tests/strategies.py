@@ -26,6 +26,7 @@ least one `share features k, v`. What makes every draw valid:
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -48,7 +49,7 @@ _WRAPPERS = (
 )
 _BUDGETS = (
     "params <= 1G",
-    "non_embedding_params <= 1G",
+    "non_embedding_params <= 999M",  # not implied by `params <= 1G` (that would be W0004)
     "cache(batch = 4, seq = 32K, dtype = f32) <= 1024TiB",
     "cache_alloc(batch = 2, seq = 4K, dtype = bf16) <= 1024TiB",
     "activations(seq = 1K) <= 1024TiB",
@@ -156,13 +157,17 @@ def _ops_used(m: DrawnModel) -> dict[str, set[str]]:
     return used
 
 
-def _imports(m: DrawnModel) -> list[str]:
+def _imports(m: DrawnModel, body: str) -> list[str]:
+    """The imports of the operators that `body` uses (an unused import is warning W0002)."""
     styles = dict(m.import_style)
     lines = []
     for mod, names in sorted(_ops_used(m).items()):
         style = "from" if mod in ("norms", "embedding") else styles.get(mod, "from")
+        used = sorted(n for n in names if re.search(rf"\b{n}\(", body))
+        if not used:
+            continue
         if style == "from":
-            lines.append(f"from std.{mod} import {', '.join(sorted(names))}")
+            lines.append(f"from std.{mod} import {', '.join(used)}")
         else:
             lines.append(f"import std.{mod}" + (f" as std_{mod}" if style == "alias" else ""))
     return lines
@@ -197,12 +202,18 @@ def render(m: DrawnModel) -> str:
     """The .liv text of a drawn model."""
     qualify = _qualifiers(m)
     reps = m.segments[0][0] if m.segments else 1
-    params = f"vocab: int = {m.vocab}, d: int = {m.d}" + (f", reps: int = {reps}" if m.reps_param else "")
-    body = [f"let l{i} = " + " + ".join(s.render(qualify) for s in layer) for i, layer in enumerate(m.kinds)]
+    params = f"vocab: int = {m.vocab}, d: int = {m.d}" + (f", reps: int = {reps}" if m.reps_param and reps > 1 else "")
+    named = {k for _, unit in m.segments for k in unit} | {kind for _, _, kind in m.overrides}
+    body = [
+        f"let l{i} = " + " + ".join(s.render(qualify) for s in layer)
+        for i, layer in enumerate(m.kinds)
+        if i in named  # an unused `let` is warning W0005
+    ]
     body += _fields(m) + [_override(*o) for o in m.overrides] + [s.render() for s in m.shares]
     if m.budgets:
         body += ["budget {"] + [f"    {b}" for b in m.budgets] + ["}"]
-    lines = _imports(m) + ["", f"model {m.name}({params}) {{"] + [f"    {line}" for line in body] + ["}", ""]
+    header = _imports(m, "\n".join(body)) + ["", f"model {m.name}({params}) {{"]
+    lines = header + [f"    {line}" for line in body] + ["}", ""]
     return "\n".join(lines)
 
 
@@ -258,14 +269,14 @@ def head_layouts(draw: DrawFn, d: int, even: bool) -> tuple[int, int]:
     """(heads, head_dim): head_dim is d // heads (the stdlib default) or explicit; even if `even` (RoPE)."""
     heads = draw(st.integers(1, 8))
     default = d // heads
-    if (default % 2 == 0 or not even) and draw(st.booleans()):
+    if d % heads == 0 and (default % 2 == 0 or not even) and draw(st.booleans()):
         return heads, default
     return heads, draw(st.sampled_from((2, 4, 6, 8, 16)) if even else st.integers(1, 16))
 
 
 def _head_dim_arg(draw: DrawFn, d: int, heads: int, head_dim: int) -> dict[str, str]:
-    """The head_dim argument: required unless it is the default d // heads."""
-    return {"head_dim": str(head_dim)} if head_dim != d // heads or draw(st.booleans()) else {}
+    """The head_dim argument: required unless it is the default d // heads (which needs heads | d)."""
+    return {"head_dim": str(head_dim)} if heads * head_dim != d or draw(st.booleans()) else {}
 
 
 def _attention_kinds(heads: int, kv_heads: int, window: int | None) -> list[str]:
@@ -384,7 +395,7 @@ def hyena_striped(draw: DrawFn, d: int) -> OpSpec:
         return OpSpec(name=name, module="hyena", args=_args(draw, {}, optional))
     optional["inner"] = str(draw(st.integers(1, 9)))
     groups = {"groups": str(draw(st.sampled_from(_divisors(d))))}
-    default_ok = d // 16 >= 1 and d % (d // 16) == 0
+    default_ok = d % 16 == 0  # the default groups d // 16 need 16 | d
     required, optional = ({}, optional | groups) if default_ok else (groups, optional)
     return OpSpec(name=name, module="hyena", args=_args(draw, required, optional))
 
@@ -613,10 +624,17 @@ def _n_layers(segments: Sequence[Segment]) -> int:
     return sum(reps * len(unit) for reps, unit in segments)
 
 
+def _budgets_within(context: int | None) -> list[str]:
+    """The budgets whose `seq` fits the model's context (a longer one is warning W0003)."""
+    seqs = {b: int(m[1]) * 1000 if (m := re.search(r"seq = (\d+)K", b)) else 0 for b in _BUDGETS}
+    return [b for b in _BUDGETS if context is None or seqs[b] <= context]
+
+
 @st.composite
 def _header(draw: DrawFn) -> DrawnModel:
     """A model without layers: name, widths, dtype, norms, head, context, budgets."""
     d = draw(st.sampled_from(WIDTHS))
+    context = draw(st.sampled_from((None, 2048, 32000)))
     return DrawnModel(
         name=draw(st.sampled_from(("M", "Hybrid", "Tiny_LM", "StarNet2"))),
         vocab=draw(st.integers(1, 64)),
@@ -627,8 +645,8 @@ def _header(draw: DrawFn) -> DrawnModel:
         norm=draw(st.sampled_from(("RMSNorm(d)", "LayerNorm(d)", "RMSNorm(d, eps = 1e-06)", None))),
         final_norm=draw(st.sampled_from(("RMSNorm(d, eps = 1e-05)", "LayerNorm(d, bias = false)", None))),
         tied=draw(st.sampled_from((True, False, None))),
-        context=draw(st.sampled_from((None, 2048, 32000))),
-        budgets=tuple(draw(st.lists(st.sampled_from(_BUDGETS), max_size=3, unique=True))),
+        context=context,
+        budgets=tuple(draw(st.lists(st.sampled_from(_budgets_within(context)), max_size=3, unique=True))),
         import_style=tuple((mod, draw(st.sampled_from(("from", "from", "import", "alias")))) for mod in MODULES),
     )
 

@@ -3,9 +3,10 @@
 For drawn models (every stdlib operator, wrappers, norms, tied / untied heads, overrides, repetition and every
 kind of `share` declaration; dtypes f32 / bf16 / f16):
 
-1. the module builds, its parameter count equals the static count, and `init_cache(2, 24, model dtype)`
-   allocates exactly the cost model's `cache_alloc` bytes;
-2. prefill(11 tokens) + 9 decode steps reproduce the parallel forward over 20 tokens in fp32, max abs logit
+1. the module builds with parameters in the model's dtype, its parameter count equals the static count, and
+   `init_cache(2, 24)` (the parameters' dtype by default) allocates exactly the cost model's `cache_alloc` bytes;
+2. prefill(11 tokens) + 9 decode steps reproduce the parallel forward over 20 tokens in fp32 (the module cast
+   with `.float()`), max abs logit
    difference <= 1e-4 (see `tolerance` for the one ill-conditioned exception); also for models built around
    `share features` between attention layers of different windows (`kv_sharing_models`);
 3. codegen is deterministic: two compilations of the same text, each generated twice, give identical code;
@@ -96,12 +97,13 @@ def build(m: DrawnModel) -> Built:
 def check_static_counts(b: Built) -> None:
     model = b.new_model()
     assert parameter_count(model) == analyze(b.ir).params
-    cache = model.init_cache(BATCH, MAX_LEN, dtype=TORCH_DTYPES[b.ir.dtype])
+    assert {p.dtype for p in model.parameters()} == {TORCH_DTYPES[b.ir.dtype]}
+    cache = model.init_cache(BATCH, MAX_LEN)
     assert allocated_cache_bytes(cache) == static_cache_bytes(b.ir, BATCH, MAX_LEN)
 
 
 def check_incremental(b: Built, m: DrawnModel) -> None:
-    run = run_incremental(b.new_model(), token_ids(m.vocab, TOTAL), PREFILL, MAX_LEN)
+    run = run_incremental(b.new_model().float(), token_ids(m.vocab, TOTAL), PREFILL, MAX_LEN)
     assert run.logits_diff <= tolerance(m), (run.logits_diff, m.source)
 
 

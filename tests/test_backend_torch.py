@@ -8,8 +8,9 @@ compiled by the real pipeline (stop after `canonicalize`, as `livc build` does) 
 - the code passes `ast.parse` and `ruff check --select E,F,W --line-length 120`; its header names the source and
   the first 16 hex digits of the source's sha256; it imports nothing but torch (and the standard library);
 - the static parameter count equals `sum(p.numel() for p in model.parameters())` (tied tensors counted once);
-- the bytes of `init_cache(batch, max_len, dtype)` (every entry but the `pos` counter) equal the cost model's
-  `cache_alloc` at L = max_len, times the dtype's bytes, times the batch;
+- the bytes of `init_cache(batch, max_len)` (every entry but the `pos` counter; dtype by default the parameters',
+  i.e. the .liv `dtype:`) equal the cost model's `cache_alloc` at L = max_len, times the dtype's bytes, times the
+  batch;
 - `prefill` + `decode_step` reproduce the parallel `forward`.
 
 Tolerances (fp32, CPU; values measured on this suite in brackets):
@@ -199,11 +200,6 @@ def built_operator(op: str) -> Built:
 # ---- checks shared with test_backend_properties.py ------------------------------------------------------------
 
 
-def logits_of(output: torch.Tensor | tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    """forward returns logits, or (logits, aux loss) for models with routers."""
-    return output[0] if isinstance(output, tuple) else output
-
-
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())  # parameters() yields a tied tensor once
 
@@ -234,7 +230,7 @@ class Incremental:
 
 @torch.no_grad()
 def run_incremental(model: nn.Module, ids: torch.Tensor, prefill_len: int, max_len: int) -> Incremental:
-    full = logits_of(model(ids))
+    full = model(ids).logits
     stepped = model.init_cache(ids.shape[0], max_len)
     diff = (model.prefill(ids[:, :prefill_len], stepped) - full[:, :prefill_len]).abs().max().item()
     for t in range(prefill_len, ids.shape[1]):
@@ -388,8 +384,9 @@ def test_parameters_match_the_static_count(op: str) -> None:
 @ops
 def test_allocated_cache_matches_the_cost_model(op: str) -> None:
     b = built_operator(op)
-    cache = b.new_model().init_cache(BATCH, MAX_LEN, dtype=TORCH_DTYPES[b.ir.dtype])
+    cache = b.new_model().init_cache(BATCH, MAX_LEN)
     assert allocated_cache_bytes(cache) == static_cache_bytes(b.ir, BATCH, MAX_LEN)
+    assert all(t.dtype == TORCH_DTYPES[b.ir.dtype] for key, t in cache.items() if key != "pos")
     assert cache["pos"].dtype == torch.long and cache["pos"].shape == ()
 
 
@@ -440,7 +437,9 @@ def test_lfm2_350m_example_generates_with_its_parameter_count() -> None:
     assert parameter_count(model) == analyze(b.ir).params == LFM2_350M_PARAMS
     head, embedding = dict(model.head.named_parameters()), dict(model.embedding.named_parameters())
     assert len(head) == 1 and next(iter(head.values())) is next(iter(embedding.values()))  # tied = true
-    cache = model.init_cache(1, 4096, dtype=torch.bfloat16, device="meta")
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}  # `dtype: bf16`, and tying survives it
+    cache = model.init_cache(1, 4096)  # the parameters' dtype and (meta) device
+    assert {(t.dtype, t.device.type) for key, t in cache.items() if key != "pos"} == {(torch.bfloat16, "meta")}
     assert allocated_cache_bytes(cache) == static_cache_bytes(b.ir, 1, 4096)
     kv = [t.shape for key, t in cache.items() if key.endswith(".k")]
     assert kv == [torch.Size([1, 8, 4096, 64])] * 6
@@ -521,7 +520,7 @@ def test_decode_step_exports() -> None:
 def test_bf16_weights_and_cache_decode() -> None:
     model = tiny_lfm2().new_model().to(torch.bfloat16)
     ids = token_ids(61, 12)
-    full = logits_of(model(ids))
+    full = model(ids).logits
     cache = model.init_cache(BATCH, 16, dtype=torch.bfloat16)
     assert all(t.dtype == torch.bfloat16 for key, t in cache.items() if key != "pos")
     pre = model.prefill(ids[:, :6], cache)
@@ -611,7 +610,7 @@ def test_attention_softcap_is_applied() -> None:
     uncapped = build_source(capped.text.replace("softcap = 0.05", "mask = causal"), "uncapped.liv")
     ids = token_ids(VOCAB, 12)
     with torch.no_grad():
-        a, b = (logits_of(amplify(m.new_model())(ids)) for m in (capped, uncapped))
+        a, b = (amplify(m.new_model())(ids).logits for m in (capped, uncapped))
     assert not torch.allclose(a, b)
 
 

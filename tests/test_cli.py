@@ -68,9 +68,9 @@ def test_fmt_leaves_broken_files_untouched(tmp_path: Path, capsys: pytest.Captur
 
 
 def test_cost_json_and_compare(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run(capsys, "cost", str(EXAMPLES / "lfm2_350m.liv"), "--json", "--seq", "2K")
-    data = json.loads(out)["reports"][0]
-    assert code == 0 and data["params"] == 354_483_968 and data["context"]["seq"] == 2000
+    code, out, _ = run(capsys, "cost", str(EXAMPLES / "lfm2_350m.liv"), "--format", "json", "--seq", "2K")
+    data = json.loads(out)["files"][0]["models"][0]
+    assert code == 0 and data["params"] == 354_483_968 and data["context"]["seq"] == 2048
     code, out, _ = run(
         capsys, "cost", "--compare", str(EXAMPLES / "lfm2_350m.liv"), str(EXAMPLES / "transformer_pp.liv")
     )

@@ -15,8 +15,8 @@ compared with a hand computation written out below, term by term, from the paper
   product of 6 FLOPs per frequency (L frequencies per channel);
 - caches are in elements per sequence: `cache_min` the state mathematically needed, `cache_alloc`
   what the generated PyTorch module (backends/pytorch) allocates for `init_cache(batch, max_len = L)`:
-  static [B, KV, max_len, hd] K/V buffers (windowed or not) and k - 1 taps per conv channel (HF's
-  Lfm2HybridConvCache / MambaCache keep k taps; livc's module does not).
+  static [B, KV, max_len, hd] K/V buffers (a ring of min(window, max_len) positions for a sliding window)
+  and k - 1 taps per conv channel (HF's Lfm2HybridConvCache / MambaCache keep k taps; livc's module does not).
 
 Every layer is wrapped pre-norm residual, so the layer row also holds the wrapper: an RMSNorm(d)
 (d weights, 4d FLOPs per token) and the residual add (d FLOPs per token); `_wrapped` adds them.
@@ -178,7 +178,7 @@ def attention_hand(
         lambda L: L * token + causal_pairs(L, window) * pair,
         lambda t: token + keep(t + 1) * pair,  # position t attends to t + 1 keys (at most `window`)
         lambda L: 2 * kv_out * keep(L),  # K and V of kv_heads heads for the kept tokens (not repeated)
-        lambda L: 2 * kv_out * L,  # the generated module keeps static max_len K/V buffers, even with a window
+        lambda L: 2 * kv_out * keep(L),  # max_len K/V buffers, or a ring of min(window, max_len) positions
     )
 
 

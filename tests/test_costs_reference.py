@@ -7,7 +7,7 @@
   token under recursion-wise caching and recursive KV sharing, attention pairs scaled by capacity^2
   (recursion-wise) or capacity (KV sharing), the expert-choice routers;
 - STAR sharing (examples/star_shared.liv): parameters after featurizer and feature-group sharing;
-- the CLI: `livc cost --json` and `livc check --budget`.
+- the CLI: `livc cost --format json` and `livc check --budget`.
 """
 
 from __future__ import annotations
@@ -239,11 +239,11 @@ def test_star_shared_params() -> None:
 
 
 def test_cli_cost_json(capsys: pytest.CaptureFixture[str]) -> None:
-    status = main(["cost", str(EXAMPLES / "lfm2_350m.liv"), "--json"])
+    status = main(["cost", str(EXAMPLES / "lfm2_350m.liv"), "--format", "json"])
     out = capsys.readouterr().out
     assert status == 0
     data = json.loads(out)
-    (rep,) = data["reports"]
+    ((rep,),) = [f["models"] for f in data["files"]]
     assert rep["params"] == rep["total"]["params"] == 354_483_968
     assert rep["non_embedding_params"] == 354_483_968 - V * 1024
 

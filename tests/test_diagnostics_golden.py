@@ -2,7 +2,7 @@
 
 Cases live in tests/golden/diagnostics: `CODE.liv` (single file) or `CODE/main.liv` (several
 files). Each must report its own code first; the text and JSON renderings are compared with
-`CODE.txt` / `CODE.json`.
+`CODE.txt` / `CODE.json`. A warning's case (`W....`) reports warnings only: it checks cleanly.
 """
 
 from __future__ import annotations
@@ -27,11 +27,12 @@ def _case_file(code: str) -> Path:
 
 
 def _codes_with_cases() -> list[str]:
-    return sorted(p.stem for p in CASES.glob("E*.liv")) + sorted(p.name for p in CASES.glob("E*") if p.is_dir())
+    cases = [p for pattern in ("E*", "W*") for p in CASES.glob(pattern)]
+    return sorted(p.stem for p in cases if p.suffix == ".liv") + sorted(p.name for p in cases if p.is_dir())
 
 
-@pytest.mark.parametrize("code", sorted(c for c in CODES if c.startswith("E")))
-def test_every_error_code_has_a_golden_case(code: str) -> None:
+@pytest.mark.parametrize("code", sorted(CODES))
+def test_every_code_has_a_golden_case(code: str) -> None:
     assert _case_file(code).exists(), f"no failing example for {code} in {CASES}"
 
 
@@ -42,6 +43,7 @@ def test_golden_rendering(code: str, update_golden: bool, monkeypatch: pytest.Mo
     result = analyze_checked(check_path(Path(case.name)))
     assert result.diagnostics, f"{case} produced no diagnostics"
     assert result.diagnostics[0].code == code, [d.code for d in result.diagnostics]
+    assert result.ok or not code.startswith("W"), "a warning's case must have no errors"
     text = render_all_text(result.diagnostics)
     assert_golden(CASES / f"{code}.txt", text, update_golden)
     assert_golden(CASES / f"{code}.json", render_json(result.diagnostics), update_golden)

@@ -166,6 +166,9 @@ model LFM2_350M(vocab: int = 65536, d: int = 1024, depth: int = 16) {
         prefill_flops(batch = 1, seq = 2K) <= 2 * 1T
     }
 }
+
+model Small = LFM2_350M(d = 512, depth = 8)  # an instance with other parameters
+model Tiny = std.models.Base(256)
 """
 
 COMMENTS = """\

@@ -8,7 +8,6 @@ a sharded directory and a list of files; mismatches and unsupported configs fail
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -22,12 +21,12 @@ pytest.importorskip("safetensors")
 from livc.backends.pytorch.hf import (  # noqa: E402
     HFImportError,
     HFWeightsError,
-    cmd_import_hf,
     hf_state_dict_to_livc,
     import_hf,
     load_hf_weights,
 )
 from livc.backends.pytorch.load import generate_from_path, load_code  # noqa: E402
+from livc.cli import main  # noqa: E402
 from livc.compiler.check import check_source  # noqa: E402
 from livc.compiler.pipeline import analyze_checked, compile_source  # noqa: E402
 from livc.dsl.formatter import format_text  # noqa: E402
@@ -117,7 +116,7 @@ def max_diffs(hf: Any, ours: Any, steps: int = 16) -> tuple[float, float]:
     prompt = torch.randint(0, vocab, (2, 11), generator=gen)
     with torch.no_grad():
         ref = hf(prompt).logits
-        prompt_diff = max((ours(prompt) - ref).abs().max().item(), 0.0)
+        prompt_diff = max((ours(prompt).logits - ref).abs().max().item(), 0.0)
         cache = ours.init_cache(2, prompt.shape[1] + steps)
         prompt_diff = max(prompt_diff, (ours.prefill(prompt, cache) - ref).abs().max().item())
         seq, decode_diff = prompt, 0.0
@@ -144,6 +143,25 @@ def test_logits_match_transformers(kind: str, tmp_path: Path) -> None:
     prompt, decode = max_diffs(hf, ours)
     print(f"{kind}: prompt {prompt:.2e}, decode {decode:.2e}")
     assert prompt <= TOL and decode <= TOL
+
+
+def test_sliding_window_decodes_past_max_len_like_transformers(tmp_path: Path) -> None:
+    """Qwen2 with every layer sliding (window 4): the ring-buffer cache holds 4 positions, init_cache(max_len=6)
+    decodes to position 29 and matches transformers' forward over the whole sequence."""
+    hf = hf_model("qwen2-swa", max_window_layers=0)
+    ir, ours = livc_model(hf.config.to_dict(), tmp_path)
+    load_hf_weights(ours, hf.state_dict())
+    ids = torch.randint(0, 97, (2, 30), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ref = hf(ids).logits
+        cache = ours.init_cache(2, 6)
+        assert ours.capacity(cache) is None
+        assert all(t.shape[2] == 4 for key, t in cache.items() if key != "pos")
+        diff = (ours.prefill(ids[:, :5], cache) - ref[:, :5]).abs().max().item()
+        for t in range(5, 30):
+            diff = max(diff, (ours.decode_step(ids[:, t : t + 1], cache)[:, 0] - ref[:, t]).abs().max().item())
+    print(f"qwen2 all-sliding, 25 steps past a 6-position cache: {diff:.2e}")
+    assert diff <= TOL
 
 
 @pytest.mark.parametrize("kind", ["lfm2", "llama-tied", "qwen2"])
@@ -292,15 +310,15 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = tmp_path / "config.json"
     config.write_text(json.dumps(LFM2_350M_CONFIG), encoding="utf-8")
     out = tmp_path / "model.liv"
-    assert cmd_import_hf(argparse.Namespace(config=str(config), output=str(out))) == 0
+    assert main(["import-hf", str(config), "-o", str(out)]) == 0
     assert out.read_text(encoding="utf-8") == import_hf(LFM2_350M_CONFIG)
-    assert cmd_import_hf(argparse.Namespace(config=str(config), output="-")) == 0
+    assert main(["import-hf", str(config)]) == 0
     assert capsys.readouterr().out.endswith(import_hf(LFM2_350M_CONFIG))
     config.write_text(json.dumps(dict(LFM2_350M_CONFIG, rope_scaling={"rope_type": "yarn", "factor": 4.0})))
-    assert cmd_import_hf(argparse.Namespace(config=str(config), output=str(tmp_path / "bad.liv"))) == 1
+    assert main(["import-hf", str(config), "-o", str(tmp_path / "bad.liv")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "rope_scaling" in err and not (tmp_path / "bad.liv").exists()
-    assert cmd_import_hf(argparse.Namespace(config=str(tmp_path / "nope.json"), output="-")) == 1
+    assert main(["import-hf", str(tmp_path / "nope.json")]) == 1
     assert capsys.readouterr().err.startswith("error: cannot read")
 
 

@@ -1,7 +1,8 @@
 """One emitter per primitive: the `__init__` line, forward lines, cache entries and helpers it needs.
 
 Emitters only compute strings from the IR; they never see .liv text. Every name they print is an
-IR value name (validated .liv identifiers plus numeric suffixes, see `local`) or a literal.
+Python name the view allocated (`Ctx.v` for values, `names.attribute` for parameter modules) or a
+literal.
 """
 
 from __future__ import annotations
@@ -10,17 +11,12 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from livc.backends.pytorch.names import attribute
 from livc.compiler.ir.nodes import Op, Scalar, TensorType
-
-RESERVED = frozenset({"torch", "nn", "F", "math", "cache", "pos", "features", "self", "aux", "x_in"})
 
 
 class BackendError(Exception):
     """The IR uses something this backend does not implement (reported, never silently wrong)."""
-
-
-def local(name: str) -> str:
-    return f"{name}_" if name in RESERVED else name
 
 
 def lit(value: Scalar) -> str:
@@ -32,14 +28,25 @@ def lit(value: Scalar) -> str:
 @dataclass
 class Ctx:
     types: dict[str, TensorType]
-    base: Callable[[Op, str], str]  # (op, role) -> attribute name of the op's parameter module
+    base: Callable[[Op, str], str]  # (op, role) -> key of the op's parameter module (state-dict and cache key)
     aliases: dict[str, str] = field(default_factory=dict)
+    locals: dict[str, str] = field(default_factory=dict)  # IR value -> Python local (names.method_scope)
 
     def v(self, name: str) -> str:
-        return local(self.aliases.get(name, name))
+        return self.locals[self.aliases.get(name, name)]
 
     def t(self, name: str) -> TensorType:
         return self.types[self.aliases.get(name, name)]
+
+
+@dataclass(frozen=True)
+class CacheAxis:
+    """A cache entry whose `axis` is indexed by token position: `max_len` slots, or for a sliding `window` a
+    ring buffer of min(window, max_len) slots (one of `window` slots holds any number of positions)."""
+
+    key: str
+    axis: int
+    window: int | None = None
 
 
 @dataclass
@@ -48,6 +55,7 @@ class Emitted:
     lines: tuple[str, ...] = ()
     cache: tuple[tuple[str, str], ...] = ()  # (key suffix, shape expression in batch/max_len)
     helpers: tuple[str, ...] = ()
+    positions: tuple[CacheAxis, ...] = ()  # cache entries indexed by token position (see CacheAxis)
 
 
 def _out(op: Op, ctx: Ctx, i: int = 0) -> str:
@@ -56,6 +64,11 @@ def _out(op: Op, ctx: Ctx, i: int = 0) -> str:
 
 def _param_base(op: Op, ctx: Ctx) -> str:
     return ctx.base(op, op.params[0][0])
+
+
+def _attr(op: Op, ctx: Ctx) -> str:
+    """The expression of the op's parameter module in its block (`self.w1`, `self._modules["forward"]`)."""
+    return attribute(_param_base(op, ctx))
 
 
 def _has(op: Op, role: str) -> bool:
@@ -72,21 +85,21 @@ def _params_ctor(specs: list[tuple[str, tuple[int, ...], str]]) -> str:
 
 
 def linear(op: Op, ctx: Ctx) -> Emitted:
-    base = _param_base(op, ctx)
+    attr = _attr(op, ctx)
     n_in, n_out = ctx.t(op.inputs[0]).numel, op.outputs[0].type.numel
-    init = f"self.{base} = linear({n_in}, {n_out}, bias={_has(op, 'bias')})"
-    return Emitted(init, (f"{_out(op, ctx)} = self.{base}({ctx.v(op.inputs[0])})",), helpers=("base",))
+    init = f"{attr} = linear({n_in}, {n_out}, bias={_has(op, 'bias')})"
+    return Emitted(init, (f"{_out(op, ctx)} = {attr}({ctx.v(op.inputs[0])})",), helpers=("base",))
 
 
 def grouped_linear(op: Op, ctx: Ctx) -> Emitted:
-    base = _param_base(op, ctx)
+    attr = _attr(op, ctx)
     n_in, n_out, g = ctx.t(op.inputs[0]).numel, op.outputs[0].type.numel, op.attr("groups")
     specs = [("weight", (n_out, n_in // int(g)), "normal")] + (
         [("bias", (n_out,), "zeros")] if _has(op, "bias") else []
     )  # type: ignore[arg-type]
-    bias = f"self.{base}.bias" if _has(op, "bias") else "None"
-    line = f"{_out(op, ctx)} = grouped_linear({ctx.v(op.inputs[0])}, self.{base}.weight, {bias}, {g})"
-    return Emitted(f"self.{base} = {_params_ctor(specs)}", (line,), helpers=("grouped",))
+    bias = f"{attr}.bias" if _has(op, "bias") else "None"
+    line = f"{_out(op, ctx)} = grouped_linear({ctx.v(op.inputs[0])}, {attr}.weight, {bias}, {g})"
+    return Emitted(f"{attr} = {_params_ctor(specs)}", (line,), helpers=("grouped",))
 
 
 def split(op: Op, ctx: Ctx) -> Emitted:
@@ -109,17 +122,18 @@ def repeat_heads(op: Op, ctx: Ctx) -> Emitted:
 
 def conv(op: Op, ctx: Ctx) -> Emitted:
     base = _param_base(op, ctx)
+    attr = _attr(op, ctx)
     w = op.param("weight")
     channels, k = ctx.t(op.inputs[0]).numel, int(op.attr("kernel"))  # type: ignore[arg-type]
     groups = op.attr("groups")
     rows = int(groups) if groups is not None else channels  # type: ignore[arg-type]
     specs = [("weight", (rows, k), "conv")] + ([("bias", (channels,), "zeros")] if _has(op, "bias") else [])
-    bias = f"self.{base}.bias" if _has(op, "bias") else "None"
+    bias = f"{attr}.bias" if _has(op, "bias") else "None"
     state = f'self.state(cache, "{base}")'
-    line = f"{_out(op, ctx)} = causal_conv({ctx.v(op.inputs[0])}, self.{base}.weight, {bias}, {state}, pos)"
+    line = f"{_out(op, ctx)} = causal_conv({ctx.v(op.inputs[0])}, {attr}.weight, {bias}, {state}, pos)"
     assert w is not None
     return Emitted(
-        f"self.{base} = {_params_ctor(specs)}", (line,), ((base, f"(batch, {channels}, {k - 1})"),), ("base", "conv")
+        f"{attr} = {_params_ctor(specs)}", (line,), ((base, f"(batch, {channels}, {k - 1})"),), ("base", "conv")
     )
 
 
@@ -137,9 +151,9 @@ def rmsnorm(op: Op, ctx: Ctx) -> Emitted:
             lines=(f"{_out(op, ctx)} = rms_norm({ctx.v(op.inputs[0])}, None, {lit(op.attr('eps'))})",),
             helpers=("rmsnorm",),
         )
-    base = _param_base(op, ctx)
-    line = f"{_out(op, ctx)} = rms_norm({ctx.v(op.inputs[0])}, self.{base}.weight, {lit(op.attr('eps'))})"
-    return Emitted(f"self.{base} = {_params_ctor([('weight', (n,), 'ones')])}", (line,), helpers=("base", "rmsnorm"))
+    attr = _attr(op, ctx)
+    line = f"{_out(op, ctx)} = rms_norm({ctx.v(op.inputs[0])}, {attr}.weight, {lit(op.attr('eps'))})"
+    return Emitted(f"{attr} = {_params_ctor([('weight', (n,), 'ones')])}", (line,), helpers=("base", "rmsnorm"))
 
 
 def layernorm(op: Op, ctx: Ctx) -> Emitted:
@@ -148,10 +162,11 @@ def layernorm(op: Op, ctx: Ctx) -> Emitted:
         [("bias", (n,), "zeros")] if _has(op, "bias") else []
     )
     base = _param_base(op, ctx) if specs else ""
-    w = f"self.{base}.weight" if _has(op, "weight") else "None"
-    b = f"self.{base}.bias" if _has(op, "bias") else "None"
+    attr = attribute(base) if specs else ""
+    w = f"{attr}.weight" if _has(op, "weight") else "None"
+    b = f"{attr}.bias" if _has(op, "bias") else "None"
     line = f"{_out(op, ctx)} = layer_norm({ctx.v(op.inputs[0])}, {w}, {b}, {lit(op.attr('eps'))})"
-    return Emitted(f"self.{base} = {_params_ctor(specs)}" if specs else None, (line,), helpers=("base", "layernorm"))
+    return Emitted(f"{attr} = {_params_ctor(specs)}" if specs else None, (line,), helpers=("base", "layernorm"))
 
 
 def attention(op: Op, ctx: Ctx) -> Emitted:
@@ -165,15 +180,12 @@ def attention(op: Op, ctx: Ctx) -> Emitted:
         f'{_out(op, ctx)} = attention({q}, {k}, {v}, *self.kv(cache, "{name}"), pos, {causal}, {lit(window)}, '
         f"self.kv_owner is None, self.key_mask(features), {lit(op.attr('softcap'))})"
     )
-    cache = (
-        ()
-        if op.attr("cache_owner")
-        else (
-            (f"{name}.k", f"(batch, {kv_heads}, max_len, {dk})"),
-            (f"{name}.v", f"(batch, {kv_heads}, max_len, {dv})"),
-        )
-    )
-    return Emitted(lines=(line,), cache=cache, helpers=("base", "attention"))
+    if op.attr("cache_owner"):
+        return Emitted(lines=(line,), helpers=("base", "attention"))
+    slots = "max_len" if window is None else f"min(max_len, {window})"  # a sliding window keeps a ring buffer
+    cache = ((f"{name}.k", f"(batch, {kv_heads}, {slots}, {dk})"), (f"{name}.v", f"(batch, {kv_heads}, {slots}, {dv})"))
+    axis = CacheAxis(f"{name}.k", 2, int(window) if window is not None else None)  # type: ignore[arg-type]
+    return Emitted(lines=(line,), cache=cache, helpers=("base", "attention"), positions=(axis,))
 
 
 def _no_shared_state(op: Op) -> None:
@@ -209,11 +221,12 @@ def gated_scan(op: Op, ctx: Ctx) -> Emitted:
 def selective_scan(op: Op, ctx: Ctx) -> Emitted:
     _no_shared_state(op)
     base = _param_base(op, ctx)
+    attr = _attr(op, ctx)
     u, dt, b, c = (ctx.v(i) for i in op.inputs)
     e, n = ctx.t(op.inputs[0]).numel, int(op.attr("state"))  # type: ignore[arg-type]
-    init = f"self.{base} = {_params_ctor([('A_log', (e, n), 'a_log'), ('D', (e,), 'ones')])}"
+    init = f"{attr} = {_params_ctor([('A_log', (e, n), 'a_log'), ('D', (e,), 'ones')])}"
     line = (
-        f"{_out(op, ctx)} = selective_scan({u}, {dt}, {b}, {c}, self.{base}.A_log, self.{base}.D, "
+        f"{_out(op, ctx)} = selective_scan({u}, {dt}, {b}, {c}, {attr}.A_log, {attr}.D, "
         f'self.state(cache, "{base}"), pos)'
     )
     return Emitted(init, (line,), ((base, f"(batch, {e}, {n})"),), ("base", "selective_scan"))
@@ -231,19 +244,22 @@ def _filter_spec(text: str) -> dict[str, object]:
 def long_conv(op: Op, ctx: Ctx) -> Emitted:
     _no_shared_state(op)
     base = _param_base(op, ctx)
+    attr = _attr(op, ctx)
     spec = _filter_spec(str(op.attr("filter")))
     channels = ctx.t(op.inputs[0]).numel
     roles = {r for r, _ in op.params}
     specs = [(r, ctx_shape, _filter_init(r)) for r, ctx_shape in ctx_param_shapes(op, ctx) if r in roles]
-    bias = f"self.{base}.bias" if _has(op, "bias") else "None"
+    bias = f"{attr}.bias" if _has(op, "bias") else "None"
     state = (
         f"(batch, {channels}, {int(spec['state'])})"
         if spec["kind"] == "modal_filter"
         else f"(batch, {channels}, max_len)"
     )
     cache_arg = f'self.state(cache, "{base}")'
-    line = f"{_out(op, ctx)} = long_conv({ctx.v(op.inputs[0])}, self.{base}, {spec!r}, {bias}, {cache_arg}, pos)"
-    return Emitted(f"self.{base} = {_params_ctor(specs)}", (line,), ((base, state),), ("base", "long_conv"))
+    line = f"{_out(op, ctx)} = long_conv({ctx.v(op.inputs[0])}, {attr}, {spec!r}, {bias}, {cache_arg}, pos)"
+    history = () if spec["kind"] == "modal_filter" else (CacheAxis(base, 2),)
+    init = f"{attr} = {_params_ctor(specs)}"
+    return Emitted(init, (line,), ((base, state),), ("base", "long_conv"), positions=history)
 
 
 def _filter_init(role: str) -> str:
@@ -260,46 +276,48 @@ def ctx_param_shapes(op: Op, ctx: Ctx) -> list[tuple[str, tuple[int, ...]]]:
 
 def token_dense(op: Op, ctx: Ctx) -> Emitted:
     base = _param_base(op, ctx)
+    attr = _attr(op, ctx)
     n, channels = int(op.attr("max_len")), ctx.t(op.inputs[0]).numel  # type: ignore[arg-type]
-    line = f'{_out(op, ctx)} = token_dense({ctx.v(op.inputs[0])}, self.{base}.weight, self.state(cache, "{base}"), pos)'
+    line = f'{_out(op, ctx)} = token_dense({ctx.v(op.inputs[0])}, {attr}.weight, self.state(cache, "{base}"), pos)'
     return Emitted(
-        f"self.{base} = {_params_ctor([('weight', (n, n), 'normal')])}",
+        f"{attr} = {_params_ctor([('weight', (n, n), 'normal')])}",
         (line,),
         ((base, f"(batch, {channels}, max_len)"),),
         ("base", "token_dense"),
+        positions=(CacheAxis(base, 2),),
     )
 
 
 def scale(op: Op, ctx: Ctx) -> Emitted:
-    base = _param_base(op, ctx)
+    attr = _attr(op, ctx)
     n = op.outputs[0].type.shape[-1]
     return Emitted(
-        f"self.{base} = {_params_ctor([('weight', (n,), 'value=' + repr(float(op.attr('init', 1.0))))])}",
-        (f"{_out(op, ctx)} = {ctx.v(op.inputs[0])} * self.{base}.weight",),
+        f"{attr} = {_params_ctor([('weight', (n,), 'value=' + repr(float(op.attr('init', 1.0))))])}",
+        (f"{_out(op, ctx)} = {ctx.v(op.inputs[0])} * {attr}.weight",),
         helpers=("base",),
     )
 
 
 def moe(op: Op, ctx: Ctx) -> Emitted:
-    base = _param_base(op, ctx)
+    attr = _attr(op, ctx)
     specs = [(role, ctx.param_shapes[pid], "normal") for role, pid in op.params]  # type: ignore[attr-defined]
-    line = f'{_out(op, ctx)} = moe({ctx.v(op.inputs[0])}, self.{base}, {op.attr("top_k")}, features.get("aux"))'
-    return Emitted(f"self.{base} = {_params_ctor(specs)}", (line,), helpers=("base", "moe"))
+    line = f'{_out(op, ctx)} = moe({ctx.v(op.inputs[0])}, {attr}, {op.attr("top_k")}, features.get("aux"))'
+    return Emitted(f"{attr} = {_params_ctor(specs)}", (line,), helpers=("base", "moe"))
 
 
 def embed(op: Op, ctx: Ctx) -> Emitted:
-    base = _param_base(op, ctx)
-    init = f'self.{base} = Params(weight=(({op.attr("vocab")}, {op.attr("d")}), "normal"))'
+    attr = _attr(op, ctx)
+    init = f'{attr} = Params(weight=(({op.attr("vocab")}, {op.attr("d")}), "normal"))'
     return Emitted(
-        init, (f"{_out(op, ctx)} = F.embedding({ctx.v(op.inputs[0])}, self.{base}.weight)",), helpers=("base",)
+        init, (f"{_out(op, ctx)} = F.embedding({ctx.v(op.inputs[0])}, {attr}.weight)",), helpers=("base",)
     )
 
 
 def lm_head(op: Op, ctx: Ctx) -> Emitted:
-    base = _param_base(op, ctx)
+    attr = _attr(op, ctx)
     vocab, d = op.outputs[0].type.numel, ctx.t(op.inputs[0]).numel
-    init = f'self.{base} = Params(weight=(({vocab}, {d}), "normal"))'
-    return Emitted(init, (f"{_out(op, ctx)} = F.linear({ctx.v(op.inputs[0])}, self.{base}.weight)",), helpers=("base",))
+    init = f'{attr} = Params(weight=(({vocab}, {d}), "normal"))'
+    return Emitted(init, (f"{_out(op, ctx)} = F.linear({ctx.v(op.inputs[0])}, {attr}.weight)",), helpers=("base",))
 
 
 def shared_feature(op: Op, ctx: Ctx) -> Emitted:

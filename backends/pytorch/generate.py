@@ -31,6 +31,12 @@ def _helper(name: str) -> str:
     return resources.files("livc.backends.pytorch").joinpath("templates", "helpers", f"{name}.py").read_text()
 
 
+def header_text(text: str) -> str:
+    """`text` safe for a one-line comment: non-printable characters (newlines, escapes, ANSI control codes,
+    line separators) and backslashes written as Python escapes, so a file name cannot inject lines."""
+    return "".join(ch if ch.isprintable() and ch != "\\" else repr(ch)[1:-1] for ch in text)
+
+
 def generate(model: Model, source_name: str, source_text: str) -> str:
     """Python source of a standalone module for `model`; deterministic for the same input."""
     view = build_view(model)
@@ -42,7 +48,7 @@ def generate(model: Model, source_name: str, source_text: str) -> str:
             model=view,
             helpers=helpers,
             version=__version__,
-            source=source_name,
+            source=header_text(source_name),
             digest=hashlib.sha256(source_text.encode()).hexdigest()[:16],
         )
     )

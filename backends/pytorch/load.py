@@ -9,9 +9,11 @@ from pathlib import Path
 
 from livc.backends.pytorch.emit_ops import BackendError
 from livc.backends.pytorch.generate import generate
+from livc.backends.pytorch.view import model_class_name
 from livc.compiler.ir.nodes import Model
 from livc.compiler.pipeline import compile_path
-from livc.dsl.diagnostics import CompileError
+from livc.dsl.diagnostics import CompileError, Diagnostic
+from livc.dsl.render import render_all_text
 
 
 @dataclass(frozen=True)
@@ -28,10 +30,17 @@ class Built:
 def generate_from_path(path: Path, stage: str = "canonicalize") -> tuple[Model, str]:
     result = compile_path(path, stop_after=stage)
     if not result.ok:
-        raise CompileError(result.diagnostics)
+        raise compile_error(result.diagnostics)
     if len(result.models) != 1:
         raise BackendError(f"{path} defines {len(result.models)} models; the PyTorch backend builds one")
     return result.models[0], generate(result.models[0], str(path), path.read_text(encoding="utf-8"))
+
+
+def compile_error(diagnostics: tuple[Diagnostic, ...]) -> CompileError:
+    """A CompileError whose message is the rendered diagnostics, as `livc check` prints them (no colour)."""
+    error = CompileError(diagnostics)
+    error.args = (render_all_text(diagnostics).rstrip("\n"),)
+    return error
 
 
 def load_code(code: str, name: str) -> types.ModuleType:
@@ -47,5 +56,5 @@ def build(path: str | Path) -> Built:
     path = Path(path)
     ir, code = generate_from_path(path)
     module = load_code(code, f"livc_generated_{ir.name.lower()}")
-    module.MODEL_CLASS = ir.name  # type: ignore[attr-defined]
+    module.MODEL_CLASS = model_class_name(ir)  # type: ignore[attr-defined]
     return Built(ir, code, module)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from livc.backends.pytorch.emit_ops import EMITTERS, BackendError, Ctx, Emitted, local
-from livc.compiler.ir.nodes import Block, Model, Op, Role, Section, TensorType
+from livc.backends.pytorch.emit_ops import EMITTERS, BackendError, CacheAxis, Ctx, Emitted
+from livc.backends.pytorch.names import Scope, method_scope, module_scope
+from livc.compiler.ir.nodes import Block, DType, Model, Op, Role, Section, TensorType
 from livc.compiler.passes.rewrite import all_blocks
 
 _PREFIX = re.compile(r"^(layers\.\d+\.\d+\.norm|layers\.\d+\.\d+|embedding|head|final_norm)\.(.+)$")
@@ -30,6 +31,13 @@ HELPER_ORDER = (
     "token_dense",
     "moe",
     "mor",
+    "sampling",
+)
+TORCH_DTYPES = {DType.F32: "torch.float32", DType.BF16: "torch.bfloat16", DType.F16: "torch.float16"}
+# ops that mix tokens or keep state: a final norm / head made of anything else may see only the last position
+_SEQUENCE_PRIMS = frozenset(
+    ("attention", "linear_attention", "gated_scan", "selective_scan", "short_conv", "causal_conv", "long_conv")
+    + ("token_dense", "shared_feature")
 )
 
 
@@ -75,6 +83,10 @@ class ModelView:
     head: str = ""
     ties: list[tuple[str, str]] = field(default_factory=list)
     cache: list[tuple[str, str]] = field(default_factory=list)
+    positions: list[CacheAxis] = field(default_factory=list)  # position-indexed cache entries
+    capacity_axes: str = "()"  # the representatives of `positions` that bound the cache (a tuple literal)
+    param_dtype: str = "torch.float32"
+    pointwise_tail: bool = True  # final norm and head are per token: prefill(last_only) slices before them
     has_aux: bool = False
     recursion: list[str] | None = None
     max_len_limit: int | None = None
@@ -180,7 +192,10 @@ class BlockEmitter:
         _check_shared_uses(self.block)
         aliases = {"tokens": "x", **_gqa_aliases(self.block, bool(self.exports))}
         c = Ctx(
-            types=_types(self.block), base=lambda op, role: param_base(dict(op.params)[role], role), aliases=aliases
+            types=_types(self.block),
+            base=lambda op, role: param_base(dict(op.params)[role], role),
+            aliases=aliases,
+            locals=block_locals(self.block, aliases),
         )
         c.param_shapes = self.param_shapes  # type: ignore[attr-defined]
         return c
@@ -214,6 +229,10 @@ class BlockEmitter:
         return tuple(c for em in self.emitted for c in em.cache)
 
     @property
+    def positions(self) -> tuple[CacheAxis, ...]:
+        return tuple(a for em in self.emitted for a in em.positions)
+
+    @property
     def helpers(self) -> set[str]:
         return {h for em in self.emitted for h in em.helpers} | {"base"}
 
@@ -240,8 +259,32 @@ def _class_key(block: Block, exports: tuple[str, ...]) -> object:
     return (block.name, block.args, tuple((s.role, s.structure) for s in block.sections), ops, block.output, exports)
 
 
-def _python_name(name: str) -> str:
-    return local(re.sub(r"\W", "_", name))
+def block_locals(block: Block, aliases: dict[str, str]) -> dict[str, str]:
+    """The Python local of every IR value of `block` (one `names.method_scope` per forward; the input is `x`).
+    Values are renamed where the IR name is a keyword, builtin, runtime name or already taken; a value defined
+    twice is an IR bug, reported rather than trusted."""
+    scope, names = method_scope(), {block.input.name: "x", "x": "x"}
+    for op in block.ops:
+        for value in op.outputs:
+            if value.name in names:
+                raise BackendError(f"{block.name}: IR value %{value.name} is defined twice")
+            if value.name not in aliases:
+                names[value.name] = scope.claim(value.name)
+    _check_params(block)
+    return names
+
+
+def _check_params(block: Block) -> None:
+    """Each op owns its parameter ids (sharing across blocks is `tie`); the IR must not reuse one in a block."""
+    ids = [pid for op in block.ops for _, pid in op.params]
+    repeated = sorted({pid for pid in ids if ids.count(pid) > 1})
+    if repeated:
+        raise BackendError(f"{block.name}: parameter {repeated[0]} is used by two ops of one block")
+
+
+def model_class_name(model: Model) -> str:
+    """The generated model class: the model's name, unless that would clash (it is claimed first)."""
+    return module_scope().claim(model.name)
 
 
 @dataclass
@@ -249,14 +292,17 @@ class Builder:
     model: Model
     view: ModelView
     classes: dict[object, ClassView] = field(default_factory=dict)
-    used_names: set[str] = field(default_factory=set)
+    scope: Scope = field(default_factory=module_scope)  # module-level names (classes)
     helpers: set[str] = field(default_factory=set)
     exported: dict[str, set[str]] = field(default_factory=dict)
+    shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.shapes = {p.id: p.shape for p in self.model.params}  # once: build_view is linear in layers
 
     def instance(self, block: Block, prefix: str) -> str:
         groups = tuple(sorted(self.exported.get(prefix, ())))
-        shapes = {p.id: p.shape for p in self.model.params}
-        emitter = BlockEmitter(block, shapes, groups)
+        emitter = BlockEmitter(block, self.shapes, groups)
         key = _class_key(block, groups)
         if key not in self.classes:
             self.classes[key] = self._class(block, emitter)
@@ -264,6 +310,7 @@ class Builder:
             emitter.body()
         self.helpers |= emitter.helpers
         self.view.cache += [(f"{prefix}.{name}", shape) for name, shape in emitter.cache]
+        self.view.positions += [CacheAxis(f"{prefix}.{a.key}", a.axis, a.window) for a in emitter.positions]
         self._ties(block, prefix)
         owner = next((str(op.attr("cache_owner")) for op in block.ops if op.attr("cache_owner")), None)
         kv_owner = self._owner_key(owner, block) if owner else None
@@ -279,13 +326,8 @@ class Builder:
         return f"{prefix}.{attention[0].outputs[0].name}"
 
     def _class(self, block: Block, emitter: BlockEmitter) -> ClassView:
-        name = _python_name(block.name)
-        n = 2
-        while name in self.used_names:
-            name, n = f"{_python_name(block.name)}_{n}", n + 1
-        self.used_names.add(name)
         init, body = emitter.body()
-        cls = ClassView(name, _doc(block), init, body)
+        cls = ClassView(self.scope.claim(block.name), _doc(block), init, body)
         self.view.classes.append(cls)
         return cls
 
@@ -335,11 +377,13 @@ def _recursion(model: Model, view: ModelView) -> None:
     ]
     if rec.kv == "recursion_wise":
         view.cache += [(f"recursion.{r}.valid", "(batch, max_len)") for r in range(rec.recursions)]
+        view.positions.append(CacheAxis("recursion.0.valid", 1))
 
 
 def build_view(model: Model) -> ModelView:
-    view = ModelView(class_name=_python_name(model.name), doc=f"{model.name}: generated by livc")
-    b = Builder(model, view, exported=_exports(model))
+    scope = module_scope()
+    view = ModelView(class_name=scope.claim(model.name), doc=f"{model.name}: generated by livc")
+    b = Builder(model, view, scope=scope, exported=_exports(model))
     view.embedding = b.instance(model.embedding, "embedding")
     for layer in model.layers:
         row = []
@@ -357,11 +401,30 @@ def build_view(model: Model) -> ModelView:
     view.max_len_limit = min(limits) if limits else None
     if model.recursion is not None:
         b.helpers.add("mor")
-    view.helpers = [h for h in HELPER_ORDER if h in b.helpers]
+    _inference(model, view)
+    view.helpers = [h for h in HELPER_ORDER if h in b.helpers | {"sampling"}]
     view.has_aux = model.recursion is not None or any(
         op.prim == "moe" for layer in model.layers for s in layer.sublayers for op in s.block.ops
     )
     return view
+
+
+def capacity_axes(positions: list[CacheAxis]) -> tuple[CacheAxis, ...]:
+    """The entries that bound how many positions a cache holds: any full-length one (all have max_len slots)
+    and the ring of the widest window (rings fall short of their window exactly when max_len < window)."""
+    full = [a for a in positions if a.window is None][:1]
+    rings = sorted((a for a in positions if a.window is not None), key=lambda a: -int(a.window or 0))[:1]
+    return (*full, *rings)
+
+
+def _inference(model: Model, view: ModelView) -> None:
+    if model.dtype not in TORCH_DTYPES:
+        raise BackendError(f"dtype {model.dtype.value} parameters are not implemented by the PyTorch backend")
+    view.param_dtype = TORCH_DTYPES[model.dtype]
+    axes = [f'("{a.key}", {a.axis}, {a.window})' for a in capacity_axes(view.positions)]
+    view.capacity_axes = "(" + ", ".join(axes) + ("," if len(axes) == 1 else "") + ")"
+    tail = [model.head] + ([model.final_norm] if model.final_norm else [])
+    view.pointwise_tail = not any(op.prim in _SEQUENCE_PRIMS for blk in tail for op in blk.ops)
 
 
 def _with_wrap(expr: str, norm: str | None, wrap: str) -> str:

@@ -1,9 +1,10 @@
 """Budgets: check declared (or command-line) limits against the static cost report.
 
-Metrics: params, non_embedding_params (exact counts); cache (minimal state) and cache_alloc (what
-the generated module allocates) in bytes at batch/seq/dtype; activations (training estimate, bytes);
-flops_per_token (decode FLOPs of the token at position seq - 1); prefill_flops (batch x prefill at
-seq). A violation is E0402; its labels point at the layers that contribute most, with their numbers.
+Metrics: params, non_embedding_params, active_params (exact counts; active: MoE experts count
+top_k of n, see `active.py`); cache (minimal state) and cache_alloc (what the generated module
+allocates) in bytes at batch/seq/dtype; activations (training estimate, bytes); flops_per_token
+(decode FLOPs of the token at position seq - 1); prefill_flops (batch x prefill at seq). A
+violation is E0402; its labels point at the layers that contribute most, with their numbers.
 """
 
 from __future__ import annotations
@@ -33,11 +34,16 @@ def _context(budget: Budget) -> Context:
     )
 
 
-def measure(metric: str, cost: Cost, ctx: Context, dtype_bytes: int, embedding: int = 0) -> float:
+PARAM_METRICS = ("params", "non_embedding_params", "active_params")  # exact counts, no batch/seq
+
+
+def measure(metric: str, cost: Cost, ctx: Context, dtype_bytes: int, embedding: int = 0, inactive: int = 0) -> float:
+    """`metric` of `cost` at `ctx`; `embedding` and `inactive` are the parameters the param metrics leave out."""
     n = numbers(cost, ctx, dtype_bytes)
     return {
         "params": n.params,
         "non_embedding_params": n.params - embedding,
+        "active_params": n.params - inactive,
         "cache": n.cache_min_bytes,
         "cache_alloc": n.cache_alloc_bytes,
         "activations": n.activation_bytes,
@@ -53,7 +59,10 @@ def _fmt(metric: str, value: float) -> str:
 
 
 def _top_rows(report: CostReport, budget: Budget, ctx: Context, k: int = 3) -> list[tuple[Row, float]]:
-    scored = [(row, measure(budget.metric, row.total, ctx, report.dtype_bytes)) for row in report.rows]
+    scored = [
+        (row, measure(budget.metric, row.total, ctx, report.dtype_bytes, inactive=row.inactive_params))
+        for row in report.rows
+    ]
     if budget.metric == "non_embedding_params":
         scored = [(r, v) for r, v in scored if r.key != "embedding"]
     return sorted(scored, key=lambda rv: -rv[1])[:k]
@@ -87,7 +96,9 @@ def _row_span(model: Model, row: Row) -> Span:
 
 def check_budget(model: Model, report: CostReport, budget: Budget) -> Diagnostic | None:
     ctx = _context(budget)
-    value = measure(budget.metric, report.total, ctx, report.dtype_bytes, report.embedding_params)
+    value = measure(
+        budget.metric, report.total, ctx, report.dtype_bytes, report.embedding_params, report.inactive_params
+    )
     over = value >= budget.limit if budget.strict else value > budget.limit
     if not over:
         return None
@@ -95,7 +106,7 @@ def check_budget(model: Model, report: CostReport, budget: Budget) -> Diagnostic
     notes = tuple(
         f"{r.label} ({'layer ' + r.key if r.key.isdigit() else r.key}): {_fmt(budget.metric, v)}" for r, v in top
     )
-    where = f" at batch {ctx.batch}, seq {ctx.seq}" if budget.metric not in ("params", "non_embedding_params") else ""
+    where = f" at batch {ctx.batch}, seq {ctx.seq}" if budget.metric not in PARAM_METRICS else ""
     return error(
         "E0402",
         f"budget exceeded: {budget.metric} = {_fmt(budget.metric, value)}{where}",

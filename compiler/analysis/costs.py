@@ -3,7 +3,8 @@
 An abstract interpreter over the IR: every op is costed by its rule in `rules.py`; costs are summed
 per LIV part, per layer and per model as symbolic polynomials (`ir.sym.Poly`). Parameters are
 unique tensors: a shared tensor is attributed to the first place it appears and counted once.
-Mixture-of-Recursions layers are weighted by their step's capacity (expected costs).
+Mixture-of-Recursions layers are weighted by their step's capacity (expected costs). Active
+parameters per token (MoE experts counted top_k of n) come from `active.py`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from livc.compiler.analysis.active import inactive_by_row
 from livc.compiler.analysis.rules import RULES, OpCost, OpView
 from livc.compiler.ir.nodes import Block, Model, Op, Role, TensorType, Wrap
 from livc.compiler.ir.sym import ZERO, Atom, Poly
@@ -64,6 +66,11 @@ class Row:
     parts: tuple[tuple[str, Cost], ...] = ()
     capacity: float = 1.0
     shared_params: int = 0  # parameters used here but counted where they first appear
+    inactive_params: int = 0  # of those counted here, the routed experts a token does not use (`active`)
+
+    @property
+    def active_params(self) -> int:
+        return self.total.params - self.inactive_params
 
 
 @dataclass(frozen=True)
@@ -73,10 +80,17 @@ class CostReport:
     rows: tuple[Row, ...]
     total: Cost
     embedding_params: int
+    inactive_params: int = 0  # routed-expert parameters a token does not use (see `active`)
+    context: int | None = None  # the model's `context:` (`evaluate.default_seq`)
 
     @property
     def params(self) -> int:
         return self.total.params
+
+    @property
+    def active_params(self) -> int:
+        """Parameters used per token: experts count top_k of n (equals `params` without MoE)."""
+        return self.total.params - self.inactive_params
 
     @property
     def non_embedding_params(self) -> int:
@@ -349,12 +363,16 @@ def analyze(model: Model) -> CostReport:
     rows = [embedding] + [_layer_row(w, i, caps.get(i, 1.0), pair_power) for i in range(len(model.layers))]
     rows += [r for r in (_row(w, "final_norm", model.final_norm), _row(w, "head", model.head), _router_row(w)) if r]
     total = sum_costs([r.total for r in rows])
+    inactive = inactive_by_row(model)
+    rows = [dataclasses.replace(r, inactive_params=inactive[r.key]) if r.key in inactive else r for r in rows]
     return CostReport(
         model=model.name,
         dtype_bytes=model.dtype.bytes,
         rows=tuple(rows),
         total=total,
         embedding_params=embedding_params,
+        inactive_params=sum(inactive.values()),
+        context=model.context,
     )
 
 

@@ -3,9 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from livc.compiler.analysis.costs import Cost, CostReport
 from livc.compiler.ir.nodes import DType
+
+DEFAULT_SEQ = 4096  # the sequence length of reports for a model without `context:`
+
+
+class HasContext(Protocol):
+    @property
+    def context(self) -> int | None: ...
+
+
+def default_seq(model: HasContext) -> int:
+    """The sequence length costs are shown at when none is given: the model's `context:`, else 4096.
+
+    Takes an IR `Model`, an `ElaboratedModel` or a `CostReport` (all carry `context`).
+    """
+    return model.context if model.context else DEFAULT_SEQ
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,21 @@
-"""Render cost reports: a per-layer table (rich), JSON for tools, side-by-side comparisons, plots."""
+"""Render cost reports: a per-layer table (rich), budget margins, side-by-side comparisons, plots.
+
+Text is rendered for a given width (the CLI passes the terminal's, or 80) and with colour only when
+asked (the CLI asks on a TTY). The JSON forms are in `report_json`.
+"""
 
 from __future__ import annotations
 
 import io
-import json
-from typing import Any
+from fractions import Fraction
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from livc.compiler.analysis.costs import Cost, CostReport, Row
+from livc.compiler.analysis.costs import CostReport, Row
 from livc.compiler.analysis.evaluate import Context, numbers
+from livc.compiler.analysis.report_json import BudgetResult
 
 
 def human(n: float, unit: str = "") -> str:
@@ -27,15 +32,22 @@ def human_bytes(n: float) -> str:
     return f"{n:.0f} B"
 
 
+def _capacity(c: float | Fraction) -> str:
+    """A MoR step's capacity: `1/3` exactly when it is a simple fraction, else 3 significant digits."""
+    if isinstance(c, Fraction) and c.denominator <= 100:
+        return f"{c.numerator}/{c.denominator}"
+    return f"{float(c):.3g}"
+
+
 def _row_cells(row: Row, ctx: Context, dtype_bytes: int) -> list[str]:
     n = numbers(row.total, ctx, dtype_bytes)
     key = f"layer {row.key}" if row.key.isdigit() else row.key
     shared = f" (+{human(row.shared_params)} shared)" if row.shared_params else ""
-    cap = f" x{row.capacity:.3g}" if row.capacity != 1.0 else ""
+    cap = f" x{_capacity(row.capacity)}" if row.capacity != 1 else ""
     return [
         key,
-        row.label + cap,
-        f"{n.params:,}{shared}",
+        row.label + cap + shared,
+        f"{n.params:,}",
         human(n.prefill_flops),
         human(n.decode_flops),
         human_bytes(n.cache_min_bytes),
@@ -43,20 +55,24 @@ def _row_cells(row: Row, ctx: Context, dtype_bytes: int) -> list[str]:
     ]
 
 
+_NUMERIC = ("params", "prefill\nFLOPs", "decode\nFLOPs", "cache\n(min)", "cache\n(alloc)")
+
+
 def table(report: CostReport, ctx: Context) -> Table:
+    """Per-row costs; numbers never wrap or truncate (the operators column wraps to fit 80 columns)."""
+    dtype = ctx.dtype.value if ctx.dtype else "model dtype"
     t = Table(
-        title=f"{report.model} — batch {ctx.batch}, seq {ctx.seq:,}, {ctx.dtype.value if ctx.dtype else 'model dtype'}"
+        title=f"{report.model} — batch {ctx.batch}, L = {ctx.seq:,} (decode at t = {ctx.seq - 1:,}), {dtype}",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+        pad_edge=False,
     )
-    for col in (
-        "",
-        "operators",
-        "params",
-        f"prefill FLOPs @L={ctx.seq:,}",
-        f"decode FLOPs @t={ctx.seq - 1:,}",
-        "cache (min)",
-        "cache (alloc)",
-    ):
-        t.add_column(col, justify="left" if col in ("", "operators") else "right")
+    t.add_column("", no_wrap=True)
+    t.add_column("operators", overflow="fold", min_width=12)
+    for col in _NUMERIC:
+        t.add_column(col, justify="right", no_wrap=True)
     for row in report.rows:
         t.add_row(*_row_cells(row, ctx, report.dtype_bytes))
     total = Row(key="total", label="", total=report.total)
@@ -68,7 +84,8 @@ def summary_lines(report: CostReport, ctx: Context) -> list[str]:
     n = numbers(report.total, ctx, report.dtype_bytes)
     b = ctx.dtype.bytes if ctx.dtype else report.dtype_bytes
     return [
-        f"parameters: {report.params:,} (non-embedding {report.non_embedding_params:,})",
+        f"parameters: {report.params:,} (non-embedding {report.non_embedding_params:,})"
+        + (f"; active per token {report.active_params:,}" if report.active_params != report.params else ""),
         f"cache elements per sequence (min):   {report.total.cache_min}",
         f"cache elements per sequence (alloc): {report.total.cache_alloc}",
         f"cache bytes at L={ctx.seq:,}: min {n.cache_min_bytes:,} / alloc {n.cache_alloc_bytes:,} "
@@ -79,60 +96,49 @@ def summary_lines(report: CostReport, ctx: Context) -> list[str]:
     ]
 
 
-def render_text(report: CostReport, ctx: Context, width: int = 160) -> str:
+def _console(buf: io.StringIO, width: int, color: bool) -> Console:
+    return Console(
+        file=buf,
+        width=width,
+        color_system="standard" if color else None,
+        force_terminal=color,
+        highlight=False,
+        soft_wrap=False,
+    )
+
+
+def _metric_value(metric: str, value: float) -> str:
+    if metric in ("cache", "cache_alloc", "activations"):
+        return human_bytes(value)
+    if metric in ("params", "non_embedding_params", "active_params"):
+        return f"{int(value):,}"
+    return human(value)
+
+
+def budget_line(result: BudgetResult) -> str:
+    """`budget params <= 400M: 354,483,968 (margin 45,516,032) ok` (a negative margin: exceeded)."""
+    b = result.budget
+    at = "" if b.metric in ("params", "non_embedding_params", "active_params") else f" @ seq {result.context.seq:,}"
+    verdict = "ok" if result.ok else "EXCEEDED"
+    value, limit = _metric_value(b.metric, result.value), _metric_value(b.metric, b.limit)
+    margin = _metric_value(b.metric, abs(result.margin))
+    sign = "" if result.margin >= 0 else "-"
+    op = "<" if b.strict else "<="
+    return f"budget {b.metric}{at} {op} {limit}: {value} (margin {sign}{margin}) {verdict}"
+
+
+def render_text(
+    report: CostReport, ctx: Context, width: int = 80, color: bool = False, budgets: tuple[BudgetResult, ...] = ()
+) -> str:
     buf = io.StringIO()
-    console = Console(file=buf, width=width, color_system=None, highlight=False)
+    console = _console(buf, width, color)
     console.print(table(report, ctx))
-    for line in summary_lines(report, ctx):
-        console.print(line)
+    for line in summary_lines(report, ctx) + [budget_line(b) for b in budgets]:
+        console.print(line, markup=False)
     return buf.getvalue()
 
 
-def _cost_json(cost: Cost, ctx: Context, dtype_bytes: int) -> dict[str, Any]:
-    n = numbers(cost, ctx, dtype_bytes)
-    return {
-        "params": n.params,
-        "prefill_flops": n.prefill_flops,
-        "decode_flops": n.decode_flops,
-        "cache_min_bytes": n.cache_min_bytes,
-        "cache_alloc_bytes": n.cache_alloc_bytes,
-        "activation_bytes": n.activation_bytes,
-        "symbolic": {
-            "prefill_flops": str(cost.prefill),
-            "decode_flops": str(cost.decode),
-            "cache_min_elements": str(cost.cache_min),
-            "cache_alloc_elements": str(cost.cache_alloc),
-            "activation_elements": str(cost.activations),
-        },
-    }
-
-
-def to_json(report: CostReport, ctx: Context) -> dict[str, Any]:
-    return {
-        "model": report.model,
-        "context": {"batch": ctx.batch, "seq": ctx.seq, "dtype": ctx.dtype.value if ctx.dtype else None},
-        "params": report.params,
-        "non_embedding_params": report.non_embedding_params,
-        "total": _cost_json(report.total, ctx, report.dtype_bytes),
-        "rows": [
-            {
-                "key": r.key,
-                "label": r.label,
-                "capacity": r.capacity,
-                "shared_params": r.shared_params,
-                **_cost_json(r.total, ctx, report.dtype_bytes),
-                "parts": {name: _cost_json(c, ctx, report.dtype_bytes)["params"] for name, c in r.parts},
-            }
-            for r in report.rows
-        ],
-    }
-
-
-def render_json(reports: list[CostReport], ctx: Context) -> str:
-    return json.dumps({"reports": [to_json(r, ctx) for r in reports]}, indent=2, sort_keys=True) + "\n"
-
-
-def comparison(reports: list[tuple[str, CostReport]], ctx: Context, width: int = 160) -> str:
+def comparison(reports: list[tuple[str, CostReport]], ctx: Context, width: int = 80, color: bool = False) -> str:
     t = Table(title=f"comparison — batch {ctx.batch}, seq {ctx.seq:,}")
     t.add_column("metric")
     for name, _ in reports:
@@ -140,6 +146,7 @@ def comparison(reports: list[tuple[str, CostReport]], ctx: Context, width: int =
     metrics = [
         ("parameters", lambda r, n: f"{r.params:,}"),
         ("non-embedding parameters", lambda r, n: f"{r.non_embedding_params:,}"),
+        ("active parameters / token", lambda r, n: f"{r.active_params:,}"),
         ("prefill FLOPs", lambda r, n: human(n.prefill_flops)),
         ("decode FLOPs / token", lambda r, n: human(n.decode_flops)),
         ("cache (min)", lambda r, n: human_bytes(n.cache_min_bytes)),
@@ -150,17 +157,29 @@ def comparison(reports: list[tuple[str, CostReport]], ctx: Context, width: int =
     for label, fn in metrics:
         t.add_row(label, *[fn(r, n) for (_, r), n in zip(reports, nums)])
     buf = io.StringIO()
-    Console(file=buf, width=width, color_system=None, highlight=False).print(t)
+    _console(buf, width, color).print(t)
     return buf.getvalue()
 
 
-def plot_cache(reports: list[tuple[str, CostReport]], ctx: Context, seqs: list[int], path: str) -> None:
-    import matplotlib
+# Formats matplotlib's Agg canvas lists but that need more than matplotlib (pgf: a LaTeX install).
+_UNSUPPORTED_PLOT_FORMATS = frozenset({"pgf"})
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+def plot_formats() -> tuple[str, ...]:
+    """File extensions `plot_cache` can write: what matplotlib's Agg canvas supports (png, svg, pdf, ...)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    return tuple(sorted(set(FigureCanvasAgg.get_supported_filetypes()) - _UNSUPPORTED_PLOT_FORMATS))
+
+
+def plot_cache(reports: list[tuple[str, CostReport]], ctx: Context, seqs: list[int], fmt: str = "png") -> bytes:
+    """The cache-vs-sequence-length plot (log axes) as the bytes of a `fmt` file (one of `plot_formats()`)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
     for name, report in reports:
         ys = [numbers(report.total, Context(ctx.batch, s, ctx.dtype), report.dtype_bytes).cache_min_bytes for s in seqs]
         ax.plot(seqs, ys, marker="o", markersize=3, label=name)
@@ -172,5 +191,12 @@ def plot_cache(reports: list[tuple[str, CostReport]], ctx: Context, seqs: list[i
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120, metadata={"Software": None})
-    plt.close(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=fmt, dpi=120, metadata=_plot_metadata(fmt))
+    return buf.getvalue()
+
+
+def _plot_metadata(fmt: str) -> dict[str, None] | None:
+    """No software/date stamps where the format has them (reproducible files)."""
+    keys = {"png": ("Software",), "svg": ("Date",), "pdf": ("Producer", "CreationDate"), "eps": ("CreationDate",)}
+    return {k: None for k in keys.get(fmt, ())} or None

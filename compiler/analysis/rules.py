@@ -125,8 +125,8 @@ def attention(v: OpView) -> OpCost:
     cache_min = cache_alloc = Poly.const(0)
     if v.attr("cache_owner") is None and v.kv_heads is not None:
         kv = _n(v.kv_heads[0]) + _n(v.kv_heads[1])
-        cache_min = (min_l(window) if isinstance(window, int) else L) * kv
-        cache_alloc = L * kv  # the generated module keeps static [B, KV, max_len, d] buffers, windowed or not
+        # the generated module keeps [B, KV, max_len, d] buffers, or a ring of min(window, max_len) positions
+        cache_min = cache_alloc = (min_l(window) if isinstance(window, int) else L) * kv
     return OpCost(
         prefill_pairs=pairs * per_pair,
         decode_history=keys * per_pair,

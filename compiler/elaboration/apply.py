@@ -32,9 +32,13 @@ def call(ev: Evaluator, expr: A.Call, env: Env) -> Value:
             return _builtin(ev, callee.name, expr, args, env)
         case DefRef(node=A.FnDef()):
             return _fn(ev, callee, expr, args)
-        case DefRef(node=A.Def(kind=A.DefKind.MODEL)):
+        case DefRef(node=A.Def(kind=A.DefKind.MODEL) | A.ModelInst()):
             return ev.fail(
-                "E0202", f"model '{callee.name}' cannot be called", expr.func.span, "models are built, not called"
+                "E0202",
+                f"model '{callee.name}' cannot be called",
+                expr.func.span,
+                "models are built, not called",
+                help=f"to build it with other parameters, declare `model Mine = {callee.name}(...)` at the top level",
             )
         case DefRef():
             return _instantiate(ev, callee, expr, args, env)
@@ -117,7 +121,9 @@ def _builtin(ev: Evaluator, name: str, expr: A.Call, args: list[tuple[A.Arg, Val
         if POISON in values:
             return POISON
         result = scalar_function(name, values)
-        return ev.fail("E0301", result, expr.span, "invalid arguments") if isinstance(result, str) else result
+        if isinstance(result, str):
+            return ev.fail("E0301", result, expr.span, "invalid arguments")
+        return ev.ops.checked(result, expr.span)  # int(1e300) is too large, like 10 ** 300
     if name in prim.BUILDERS:
         sig = prim.BUILDERS[name]
         bound = ev.binder.bind(name, specs_for_signature(sig), args, expr.span)

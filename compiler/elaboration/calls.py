@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -122,7 +123,11 @@ class Binder:
         given: dict[str, tuple[Span, Value]] = {}
         ok = self._positional(callee, specs, args, given) & self._keywords(callee, specs, args, given)
         bound: dict[str, Value] = {}
+        meant = _misspelled(specs, args)
         for spec in specs:
+            if spec.name in meant and spec.name not in given:
+                ok = False  # already reported as an unknown keyword with "did you mean" (no second error)
+                continue
             ok &= self._bind_one(callee, spec, given, bound, call_span)
         return bound if ok else None
 
@@ -220,3 +225,10 @@ def _show(value: Value) -> str:
     if isinstance(value, (bool, int, float)):
         return str(value).lower() if isinstance(value, bool) else str(value)
     return ""
+
+
+def _misspelled(specs: list[ParamSpec], args: list[tuple[A.Arg, Value]]) -> set[str]:
+    """Parameters that an unknown keyword argument is a near-miss of (`hiden` for `hidden`)."""
+    names = sorted(s.name for s in specs)
+    unknown = [a.name.name for a, _ in args if a.name is not None and a.name.name not in names]
+    return {m for key in unknown for m in difflib.get_close_matches(key, names, n=1, cutoff=0.7)}

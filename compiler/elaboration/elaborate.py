@@ -1,5 +1,6 @@
-"""Elaborate a `model`: evaluate its parameters, lets and fields, build the layer stack, apply
-overrides, and validate sharing, Mixture-of-Recursions and budget declarations."""
+"""Elaborate the root module's models: bind their parameters (defaults, instance arguments, `-D`
+overrides; see `parameters`), evaluate lets and fields, build the layer stack, apply `override
+layers[...]` statements, and validate sharing, Mixture-of-Recursions and budget declarations."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from livc.compiler.elaboration.bodies import check_require
 from livc.compiler.elaboration.declarations import budget_decls, mor_decl, share_decls
 from livc.compiler.elaboration.evaluate import Env, Evaluator
 from livc.compiler.elaboration.model import ElaboratedModel
+from livc.compiler.elaboration.overrides import Override
+from livc.compiler.elaboration.parameters import RootModel, apply_overrides, bind_params, root_model
 from livc.compiler.elaboration.values import POISON, DType, Instance, LayerV, ListV, Sublayer, Value, type_name
 from livc.dsl import ast as A
 from livc.dsl.source import Span
@@ -24,14 +27,27 @@ class ModelScratch:
     budgets: list[A.BudgetItem] = field(default_factory=list)
 
 
-def elaborate_model(ev: Evaluator, module: str, node: A.Def) -> ElaboratedModel | None:
-    env = Env(module)
-    for param in node.params:
-        env.locals[param.name.name] = ev.eval(param.default, Env(module, dict(env.locals))) if param.default else POISON
+def elaborate_root(
+    ev: Evaluator, module: str, items: tuple[A.Item, ...], overrides: tuple[Override, ...] = ()
+) -> tuple[ElaboratedModel, ...]:
+    """Elaborate every model of the root module (definitions and instances) with `overrides` applied."""
+    roots = [root_model(ev, module, item) for item in items if _is_model(item)]
+    found = [r for r in roots if r is not None]
+    chosen = apply_overrides(ev, module, found, overrides)
+    models = [elaborate_model(ev, root) for root in chosen if root is not None]
+    return tuple(m for m in models if m is not None)
+
+
+def _is_model(item: A.Item) -> bool:
+    return isinstance(item, A.ModelInst) or (isinstance(item, A.Def) and item.kind is A.DefKind.MODEL)
+
+
+def elaborate_model(ev: Evaluator, root: RootModel) -> ElaboratedModel | None:
+    env = Env(root.module, bind_params(ev, root))
     scratch = ModelScratch()
-    for stmt in node.body:
+    for stmt in root.node.body:
         _model_stmt(ev, stmt, env, scratch)
-    return _assemble(ev, module, node, env, scratch)
+    return _assemble(ev, root, env, scratch)
 
 
 def _model_stmt(ev: Evaluator, stmt: A.Stmt, env: Env, scratch: ModelScratch) -> None:
@@ -135,7 +151,8 @@ def _typed_field(ev: Evaluator, scratch: ModelScratch, name: str, kind: type, de
     return default
 
 
-def _assemble(ev: Evaluator, module: str, node: A.Def, env: Env, scratch: ModelScratch) -> ElaboratedModel | None:
+def _assemble(ev: Evaluator, root: RootModel, env: Env, scratch: ModelScratch) -> ElaboratedModel | None:
+    node = root.node
     layers_field = scratch.fields.get("layers")
     layers = _layers(ev, layers_field[0], layers_field[1].value.span) if layers_field else None
     for stmt in scratch.overrides:
@@ -151,8 +168,8 @@ def _assemble(ev: Evaluator, module: str, node: A.Def, env: Env, scratch: ModelS
     if layers is None or embedding is None or head is None:
         return None
     return ElaboratedModel(
-        name=node.name.name,
-        module=module,
+        name=root.name,
+        module=root.module,
         args=tuple((p.name.name, env.locals[p.name.name]) for p in node.params),
         embedding=embedding,
         layers=tuple(layers),
@@ -164,5 +181,5 @@ def _assemble(ev: Evaluator, module: str, node: A.Def, env: Env, scratch: ModelS
         context=context,
         shares=shares,
         budgets=budgets,
-        span=node.span,  # type: ignore[arg-type]
+        span=root.span,
     )

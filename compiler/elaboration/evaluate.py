@@ -8,6 +8,7 @@ wrappers, layer lists — is computed here, with errors reported once and poison
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from livc.compiler.elaboration.calls import NOFIT, Binder, ParamSpec, coerce_for_type, type_text
@@ -121,7 +122,7 @@ class Evaluator:
             case A.BinOp(op=A.BinOpKind.AND | A.BinOpKind.OR):
                 return self._logical(expr, env)
             case A.BinOp():
-                return self.ops.binary(expr.op, self.eval(expr.left, env), self.eval(expr.right, env), expr.span)
+                return self._arithmetic(expr, env)
             case A.UnaryOp(op=A.UnaryOpKind.NEG):
                 return self.ops.negate(self.eval(expr.operand, env), expr.span)
             case A.UnaryOp():
@@ -151,14 +152,23 @@ class Evaluator:
             self.fail("E0301", f"a condition must be a bool, got {type_name(value)}", expr.span, "not a bool")
         return None
 
+    def _arithmetic(self, expr: A.BinOp, env: Env) -> Value:
+        """A left-leaning chain `a + b - c ...` folded left to right without recursing per term."""
+        spine = _left_spine(expr, lambda node: node.op not in _LOGICAL)
+        value = self.eval(spine[-1].left, env)
+        for node in reversed(spine):
+            value = self.ops.binary(node.op, value, self.eval(node.right, env), node.span)
+        return value
+
     def _logical(self, expr: A.BinOp, env: Env) -> Value:
-        left = self.condition(expr.left, env)
-        if left is None:
-            return POISON
-        if left is (expr.op is A.BinOpKind.OR):
-            return left
-        right = self.condition(expr.right, env)
-        return POISON if right is None else right
+        """`a and b and ...` (or `or`), short-circuiting, without recursing per term."""
+        spine = _left_spine(expr, lambda node: node.op is expr.op)
+        value = self.condition(spine[-1].left, env)
+        for node in reversed(spine):
+            if value is None or value is (expr.op is A.BinOpKind.OR):
+                break
+            value = self.condition(node.right, env)
+        return POISON if value is None else value
 
     def _if_expr(self, expr: A.IfExpr, env: Env) -> Value:
         cond = self.condition(expr.cond, env)
@@ -240,6 +250,17 @@ class Evaluator:
             default if default_expr is not None else None,
             param.span,
         )
+
+
+_LOGICAL = (A.BinOpKind.AND, A.BinOpKind.OR)
+
+
+def _left_spine(expr: A.BinOp, same: Callable[[A.BinOp], bool]) -> list[A.BinOp]:
+    """`expr` and its left operands while they are BinOps that `same` accepts (outermost first)."""
+    spine = [expr]
+    while isinstance(spine[-1].left, A.BinOp) and same(spine[-1].left):
+        spine.append(spine[-1].left)
+    return spine
 
 
 def builtin_value(name: str) -> Value:

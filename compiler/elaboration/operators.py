@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 
@@ -82,19 +83,25 @@ class Operators:
             return _COMPARE[op](a, b)
         if op in (Op.DIV, Op.FLOORDIV, Op.MOD) and b == 0:
             return self.fail("E0303", "division by zero", span, "the right operand is 0")
-        if op is Op.DIV:
-            return a / b
         if op is Op.POW:
-            return self._power(a, b, span)
-        if op in _ARITH:
-            return _ARITH[op](a, b)
-        return self._mismatch(op, a, b, span)
+            return self.checked(self._power(a, b, span), span)
+        if op is not Op.DIV and op not in _ARITH:
+            return self._mismatch(op, a, b, span)
+        try:
+            result = a / b if op is Op.DIV else _ARITH[op](a, b)
+        except OverflowError:
+            return self.fail("E0304", "number out of range", span, "the result overflows a float")
+        return self.checked(result, span)
+
+    def checked(self, value: Value, span: Span) -> Value:
+        """Every arithmetic result is finite and at most MAX_INT_BITS wide (no inf, no huge ints)."""
+        return checked_number(value, span, self.sink)
 
     def _power(self, a: float, b: float, span: Span) -> Value:
         if isinstance(a, int) and isinstance(b, int) and b >= 0:
-            if b * max(1, abs(a).bit_length()) > MAX_INT_BITS:
-                return self.fail("E0304", "number too large", span, f"more than {MAX_INT_BITS} bits")
-            return a**b
+            if b * (abs(a).bit_length() - 1) >= MAX_INT_BITS:  # a lower bound of the result's bits - 1
+                return self.fail("E0304", "number too large", span, f"the result has more than {MAX_INT_BITS} bits")
+            return a**b  # at most 2 * MAX_INT_BITS bits: cheap; `checked` then applies the cap
         try:
             result = float(a) ** float(b)
         except (OverflowError, ZeroDivisionError):
@@ -145,3 +152,24 @@ class Operators:
         if isinstance(value, bool):
             return not value
         return self.fail("E0301", f"'not' needs a bool, got {type_name(value)}", span, "not a bool")
+
+
+def number_problem(value: Value) -> tuple[str, str] | None:
+    """(message, label) if a number is too large or not finite, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "arithmetic produces a non-finite number", f"this is {value} (overflow or an undefined result)"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
+        return "number too large", f"the result has more than {MAX_INT_BITS} bits"
+    return None
+
+
+def checked_number(value: Value, span: Span, sink: DiagnosticSink) -> Value:
+    """`value`, or POISON after an E0304 at `span` if it is a non-finite float or a too large int."""
+    problem = number_problem(value)
+    if problem is None:
+        return value
+    sink.report(error("E0304", problem[0], span, problem[1], help=_RANGE_HELP))
+    return POISON
+
+
+_RANGE_HELP = f"values are finite floats and ints of at most {MAX_INT_BITS} bits"

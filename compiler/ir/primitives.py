@@ -378,6 +378,7 @@ REQUIRED_MODEL_FIELDS = ("embedding", "layers", "head")
 BUDGET_METRICS: dict[str, tuple[str, ...]] = {
     "params": (),
     "non_embedding_params": (),
+    "active_params": (),
     "cache": ("batch", "seq", "dtype"),
     "cache_alloc": ("batch", "seq", "dtype"),
     "activations": ("batch", "seq", "dtype"),

@@ -44,20 +44,34 @@ class BlockBuilder:
     ops: list[Op] = field(default_factory=list)
     sections: list[Section] = field(default_factory=list)
     features: dict[str, TRef] = field(default_factory=dict)
-    _names: dict[str, int] = field(default_factory=dict)
-    _param_names: dict[str, int] = field(default_factory=dict)
+    _names: set[str] = field(default_factory=lambda: {"x", "tokens"})  # SSA values; the inputs are taken
+    _param_names: set[str] = field(default_factory=lambda: {"norm"})  # `<sublayer>.norm.*` is its wrapper norm
+    _user: frozenset[str] = frozenset()  # every name the body assigns: renamings avoid them
+    _own: str | None = None  # the single target of the assignment being built
     result: TRef | None = None
 
     # ---- naming ---------------------------------------------------------------------------
+    @property
+    def input_name(self) -> str:
+        """The block input: `tokens` at the embedding (scalar ids, whatever the op is called), else `x`."""
+        return "tokens" if self.input_type.shape == () else "x"
+
     def fresh(self, base: str) -> str:
-        n = self._names.get(base, 0)
-        self._names[base] = n + 1
-        return base if n == 0 else f"{base}_{n}"
+        return self._claim(base, self._names)
 
     def param_base(self, base: str) -> str:
-        n = self._param_names.get(base, 0)
-        self._param_names[base] = n + 1
-        return base if n == 0 else f"{base}_{n}"
+        return self._claim(base, self._param_names)
+
+    def _claim(self, base: str, taken: set[str]) -> str:
+        """`base` if free (a name the body assigns only for its own assignment), else the first `base_n` that
+        is neither taken nor assigned anywhere in the body: a renamed rebinding never collides with a user's
+        `w_1`, and a user's parameter keeps the id it was written with."""
+        name, n = base, 0
+        while name in taken or (name in self._user and name != self._own):
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        return name
 
     # ---- diagnostics ----------------------------------------------------------------------
     def fail(self, message: str, span: Span, label: str) -> BuildFailed:
@@ -74,8 +88,9 @@ class BlockBuilder:
         node = self.instance.definition.node
         assert isinstance(node, A.Def)
         env = Env(self.instance.definition.module, dict(self.instance.args), True, self.instance.span)
-        env.locals["x"] = TRef("x", self.input_type)  # type: ignore[assignment]
+        env.locals["x"] = TRef(self.input_name, self.input_type)  # type: ignore[assignment]
         env.locals["tokens"] = TRef("tokens", TensorType(shape=()))  # type: ignore[assignment]
+        self._user = frozenset(_assigned(node.body))
         body_ops_start = 0
         for stmt in node.body:
             if isinstance(stmt, A.Section):
@@ -127,7 +142,9 @@ class BlockBuilder:
 
     def _assign(self, stmt: A.Assign, env: Env) -> None:
         names = [t.name for t in stmt.targets]
+        self._own = names[0] if len(names) == 1 else None
         value = self.expr(stmt.value, env, names[0] if len(names) == 1 else "_".join(names))
+        self._own = None
         if len(names) == 1:
             env.locals[names[0]] = value  # type: ignore[assignment]
             return
@@ -166,8 +183,22 @@ class BlockBuilder:
                 return self._call(expr, env, base)
         raise self.fail("this expression cannot take tensors", expr.span, "not a tensor operation")
 
-    def _binary(self, expr: A.BinOp, env: Env, base: str) -> TRef:
-        left, right = self.expr(expr.left, env, base), self.expr(expr.right, env, base)
+    def _binary(self, expr: A.BinOp, env: Env, base: str) -> object:
+        """A left-leaning chain `a + b * c - ...` folded left to right (no recursion per term)."""
+        spine = [expr]
+        while isinstance(spine[-1].left, A.BinOp) and spine[-1].left.op in _BINARY:
+            spine.append(spine[-1].left)
+        left = self.expr(spine[-1].left, env, base)
+        for node in reversed(spine):
+            left = self._combine(node, left, self.expr(node.right, env, base), base)
+        return left
+
+    def _combine(self, expr: A.BinOp, left: object, right: object, base: str) -> object:
+        if not isinstance(left, TRef) and not isinstance(right, TRef):  # a scalar part of the chain
+            value = self.ev.ops.binary(expr.op, left, right, expr.span)  # type: ignore[arg-type]
+            if value is POISON:
+                raise BuildFailed()
+            return value
         for side, value in (("left", left), ("right", right)):
             if not isinstance(value, (TRef, int, float)) or isinstance(value, bool):
                 raise self.fail(f"cannot combine a tensor with this {side} operand", expr.span, "not a tensor")
@@ -233,14 +264,26 @@ class BlockBuilder:
             kind=kind,
             name=node.name.name,
             args=tuple((k, _attr(v)) for k, v in self.instance.args),
-            input=Value(
-                name="x" if kind is BlockKind.LIV or node.name.name != "Embedding" else "tokens", type=self.input_type
-            ),
+            input=Value(name=self.input_name, type=self.input_type),
             sections=tuple(self.sections),
             output=self.result.name,
             features=tuple(Value(name=f"{g}={r.name}", type=r.type) for g, r in self.features.items()),
             span=self.instance.span,
         )
+
+
+def _assigned(body: tuple[A.Stmt, ...]) -> set[str]:
+    """Every name an assignment in `body` binds, in sections and both branches of every `if`."""
+    names: set[str] = set()
+    for stmt in body:
+        match stmt:
+            case A.Assign():
+                names.update(t.name for t in stmt.targets)
+            case A.If():
+                names |= _assigned(stmt.body) | _assigned(stmt.orelse)
+            case A.Section():
+                names |= _assigned(stmt.body)
+    return names
 
 
 def _attr(value: object) -> int | float | bool | str | None:

@@ -29,6 +29,8 @@ from livc.compiler.ir.nodes import (
     Wrap,
 )
 from livc.compiler.passes.block_builder import BlockBuilder, BuildFailed, _attr
+from livc.compiler.passes.build_checks import dead_weights, declared_width, embedding_width, tied_vocab
+from livc.compiler.passes.inputs import input_errors
 from livc.dsl.diagnostics import Label, error
 
 _WRAPS = {"pre_norm": Wrap.PRE_NORM, "post_norm": Wrap.POST_NORM, "no_residual": Wrap.NONE}
@@ -61,13 +63,16 @@ class ModelBuilder:
         shapes: dict[str, tuple[int, ...]] = {}
         builder = BlockBuilder(self.ev, instance, _PLACEHOLDER, input_type, shapes, tied_embedding=self.tied)
         try:
-            return builder.build(), shapes
+            block = builder.build()
         except BuildFailed:
             return None
+        for diag in dead_weights(block, _PLACEHOLDER):
+            self.ev.sink.report(diag)
+        return block, shapes
 
-    def width_check(self, block: Block | None, expected: TensorType, what: str) -> None:
+    def width_check(self, block: Block | None, expected: TensorType, what: str) -> bool:
         if block is None:
-            return
+            return False
         out = _output_type(block)
         if out != expected:
             self.failed = True
@@ -80,13 +85,21 @@ class ModelBuilder:
                     notes=("every sublayer maps the model width to itself",),
                 )
             )
+            return False
+        return True
+
+    def checked(self, instance: Instance, prefix: str, d: TensorType, what: str) -> Block | None:
+        """Build an instance applied to the residual stream `d` and check its widths."""
+        block = self.block(instance, prefix, d)
+        if self.width_check(block, d, what) and (diag := declared_width(self.model, instance, d)) is not None:
+            self.failed = True
+            self.ev.sink.report(diag)
+        return block
 
     def sublayer(self, sub: SublayerV, prefix: str, d: TensorType) -> Sublayer | None:
-        block = self.block(sub.op, prefix, d)
-        self.width_check(block, d, f"{sub.op.name} in {prefix}")
+        block = self.checked(sub.op, prefix, d, sub.op.name)
         wrap, norm_inst = self._wrapper(sub)
-        norm = self.block(norm_inst, f"{prefix}.norm", d) if norm_inst is not None else None
-        self.width_check(norm, d, f"the norm of {prefix}")
+        norm = self.checked(norm_inst, f"{prefix}.norm", d, f"the norm of {prefix}") if norm_inst is not None else None
         if block is None:
             return None
         return Sublayer(block=block, wrap=wrap, norm=norm)
@@ -135,6 +148,11 @@ def _embedding_weight(block: Block) -> str | None:
 
 
 def build_model(ev: Evaluator, model: ElaboratedModel) -> Model | None:
+    misused = input_errors(model)
+    for diag in misused:
+        ev.sink.report(diag)
+    if misused:
+        return None
     mb = ModelBuilder(ev, model)
     embedding = mb.block(model.embedding, "embedding", TensorType(shape=()))
     if embedding is None:
@@ -146,10 +164,15 @@ def build_model(ev: Evaluator, model: ElaboratedModel) -> Model | None:
             error("E0312", "the embedding must produce a flat [d] vector", model.embedding.span, f"produces {d}")
         )
         return None
+    if (wrong := embedding_width(model, d)) is not None:
+        ev.sink.report(wrong)
+        return None
     layers = [mb.layer(i, layer, d) for i, layer in enumerate(model.layers)]
-    final_norm = mb.block(model.final_norm, "final_norm", d) if model.final_norm is not None else None
-    mb.width_check(final_norm, d, "final_norm")
+    final_norm = mb.checked(model.final_norm, "final_norm", d, "final_norm") if model.final_norm is not None else None
     head = mb.block(model.head, "head", d)
+    if head is not None and (diag := declared_width(model, model.head, d) or tied_vocab(model, embedding, head)):
+        mb.failed = True
+        ev.sink.report(diag)
     if mb.failed or head is None or any(layer is None for layer in layers):
         return None
     return Model(

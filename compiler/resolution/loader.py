@@ -7,6 +7,9 @@ diagnosed at the import that causes them.
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -25,6 +28,7 @@ class LoadedModule:
     source: SourceFile
     ast: A.Module
     imports: tuple[tuple[A.Import | A.FromImport, str], ...]  # each import and the key it resolved to
+    broken: tuple[A.Import | A.FromImport, ...] = ()  # imports that failed (already diagnosed)
 
 
 @dataclass
@@ -43,18 +47,65 @@ def _std_text(name: str) -> str | None:
     return resources.files("livc.stdlib").joinpath(f"{name}.liv").read_text(encoding="utf-8")
 
 
-def read_file(path: Path) -> tuple[str | None, str | None]:
-    """(text, problem): reads UTF-8 text; never raises."""
+std_text = _std_text  # the text of standard module `name` (None if there is none)
+
+
+MAX_SOURCE_BYTES = 8 * 2**20  # a .liv source (or config.json) larger than this is refused while reading
+
+
+def read_file(path: Path, cap: int = MAX_SOURCE_BYTES) -> tuple[str | None, str | None]:
+    """(text, problem): reads a regular file as UTF-8 text; never raises, never blocks.
+
+    FIFOs, devices, sockets and directories are refused from `stat` before opening (a FIFO would
+    block, `/dev/zero` never ends); at most `cap + 1` bytes are read, so a file that grows while it
+    is read is refused too. Symlink loops are reported as such.
+    """
     try:
-        return path.read_text(encoding="utf-8"), None
-    except FileNotFoundError:
-        return None, "no such file"
-    except IsADirectoryError:
-        return None, "is a directory"
+        kind = _file_kind(os.stat(path).st_mode)
+        if kind is not None:
+            return None, kind
+        data = _read_capped(path, cap)
+    except OSError as exc:
+        return None, _os_problem(exc)
+    except ValueError:  # an embedded NUL byte in the path
+        return None, "invalid path"
+    if data is None:
+        return None, f"larger than {cap // 2**20} MiB (the limit for source files)"
+    try:
+        return data.decode("utf-8"), None
     except UnicodeDecodeError:
         return None, "not UTF-8 text"
-    except (OSError, ValueError) as exc:
-        return None, getattr(exc, "strerror", None) or "cannot be read"
+
+
+def _file_kind(mode: int) -> str | None:
+    """Why a file of this mode is not read, or None for a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a directory"
+    kinds = ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+    name = next((n for test, n in kinds if test(mode)), "a socket" if stat.S_ISSOCK(mode) else "special")
+    return f"not a regular file ({name})"
+
+
+def _read_capped(path: Path, cap: int) -> bytes | None:
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0))
+    with os.fdopen(fd, "rb") as handle:
+        kind = _file_kind(os.fstat(handle.fileno()).st_mode)  # replaced between stat and open
+        if kind is not None:
+            raise OSError(errno.EINVAL, kind)
+        data = handle.read(cap + 1)
+    return None if len(data) > cap else data
+
+
+def _os_problem(exc: OSError) -> str:
+    if exc.errno == errno.ENOENT:
+        return "no such file"
+    if exc.errno == errno.ELOOP:
+        return "a symlink loop (too many levels of symbolic links)"
+    if exc.errno == errno.ENAMETOOLONG:
+        return "file name too long"
+    return exc.strerror or "cannot be read"
 
 
 @dataclass
@@ -62,6 +113,7 @@ class Loader:
     sink: DiagnosticSink
     program: Program = field(default_factory=lambda: Program(root=""))
     _stack: list[str] = field(default_factory=list)
+    _failed: set[str] = field(default_factory=set)  # modules that did not parse (reported once)
 
     def load_root(self, source: SourceFile, key: str) -> Program:
         self.program.root = key
@@ -71,11 +123,14 @@ class Loader:
     def _load(self, source: SourceFile, key: str) -> None:
         module = parse_source(source, self.sink)
         if module is None:
+            self._failed.add(key)
             return
         self._stack.append(key)
-        resolved = tuple((imp, k) for imp in _imports(module) if (k := self._resolve(imp, key)) is not None)
+        results = [(imp, self._resolve(imp, key)) for imp in _imports(module)]
         self._stack.pop()
-        self.program.modules[key] = LoadedModule(key, source, module, resolved)
+        resolved = tuple((imp, k) for imp, k in results if k is not None)
+        broken = tuple(imp for imp, k in results if k is None)
+        self.program.modules[key] = LoadedModule(key, source, module, resolved, broken)
 
     def _resolve(self, imp: A.Import | A.FromImport, importer: str) -> str | None:
         ref = imp.module
@@ -108,7 +163,7 @@ class Loader:
             self._missing(ref, "standard modules are named std.<name>; other files are imported by a quoted path")
             return None
         key = ".".join(parts)
-        if key in self.program.modules or key in self._stack:
+        if key in self.program.modules or key in self._stack or key in self._failed:
             return key, None
         text = _std_text(parts[1])
         if text is None:
@@ -121,11 +176,14 @@ class Loader:
         base = Path(importer).parent if not importer.startswith(("<", STD_PREFIX + ".")) else Path.cwd()
         try:
             path = (base / ref.path.value).resolve()
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
             self.sink.report(error("E0109", f"cannot read '{ref.path.value}'", ref.span, f"invalid path: {exc}"))
             return None
+        if not _is_liv_path(ref.path.value, path):
+            self.sink.report(error("E0109", f"cannot import '{ref.path.value}'", ref.span, _NOT_LIV, help=_LIV_HELP))
+            return None
         key = str(path)
-        if key in self.program.modules or key in self._stack:
+        if key in self.program.modules or key in self._stack or key in self._failed:
             return key, None
         text, problem = read_file(path)
         if text is None and problem == "no such file":
@@ -136,6 +194,20 @@ class Loader:
 
     def _missing(self, ref: A.ModuleRef, label: str) -> None:
         self.sink.report(error("E0207", f"cannot find module '{ref.display}'", ref.span, label))
+
+
+_NOT_LIV = "only .liv source files can be imported"
+_LIV_HELP = "an imported path names a `.liv` file (after following symlinks), relative to the importing file"
+
+
+def _is_liv_path(written: str, resolved: Path) -> bool:
+    """The import policy: what is written and what it resolves to both end in `.liv`.
+
+    Absolute paths and `..` are allowed (relative ones resolve against the importing file); a
+    path that does not name a `.liv` file is refused before it is opened, so the contents of a file
+    that is not a .liv source (`import "/etc/passwd"`) never appear in a diagnostic.
+    """
+    return written.endswith(".liv") and resolved.suffix == ".liv"
 
 
 def _display(path: Path) -> str:

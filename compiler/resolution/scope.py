@@ -1,7 +1,7 @@
 """Module-level symbol tables and builtin names.
 
 Each loaded module gets a table from name to what it denotes: a local definition (`let`, `fn`,
-`liv`, `op`, `model`), an imported module namespace, or a name imported from another module.
+`liv`, `op`, `model`, `model X = Y(...)`), an imported module namespace, or a name imported from another module.
 Duplicate definitions (E0205) and names missing from an imported module (E0209) are diagnosed here.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from livc.compiler.ir import primitives as prim
-from livc.compiler.resolution.loader import Program
+from livc.compiler.resolution.loader import LoadedModule, Program
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import DiagnosticSink, Label, error
 from livc.dsl.lexicon import identifier_problem
@@ -21,7 +21,7 @@ from livc.dsl.lexicon import identifier_problem
 @dataclass(frozen=True, slots=True)
 class LocalDef:
     module: str
-    node: A.Let | A.FnDef | A.Def
+    node: A.Let | A.FnDef | A.Def | A.ModelInst
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ TYPE_NAMES = frozenset({"int", "float", "bool", "dtype", "symbol"})
 
 def _defined_ident(item: A.Item) -> A.Ident | None:
     match item:
-        case A.Let() | A.FnDef() | A.Def():
+        case A.Let() | A.FnDef() | A.Def() | A.ModelInst():
             return item.name
     return None
 
@@ -93,7 +93,7 @@ def _bind(table: Table, name: A.Ident, symbol: Symbol, sink: DiagnosticSink) -> 
 def _bind_item(table: Table, key: str, item: A.Item, resolved: dict[int, str], sink: DiagnosticSink) -> None:
     ident = _defined_ident(item)
     if ident is not None:
-        assert isinstance(item, (A.Let, A.FnDef, A.Def))
+        assert isinstance(item, (A.Let, A.FnDef, A.Def, A.ModelInst))
         _bind(table, ident, LocalDef(key, item), sink)
     elif isinstance(item, A.Import) and id(item) in resolved:
         binding = _import_binding(item)
@@ -133,6 +133,17 @@ def _check_imported_names(tables: dict[str, Table], key: str, sink: DiagnosticSi
                 )
             )
             del tables[key][symbol.node.bound.name]
+
+
+def broken_import_names(loaded: LoadedModule) -> frozenset[str]:
+    """Names that the failed imports of a module would have bound: they are poisoned, not undefined."""
+    names: set[str] = set()
+    for item in loaded.broken:
+        if isinstance(item, A.FromImport):
+            names.update(n.bound.name for n in item.names)
+        elif (binding := _import_binding(item)) is not None:
+            names.add(binding)
+    return frozenset(names)
 
 
 def suggest(name: str, candidates: list[str] | set[str] | frozenset[str]) -> str | None:

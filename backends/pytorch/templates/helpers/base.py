@@ -103,7 +103,72 @@ class Block(Sublayer):
 
 
 def tie(model, target, source):
-    """Make parameter `target` (a dotted name) the very same tensor as `source`."""
-    module_name, _, attr = target.rpartition(".")
-    src_module, _, src_attr = source.rpartition(".")
-    setattr(model.get_submodule(module_name), attr, getattr(model.get_submodule(src_module), src_attr))
+    """Make parameter `target` (a dotted state-dict name) the very same tensor as `source`.
+
+    Modules are looked up in `_modules` (not by attribute): a block may register a parameter group under a
+    key that is also an `nn.Module` attribute, such as `forward`."""
+    *path, attr = target.split(".")
+    *src_path, src_attr = source.split(".")
+    setattr(_submodule(model, path), attr, getattr(_submodule(model, src_path), src_attr))
+
+
+def _submodule(model, path):
+    for key in path:
+        model = model._modules[key]
+    return model
+
+
+class Output(NamedTuple):
+    """What `forward` returns for every model: logits [B, L, vocab] and the routers' auxiliary loss
+    (a 0-dim float32 tensor: the sum of the MoE / Mixture-of-Recursions losses, 0 for a model without routers)."""
+
+    logits: torch.Tensor
+    aux_loss: torch.Tensor
+
+
+def total_aux_loss(losses, logits):
+    return torch.stack(losses).sum() if losses else logits.new_zeros((), dtype=torch.float32)
+
+
+def cache_placement(model, dtype, device):
+    """init_cache's defaults: the dtype and device of the model's parameters."""
+    param = next(model.parameters())
+    return (param.dtype if dtype is None else dtype), (param.device if device is None else device)
+
+
+def check_cache_size(batch, max_len, limit=None):
+    for name, value in (("batch", batch), ("max_len", max_len)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"init_cache: {name} must be a positive int, got {value!r}")
+    if limit is not None and max_len > limit:
+        raise ValueError(f"init_cache: max_len {max_len} exceeds the dense token-mixing size {limit}")
+
+
+def cache_capacity(cache, axes):
+    """Positions a cache holds: the size of its position-indexed entries (`axes`: key, axis, window), or None
+    when none bounds it (every state has a fixed size and every sliding-window ring has `window` slots)."""
+    sizes = [cache[key].shape[axis] for key, axis, window in axes if window is None or cache[key].shape[axis] < window]
+    return min(sizes) if sizes else None
+
+
+def check_prompt(length, capacity):
+    if length < 1:
+        raise ValueError("prefill: the prompt must hold at least one token")
+    if capacity is not None and length > capacity:
+        raise ValueError(
+            f"prefill of {length} tokens exceeds the cache's max_len = {capacity} positions; "
+            f"allocate it with init_cache(batch, max_len >= {length})"
+        )
+
+
+def check_position(cache, capacity):
+    """decode_step past max_len raises. Checked in eager mode only: reading `pos` under torch.compile or
+    torch.export would break the graph (there, a full cache makes the cache write fail instead)."""
+    if capacity is None or torch.compiler.is_compiling():
+        return
+    position = int(cache["pos"])
+    if position >= capacity:
+        raise ValueError(
+            f"decode_step at position {position} is past the cache's max_len = {capacity} positions "
+            f"(0..{capacity - 1}); allocate it with init_cache(batch, max_len > {position})"
+        )
