@@ -18,7 +18,7 @@ from livc.cli_args import UsageError, budget_spec, plot_format, seq_range, token
 from livc.compiler.analysis.budgets import BudgetSyntaxError, parse_cli_budget
 from livc.compiler.analysis.evaluate import Context
 from livc.compiler.analysis.report import comparison, plot_cache, plot_formats, render_text
-from livc.compiler.check import check_path, check_source
+from livc.compiler.check import CheckResult, check_path, check_source
 from livc.compiler.elaboration.overrides import Override, OverrideSyntaxError, parse_define
 from livc.compiler.ir.nodes import Budget, DType
 from livc.compiler.pipeline import analyze_checked, compile_checked
@@ -286,11 +286,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _demo_codegen(check: object) -> None:
+def _demo_codegen(check: CheckResult) -> None:
     from livc.backends.pytorch.emit_ops import BackendError
     from livc.backends.pytorch.generate import generate
 
-    for model in compile_checked(check, stop_after="canonicalize").models:  # type: ignore[arg-type]
+    for model in compile_checked(check, stop_after="canonicalize").models:
         try:
             code = generate(model, "<examples>", "")
         except BackendError as exc:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -308,3 +309,18 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
         options = out.split("options:")[1].split("examples:")[0]
         for entry in options.split("\n  -")[2:]:  # skip -h
             assert "default" in entry, (command, entry)
+
+
+def test_defines_reach_every_command(small: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "check", str(small), "-D", "d=128", "--format", "json")
+    params = json.loads(out)["files"][0]["models"][0]["params"]
+    code_default, out_default, _ = run(capsys, "check", str(small), "--format", "json")
+    assert code == code_default == 0 and params > json.loads(out_default)["files"][0]["models"][0]["params"]
+    assert run(capsys, "cost", str(small), "-D", "M.d=128")[0] == 0
+    assert run(capsys, "ir", str(small), "-D", "d=128")[0] == 0
+    assert run(capsys, "build", str(small), "-D", "d=128", "-o", str(tmp_path / "m.py"))[0] == 0
+    assert "128" in (tmp_path / "m.py").read_text()
+    code, _, err = run(capsys, "check", str(small), "-D", "nope=1")
+    assert code == 1 and "E0203" in err
+    code, _, err = run(capsys, "check", str(small), "-D", "d")
+    assert code == 2 and "-D" in err

@@ -30,7 +30,7 @@ from dataclasses import dataclass, replace
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from program_strategies import HOSTILE_NAMES, programs
 from strategies import drawn_models
@@ -78,8 +78,11 @@ def build(text: str, must_accept: bool) -> Built | None:
     result = compile_source(text, "<differential>", stop_after="canonicalize")
     if not result.ok:
         assert not must_accept, "\n".join(f"{d.code}: {d.message}" for d in result.diagnostics)
-        assert any(d.severity.value == "error" for d in result.diagnostics)
+        errors = sorted({d.code for d in result.diagnostics if d.severity.value == "error"})
+        assert errors
+        event("rejected: " + " ".join(errors))
         return None
+    event("accepted")
     assert len(result.models) == 1
     ir = result.models[0]
     code = generate(ir, "<differential>", text)

@@ -180,11 +180,13 @@ def plot_cache(reports: list[tuple[str, CostReport]], ctx: Context, seqs: list[i
     fig = Figure(figsize=(7, 4.5))
     FigureCanvasAgg(fig)
     ax = fig.subplots()
+    positive = False
     for name, report in reports:
         ys = [numbers(report.total, Context(ctx.batch, s, ctx.dtype), report.dtype_bytes).cache_min_bytes for s in seqs]
+        positive = positive or any(y > 0 for y in ys)
         ax.plot(seqs, ys, marker="o", markersize=3, label=name)
     ax.set_xscale("log", base=2)
-    ax.set_yscale("log", base=2)
+    ax.set_yscale("log" if positive else "linear", **({"base": 2} if positive else {}))  # no cache at all: linear
     ax.set_xlabel("sequence length L (tokens)")
     ax.set_ylabel(f"inference cache (bytes, batch {ctx.batch})")
     ax.set_title("Inference cache vs sequence length (minimal state)")
