@@ -17,6 +17,7 @@ to report it) for internal errors, 141 quietly when stdout is a closed pipe (`li
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from livc.compiler.ir.nodes import DType
 from livc.compiler.pipeline import STAGE_NAMES
 from livc.results import dumps, failure_document
 
+GC_THRESHOLDS = (20_000, 50, 1_000)  # fewer full collections: keeps long compiles linear (benchmarks/layer_scaling.py)
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for `yes | head`
 DEFAULT_EXAMPLE = "lfm2_350m"
 
@@ -195,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(argv)
     if isinstance(args, int):
         return args
+    gc.set_threshold(*GC_THRESHOLDS)
     try:
         status = COMMANDS[args.command](args)
         sys.stdout.flush()

@@ -37,6 +37,7 @@ from rich.console import Console
 from rich.table import Table
 
 from livc.backends.pytorch.generate import generate
+from livc.cli import GC_THRESHOLDS  # the command line's setting
 from livc.compiler.pipeline import analyze_path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,6 @@ SOURCE = ROOT / "examples" / "transformer_pp.liv"
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "layer_scaling.json"
 SLOPE_GOAL = 1.2
 DEEPEST_GOAL_S = 10.0
-GC_THRESHOLDS = (20_000, 50, 1_000)  # the CLI's setting (livc.cli.GC_THRESHOLDS)
 
 
 def program(depth: int) -> str:

@@ -102,9 +102,7 @@ def _parse_uncached(source: SourceFile, sink: DiagnosticSink) -> A.Module | None
 
 @lru_cache(maxsize=1)
 def _expression_parser() -> Lark:
-    return Lark(
-        _grammar(), parser="lalr", strict=True, propagate_positions=True, maybe_placeholders=True, start="expr"
-    )
+    return Lark(_grammar(), parser="lalr", strict=True, propagate_positions=True, maybe_placeholders=True, start="expr")
 
 
 def parse_expression(source: SourceFile, start: int, sink: DiagnosticSink) -> A.Expr | None:

@@ -11,8 +11,9 @@ import re
 from dataclasses import dataclass, field
 
 from livc.backends.pytorch.emit_ops import EMITTERS, BackendError, CacheAxis, Ctx, Emitted
+from livc.backends.pytorch.inference import InferenceView, inference_view
 from livc.backends.pytorch.names import Scope, method_scope, module_scope
-from livc.compiler.ir.nodes import Block, DType, Model, Op, Role, Section, TensorType
+from livc.compiler.ir.nodes import Block, Model, Op, Role, Section, TensorType
 from livc.compiler.passes.rewrite import all_blocks
 
 _PREFIX = re.compile(r"^(layers\.\d+\.\d+\.norm|layers\.\d+\.\d+|embedding|head|final_norm)\.(.+)$")
@@ -32,12 +33,6 @@ HELPER_ORDER = (
     "moe",
     "mor",
     "sampling",
-)
-TORCH_DTYPES = {DType.F32: "torch.float32", DType.BF16: "torch.bfloat16", DType.F16: "torch.float16"}
-# ops that mix tokens or keep state: a final norm / head made of anything else may see only the last position
-_SEQUENCE_PRIMS = frozenset(
-    ("attention", "linear_attention", "gated_scan", "selective_scan", "short_conv", "causal_conv", "long_conv")
-    + ("token_dense", "shared_feature")
 )
 
 
@@ -84,9 +79,7 @@ class ModelView:
     ties: list[tuple[str, str]] = field(default_factory=list)
     cache: list[tuple[str, str]] = field(default_factory=list)
     positions: list[CacheAxis] = field(default_factory=list)  # position-indexed cache entries
-    capacity_axes: str = "()"  # the representatives of `positions` that bound the cache (a tuple literal)
-    param_dtype: str = "torch.float32"
-    pointwise_tail: bool = True  # final norm and head are per token: prefill(last_only) slices before them
+    inference: InferenceView = field(default_factory=InferenceView)
     has_aux: bool = False
     recursion: list[str] | None = None
     max_len_limit: int | None = None
@@ -401,30 +394,12 @@ def build_view(model: Model) -> ModelView:
     view.max_len_limit = min(limits) if limits else None
     if model.recursion is not None:
         b.helpers.add("mor")
-    _inference(model, view)
+    view.inference = inference_view(model, view.positions)
     view.helpers = [h for h in HELPER_ORDER if h in b.helpers | {"sampling"}]
     view.has_aux = model.recursion is not None or any(
         op.prim == "moe" for layer in model.layers for s in layer.sublayers for op in s.block.ops
     )
     return view
-
-
-def capacity_axes(positions: list[CacheAxis]) -> tuple[CacheAxis, ...]:
-    """The entries that bound how many positions a cache holds: any full-length one (all have max_len slots)
-    and the ring of the widest window (rings fall short of their window exactly when max_len < window)."""
-    full = [a for a in positions if a.window is None][:1]
-    rings = sorted((a for a in positions if a.window is not None), key=lambda a: -int(a.window or 0))[:1]
-    return (*full, *rings)
-
-
-def _inference(model: Model, view: ModelView) -> None:
-    if model.dtype not in TORCH_DTYPES:
-        raise BackendError(f"dtype {model.dtype.value} parameters are not implemented by the PyTorch backend")
-    view.param_dtype = TORCH_DTYPES[model.dtype]
-    axes = [f'("{a.key}", {a.axis}, {a.window})' for a in capacity_axes(view.positions)]
-    view.capacity_axes = "(" + ", ".join(axes) + ("," if len(axes) == 1 else "") + ")"
-    tail = [model.head] + ([model.final_norm] if model.final_norm else [])
-    view.pointwise_tail = not any(op.prim in _SEQUENCE_PRIMS for blk in tail for op in blk.ops)
 
 
 def _with_wrap(expr: str, norm: str | None, wrap: str) -> str:
