@@ -44,7 +44,7 @@ from livc.compiler.ir.nodes import Model
 from livc.compiler.pipeline import compile_source
 
 SCALE = float(os.environ.get("LIVC_DIFFERENTIAL_SCALE", "1"))
-SETTINGS = {"deadline": None, "suppress_health_check": list(HealthCheck), "database": None}
+SETTINGS = {"deadline": None, "suppress_health_check": list(HealthCheck), "database": None, "print_blob": True}
 TOL = 1e-5
 
 
