@@ -81,7 +81,7 @@ ATTENTION = [
 def test_a_head_count_that_does_not_divide_d_needs_an_explicit_head_dim(name: str, call: str) -> None:
     text = model(f"[{call}]", imports=f"from std.attention import {name}").replace("d: int = 64", "d: int = 384")
     diag = only(text, "E0302")
-    assert diag.message == "heads must divide d, or head_dim must be given explicitly"
+    assert diag.message == "heads must divide d, or give head_dim"
     assert diag.primary.span.text == call
 
 
