@@ -21,6 +21,7 @@ import gc
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from livc import __version__
 from livc.cli_args import TOKEN_RULE, UsageError, positive_int
@@ -119,7 +120,7 @@ def _add_context(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="livc",
         description="A compiler for LIV sequence-model architectures.",
         epilog="examples:\n  livc demo\n  livc check examples/*.liv\n  livc cost examples/lfm2_350m.liv --seq 32K",
@@ -171,11 +172,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _ArgumentError(Exception):
+    """A usage error found by argparse (its message, after the usage line was printed)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise _ArgumentError(f"{self.prog}: error: {message}")
+
+
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace | int:
+    args = list(sys.argv[1:] if argv is None else argv)
     try:
-        return build_parser().parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a usage error argparse has already printed
+        return build_parser().parse_args(args)
+    except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except _ArgumentError as exc:
+        sys.stderr.write(f"{exc}\n")
+        command = _json_command(args)
+        if command is not None:  # `--format json` promises one document, also for a bad argument
+            sys.stdout.write(dumps(failure_document(command, "usage_error", str(exc))))
+        return EXIT_USAGE
+
+
+def _json_command(argv: list[str]) -> str | None:
+    """The subcommand of an argument list that asks for `--format json` (None if it does not)."""
+    wants = "--format=json" in argv or any(a == "--format" and b == "json" for a, b in zip(argv, argv[1:]))
+    command = next((a for a in argv if not a.startswith("-")), None)
+    return command if wants and command in COMMANDS else None
 
 
 def _fail(args: argparse.Namespace, kind: str, message: str) -> None:

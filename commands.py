@@ -9,12 +9,14 @@ arguments, unusable `-o` paths; raised as `UsageError`/`OutputError` and reporte
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import textwrap
 from importlib import resources
 from pathlib import Path
 
 from livc.cli_args import UsageError, budget_spec, plot_format, seq_range, token_count
+from livc.compiler.analysis.budget_lints import seq_beyond_context
 from livc.compiler.analysis.budgets import BudgetSyntaxError, parse_cli_budget
 from livc.compiler.analysis.evaluate import Context
 from livc.compiler.analysis.report import comparison, plot_cache, plot_formats, render_text
@@ -75,9 +77,20 @@ def _analyze(args: argparse.Namespace, seq: int | None) -> list[FileResult]:
     extra, defines, dtype = budgets(args), overrides(args), _dtype(args)
     results = []
     for file in args.files:
-        analyzed = analyze_checked(check_path(Path(file), defines), extra)
-        results.append(file_result(file, analyzed, args.batch, seq, dtype, extra))
+        check = check_path(Path(file), defines)
+        result = file_result(file, analyze_checked(check, extra), args.batch, seq, dtype, extra)
+        results.append(_with_seq_warnings(result, check, seq))
     return results
+
+
+def _with_seq_warnings(result: FileResult, check: CheckResult, seq: int | None) -> FileResult:
+    """W0003 for a `--seq` beyond a model's `context` (warnings are for error-free files only)."""
+    if seq is None or result.errors or check.program is None:
+        return result
+    root = check.program.modules.get(check.program.root)
+    module = root.ast if root is not None else None
+    found = [d for m in result.models if (d := seq_beyond_context(m.elaborated, seq, module)) is not None]
+    return dataclasses.replace(result, diagnostics=result.diagnostics + tuple(found)) if found else result
 
 
 def _status_code(results: list[FileResult], deny: bool) -> int:

@@ -126,7 +126,7 @@ def summary(model: ElaboratedModel) -> str:
     if model.recursion is not None:
         extras.append(f"MoR x{model.recursion.recursions} ({model.recursion.sharing})")
     extras += [f"{len(model.budgets)} budget(s)"] if model.budgets else []
-    return f"model {model.name}: {len(model.layers)} layers ({ops})" + "".join(f"; {e}" for e in extras)
+    return f"model {model.name}: {_plural(len(model.layers), 'layer')} ({ops})" + "".join(f"; {e}" for e in extras)
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ CODES: dict[str, str] = {
     "E0101": "a character that cannot start any token",
     "E0102": "a token where the grammar does not allow it",
     "E0103": "the file ends in the middle of a construct",
-    "E0104": "a string literal is not closed on its line",
+    "E0104": "a string literal is not closed on its line, or has an invalid escape",
     "E0105": "a number literal is malformed or has an unknown suffix",
     "E0106": "an identifier is a reserved word, starts with '__' or is too long",
     "E0107": "a positional argument follows a keyword argument",
@@ -53,7 +53,7 @@ CODES: dict[str, str] = {
     # warnings: shown and counted, errors only under --deny-warnings
     "W0001": "a weight never reaches the output, so it is dropped",
     "W0002": "an imported name or module is never used",
-    "W0003": "a budget measures a sequence longer than the model's `context`",
+    "W0003": "a budget or `--seq` measures a sequence longer than the model's `context`",
     "W0004": "a budget can never bind: another budget of the model implies it",
     "W0005": "a parameter or `let` is never used",
 }

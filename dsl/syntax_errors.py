@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from lark import Token
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -98,14 +100,25 @@ def _bad_character(exc: UnexpectedCharacters, source: SourceFile) -> Diagnostic:
     pos = exc.pos_in_stream
     char = source.text[pos : pos + 1]
     if char == '"':
-        line_end = source.text.find("\n", pos)
-        end = len(source.text) if line_end < 0 else line_end
-        return error(
-            "E0104", "unterminated string", Span(source, pos, max(end, pos + 1)), "this string is never closed"
-        )
+        return _bad_string(source, pos)
     allowed = set(exc.allowed or ())
     label = f"expected {_expected(allowed)}" if allowed else "not part of any token"
     return error("E0101", f"unexpected character {char!r}", Span(source, pos, pos + 1), label)
+
+
+_BAD_ESCAPE = re.compile(r'"(?:[^"\\\n]|\\["\\n])*(\\[^"\\n\n])')
+
+
+def _bad_string(source: SourceFile, pos: int) -> Diagnostic:
+    """E0104 for a string that is not closed on its line, or that has an escape other than \\" \\\\ \\n."""
+    line_end = source.text.find("\n", pos)
+    end = len(source.text) if line_end < 0 else line_end
+    bad = _BAD_ESCAPE.match(source.text, pos, end)
+    if bad is not None:
+        span = Span(source, bad.start(1), bad.end(1))
+        shown = bad.group(1) if bad.group(1).isprintable() else ascii(bad.group(1))[1:-1]
+        return error("E0104", f"invalid escape '{shown}' in a string", span, 'the escapes are \\", \\\\ and \\n')
+    return error("E0104", "unterminated string", Span(source, pos, max(end, pos + 1)), "this string is never closed")
 
 
 def is_lark_error(exc: BaseException) -> bool:

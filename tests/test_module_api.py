@@ -27,10 +27,10 @@ from test_backend_torch import (
     token_ids,
 )
 
-from livc.backends.pytorch.emit_ops import BackendError
 from livc.backends.pytorch.load import build
 from livc.compiler.analysis.costs import analyze
 from livc.compiler.analysis.evaluate import Context, report_numbers
+from livc.compiler.pipeline import compile_source
 from livc.dsl.diagnostics import CompileError
 
 TOL = 1e-5
@@ -128,9 +128,10 @@ def test_the_liv_dtype_is_the_parameter_and_cache_dtype() -> None:
     assert model.init_cache(2, 16, dtype=torch.float16)["layers.0.0.y.k"].dtype == torch.float16
 
 
-def test_int8_parameters_are_a_clear_backend_error() -> None:
-    with pytest.raises(BackendError, match="dtype int8 parameters are not implemented"):
-        built("[MHA(d, heads = 4)]", "    dtype: int8\n")
+def test_int8_parameters_are_rejected_by_check() -> None:
+    # `dtype:` is the parameters' dtype (f32, bf16, f16); check rejects int8, so build never sees it (E0304)
+    result = compile_source(model_source("[MHA(d, heads = 4)]", "    dtype: int8\n"), "int8.liv")
+    assert [d.code for d in result.diagnostics] == ["E0304"]
 
 
 def test_init_cache_follows_the_parameters_device() -> None:

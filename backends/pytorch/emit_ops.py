@@ -308,9 +308,7 @@ def moe(op: Op, ctx: Ctx) -> Emitted:
 def embed(op: Op, ctx: Ctx) -> Emitted:
     attr = _attr(op, ctx)
     init = f'{attr} = Params(weight=(({op.attr("vocab")}, {op.attr("d")}), "normal"))'
-    return Emitted(
-        init, (f"{_out(op, ctx)} = F.embedding({ctx.v(op.inputs[0])}, {attr}.weight)",), helpers=("base",)
-    )
+    return Emitted(init, (f"{_out(op, ctx)} = F.embedding({ctx.v(op.inputs[0])}, {attr}.weight)",), helpers=("base",))
 
 
 def lm_head(op: Op, ctx: Ctx) -> Emitted:

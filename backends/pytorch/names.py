@@ -17,7 +17,7 @@ A generated module has three kinds of scope, each with its own `Scope` allocator
 
 Allocation is deterministic: a scope's names depend only on the order of `claim` calls on that
 scope (no process-global counters). A preferred name is used as is when free, else the first free
-of `name_2`, `name_3`, ...
+of `name_2`, `name_3`, ... (`_2`, `_3` for a name ending in `_`).
 
 Non-goals: names inside helper bodies (fixed text) and dictionary keys (cache entries, features),
 which are strings and need no allocation.
@@ -158,9 +158,10 @@ class Scope:
 
     def claim(self, preferred: str) -> str:
         stem = sanitize(preferred)
+        joint = "" if stem.endswith("_") else "_"  # `_` -> `_2`, never `__2` (refused: mangled)
         name, n = stem, 2
         while not self.free(name):
-            name, n = f"{stem}_{n}", n + 1
+            name, n = f"{stem}{joint}{n}", n + 1
         self._taken.add(name)
         return name
 

@@ -62,6 +62,30 @@ def _beyond_context(model: ElaboratedModel, budget: BudgetDecl, item: A.BudgetIt
     )
 
 
+def seq_beyond_context(model: ElaboratedModel, seq: int, module: A.Module | None) -> Diagnostic | None:
+    """W0003 for a `--seq` (command line) longer than the model's `context`, at the `context:` field."""
+    if model.context is None or seq <= model.context:
+        return None
+    return warning(
+        "W0003",
+        f"--seq {seq:,} measures a sequence beyond the model's context of {model.context:,}",
+        _context_span(model, module),
+        f"context = {model.context:,} < --seq {seq:,}",
+        help="measure at most `context` tokens, or raise the model's `context`",
+    )
+
+
+def _context_span(model: ElaboratedModel, module: A.Module | None) -> Span:
+    """The `context:` value in the model's definition, else the first line of the model."""
+    defs = [i for i in (module.items if module else ()) if isinstance(i, A.Def) and i.name.name == model.name]
+    fields = [s for d in defs for s in d.body if isinstance(s, A.Field) and s.name.name == "context"]
+    if fields:
+        return fields[0].value.span
+    text, start = model.span.source.text, model.span.start
+    end = text.find("\n", start)
+    return Span(model.span.source, start, model.span.end if end < 0 else min(end, model.span.end))
+
+
 # ---- W0004 ----------------------------------------------------------------------------------
 
 

@@ -185,10 +185,20 @@ def _mor_checked(ev: Evaluator, value: BuilderV, n_layers: int, span: Span) -> M
         return None
     if sharing is None or kv is None or not _mor_depth_ok(ev, sharing, recursions, n_layers, span):
         return None
+    if router.name == "expert_choice" and not _router_activation_ok(ev, router.arg("activation"), span):
+        return None
     capacities = _capacities(ev, router, recursions)
     if capacities is None:
         return None
     return MoRDecl(recursions=recursions, sharing=sharing, router=router, capacities=capacities, kv=kv, span=span)
+
+
+def _router_activation_ok(ev: Evaluator, value: Value, span: Span) -> bool:
+    """The backends implement the sigmoid router only: `tanh_gate` is refused rather than silently ignored."""
+    name = _mor_symbol(ev, value, "activation", span)
+    if name is not None and name != "sigmoid_gate":
+        ev.fail("E0311", f"the {name} router activation is not implemented", span, "use sigmoid_gate")
+    return name == "sigmoid_gate"
 
 
 def _mor_depth_ok(ev: Evaluator, sharing: str, recursions: int, n_layers: int, span: Span) -> bool:
@@ -258,7 +268,8 @@ def _budget(ev: Evaluator, item: A.BudgetItem, env: Env) -> BudgetDecl | None:
     if limit is POISON or args is None:
         return None
     if not isinstance(limit, (int, float)) or isinstance(limit, bool) or limit < 0:
-        ev.fail("E0301", "a budget limit is a non-negative number", item.limit.span, f"got {type_name(limit)}")
+        got = limit if isinstance(limit, (int, float)) and not isinstance(limit, bool) else type_name(limit)
+        ev.fail("E0301", "a budget limit is a non-negative number", item.limit.span, f"got {got}")
         return None
     return BudgetDecl(metric=metric, args=args, strict=item.op is A.BinOpKind.LT, limit=limit, span=item.span)
 
@@ -277,6 +288,9 @@ def _budget_args(ev: Evaluator, item: A.BudgetItem, env: Env) -> tuple[tuple[str
                 "unknown budget argument",
                 help=suggest(key, set(allowed)) if key else None,
             )
+            return None
+        if any(k == key for k, _ in out):
+            ev.fail("E0210", f"budget argument '{key}' given twice", arg.span, "again here")
             return None
         value = ev.eval(arg.value, env)
         if not _budget_arg_ok(key, value):

@@ -151,6 +151,27 @@ def _typed_field(ev: Evaluator, scratch: ModelScratch, name: str, kind: type, de
     return default
 
 
+PARAM_DTYPES = ("f32", "bf16", "f16")  # `dtype:` is the parameters' dtype; int8 is only a cache/activation dtype
+
+
+def _param_dtype(ev: Evaluator, scratch: ModelScratch, dtype: Value) -> Value:
+    if isinstance(dtype, DType) and dtype.name not in PARAM_DTYPES:
+        span = scratch.fields["dtype"][1].value.span
+        ev.fail(
+            "E0304", f"a model's parameter dtype must be one of {', '.join(PARAM_DTYPES)}", span, f"got {dtype.name}"
+        )
+        return DType("f32")
+    return dtype
+
+
+def _context(ev: Evaluator, scratch: ModelScratch, context: Value) -> Value:
+    if isinstance(context, int) and context < 1:
+        span = scratch.fields["context"][1].value.span
+        ev.fail("E0304", "a model's context must be at least 1 token", span, f"got {context}")
+        return None
+    return context
+
+
 def _assemble(ev: Evaluator, root: RootModel, env: Env, scratch: ModelScratch) -> ElaboratedModel | None:
     node = root.node
     layers_field = scratch.fields.get("layers")
@@ -160,8 +181,8 @@ def _assemble(ev: Evaluator, root: RootModel, env: Env, scratch: ModelScratch) -
             _apply_override(ev, stmt, env, layers)
     embedding, head = _instance_field(ev, scratch, "embedding"), _instance_field(ev, scratch, "head")
     norm, final_norm = _instance_field(ev, scratch, "norm"), _instance_field(ev, scratch, "final_norm")
-    dtype = _typed_field(ev, scratch, "dtype", DType, DType("f32"))
-    context = _typed_field(ev, scratch, "context", int, None)
+    dtype = _param_dtype(ev, scratch, _typed_field(ev, scratch, "dtype", DType, DType("f32")))
+    context = _context(ev, scratch, _typed_field(ev, scratch, "context", int, None))
     shares = share_decls(ev, scratch.shares, env, layers or [])
     recursion = mor_decl(ev, scratch.fields.get("recursion"), len(layers or []))
     budgets = budget_decls(ev, scratch.budgets, env)

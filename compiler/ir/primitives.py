@@ -312,7 +312,7 @@ BUILDERS: dict[str, Signature] = {
             P("capacities", Kind.ANY, NONE),
             P("alpha", F, 0.1),
             P("aux_loss", F, 0.001),
-            P("activation", S, "sigmoid"),
+            P("activation", S, "sigmoid_gate"),
         ),
         _sig(
             "token_choice",

@@ -34,7 +34,35 @@ def _read_of(instance: Instance, name: str) -> A.Name | None:
     node = instance.definition.node
     if not isinstance(node, A.Def) or any(p.name.name == name for p in node.params):
         return None
-    return next((n for n in _names(node.body) if n.ident.name == name), None)
+    return _free_read(node.body, name)[0]
+
+
+def _free_read(body: tuple[object, ...], name: str, bound: bool = False) -> tuple[A.Name | None, bool]:
+    """The first read of `name` before the body binds it (a local `x = ...` shadows the input), and whether it binds."""
+    for stmt in body:
+        if isinstance(stmt, A.Section):
+            read, bound = _free_read(stmt.body, name, bound)
+        elif isinstance(stmt, A.If):
+            read = None if bound else _first(stmt.cond, name)
+            then_read, then_bound = _free_read(stmt.body, name, bound)
+            else_read, else_bound = _free_read(stmt.orelse, name, bound)
+            read, bound = read or then_read or else_read, then_bound and else_bound
+        else:
+            read = None if bound else _first(stmt, name)
+            bound = bound or name in _bound_names(stmt)
+        if read is not None:
+            return read, bound
+    return None, bound
+
+
+def _first(node: object, name: str) -> A.Name | None:
+    return next((n for n in _names(node) if n.ident.name == name), None)
+
+
+def _bound_names(stmt: object) -> set[str]:
+    if isinstance(stmt, A.Assign):
+        return {t.name for t in stmt.targets}
+    return {stmt.name.name} if isinstance(stmt, A.Let) else set()
 
 
 def _misuse(instance: Instance, name: str, where: str, fix: str) -> Diagnostic | None:
@@ -60,10 +88,12 @@ def input_errors(model: ElaboratedModel) -> tuple[Diagnostic, ...]:
     subs = [s for layer in model.layers for s in layer.sublayers]
     others = [s.op for s in subs] + [dict(s.wrapper.args).get("norm") for s in subs if s.wrapper is not None]
     others += [model.norm, model.final_norm, model.head]
+    checked = set()  # each definition once: a 10,000-layer model has a handful of definitions
     for instance in others:
-        if isinstance(instance, Instance) and instance.definition not in found:
+        if isinstance(instance, Instance) and instance.definition not in checked:
+            checked.add(instance.definition)
             diag = _misuse(instance, "tokens", "only the model's `embedding` gets", _TOKENS_HELP)
-            if diag is not None:
+            if diag is not None and instance.definition not in found:
                 found[instance.definition] = diag
     return tuple(found.values())
 

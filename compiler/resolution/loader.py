@@ -72,9 +72,10 @@ def read_file(path: Path, cap: int = MAX_SOURCE_BYTES) -> tuple[str | None, str 
     if data is None:
         return None, f"larger than {cap // 2**20} MiB (the limit for source files)"
     try:
-        return data.decode("utf-8"), None
-    except UnicodeDecodeError:
-        return None, "not UTF-8 text"
+        return data.decode("utf-8-sig"), None  # a leading byte-order mark (Windows editors) is not part of the text
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        return None, f"not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line})"
 
 
 def _file_kind(mode: int) -> str | None:

@@ -105,6 +105,14 @@ class Block(Sublayer):
         self.kv_owner = kv_owner
         self.exports = tuple(exports)
 
+    def train(self, mode=True):
+        """nn.Module.train without `self.training = mode`, which fails when a parameter group is registered
+        under the key `training` (parameter ids keep the names written in the .liv source)."""
+        self.__dict__["training"] = mode
+        for module in self.children():
+            module.train(mode)
+        return self
+
     def state(self, cache, name):
         return None if cache is None else cache[self.prefix + "." + name]
 
