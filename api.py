@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from livc.backends.pytorch.load import Built, load_code
+from livc.backends.pytorch.view import model_class_name
 from livc.compiler.analysis.costs import CostReport
 from livc.compiler.check import CheckResult, check_path
 from livc.compiler.elaboration.overrides import Override, from_python
@@ -39,7 +40,12 @@ class LivcError(CompileError):
 
 def to_overrides(overrides: Params | None = None, **params: object) -> tuple[Override, ...]:
     """Overrides from a mapping (`{"d": 512, "M.d": 512}`) and keyword arguments (which come last)."""
+    if overrides is not None and not isinstance(overrides, Mapping):
+        raise TypeError(f"overrides must be a mapping of parameter names to values, not {type(overrides).__name__}")
     items = [*(overrides or {}).items(), *params.items()]
+    wrong = [name for name, _ in items if not isinstance(name, str)]
+    if wrong:
+        raise TypeError(f"override names must be strings, got {wrong[0]!r}")
     return tuple(from_python(name, value) for name, value in items)
 
 
@@ -71,7 +77,7 @@ def compile(  # noqa: A001 - the public name
     # the overrides change the program, so they take part in the header's source digest
     code = generate(ir, str(path), text + "".join(f"\n-D {o.display}" for o in chosen))
     module = load_code(code, f"livc_generated_{ir.name.lower()}")
-    module.MODEL_CLASS = ir.name  # type: ignore[attr-defined]
+    module.MODEL_CLASS = model_class_name(ir)  # type: ignore[attr-defined]  # a model `eval` is class `eval_`
     return Built(ir, code, module)
 
 

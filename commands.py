@@ -25,7 +25,8 @@ from livc.compiler.elaboration.overrides import Override, OverrideSyntaxError, p
 from livc.compiler.ir.nodes import Budget, DType
 from livc.compiler.pipeline import analyze_checked, compile_checked
 from livc.dsl.codes import CODES
-from livc.dsl.diagnostics import CompileError, Diagnostic, Severity
+from livc.dsl.diagnostics import CompileError, Diagnostic, Severity, error
+from livc.dsl.source import SourceFile, Span
 from livc.outputs import Destination, OutputError, check_destination, terminal, write_output, write_stdout
 from livc.results import FileResult, check_lines, diagnostics_text, document, dumps, file_result
 
@@ -98,6 +99,9 @@ def _status_code(results: list[FileResult], deny: bool) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.seq is not None and ":" in args.seq:
+        shown = args.seq if args.seq.isprintable() else ascii(args.seq)[1:-1]
+        raise UsageError(f"--seq '{shown}': a range A:B is for `livc cost --plot`; check takes one length")
     seq, _ = _seq(args)
     results = _analyze(args, seq)
     if args.format == "json":
@@ -220,8 +224,9 @@ def _format_one(file: str, check_only: bool) -> tuple[int, FileResult, str | Non
     from livc.dsl.formatter import format_text
 
     text, problem = read_file(Path(file))
-    if text is None:
-        return EXIT_ERRORS, FileResult(file, (), ()), f"error[E0109]: cannot read '{file}': {problem}"
+    if text is None:  # the diagnostic `livc check` gives, so that `--format json` carries it too
+        unread = error("E0109", f"cannot read '{file}'", Span(SourceFile(file, ""), 0, 0), problem or "")
+        return EXIT_ERRORS, FileResult(file, (), (unread,)), None
     try:
         formatted = format_text(text, file)
     except CompileError as exc:
@@ -235,9 +240,7 @@ def _format_one(file: str, check_only: bool) -> tuple[int, FileResult, str | Non
 
 
 def _fmt_message(message: str | None) -> None:
-    if message is not None and message.startswith("error"):
-        _status(message)
-    elif message is not None:
+    if message is not None:
         write_stdout(message + "\n")
 
 

@@ -11,7 +11,7 @@ from lark.tree import Meta
 
 from livc.dsl import ast as A
 from livc.dsl.diagnostics import DiagnosticSink, error
-from livc.dsl.lexicon import identifier_problem, number_value
+from livc.dsl.lexicon import MAX_NUMBER_DIGITS, identifier_problem, number_value
 from livc.dsl.source import SourceFile, Span
 
 
@@ -76,7 +76,10 @@ class AstBuilder(Transformer_NonRecursive):
     def number(self, meta: Meta, c: list[Token]) -> A.Number:
         text, span = str(c[0]), self._tok_span(c[0])
         value = number_value(text)
-        if value is None:
+        if value is None and len(text) > MAX_NUMBER_DIGITS:
+            self.sink.report(error("E0105", "number literal too long", span, f"more than {MAX_NUMBER_DIGITS} digits"))
+            value = 0
+        elif value is None:
             self.sink.report(
                 error(
                     "E0105",

@@ -29,6 +29,7 @@ from strategies import MODULES, OpSpec, operators
 
 from livc.backends.pytorch.names import NN_MODULE_ATTRS, block_attributes, runtime_names
 from livc.compiler.ir.primitives import PRIMITIVES
+from livc.dsl.lexicon import identifier_problem
 
 Shape = tuple[int, ...]
 TOKEN_DENSE_LEN = 64
@@ -302,10 +303,11 @@ _MOVES = (_dense, _pointwise, _pointwise, _sequence, _mixer, _structure, _branch
 
 @st.composite
 def op_defs(draw: DrawFn, name: str, d: int, names: st.SearchStrategy[str]) -> OpDef:
-    width = draw(names.filter(lambda n: n != name))
-    extra = draw(names.filter(lambda n: n not in (name, width)))
-    let = draw(names.filter(lambda n: n not in (name, width, extra)))
-    body = _Body(draw, names.filter(lambda n: n not in PRIMITIVES), width, d, frozenset({width, extra, let, name}))
+    inputs = {"x", "tokens"}  # an int parameter named like the input is a (coded) error, E0301
+    width = distinct(draw, names, {name} | inputs)
+    extra = distinct(draw, names, {name, width} | inputs)
+    let = distinct(draw, names, {name, width, extra} | inputs)
+    body = _Body(draw, names.map(_not_primitive), width, d, frozenset({width, extra, let, name}))
     body.bound["x"] = (d,)
     for _ in range(draw(st.integers(1, 5))):
         draw(st.sampled_from(_MOVES))(body)
@@ -316,9 +318,32 @@ def op_defs(draw: DrawFn, name: str, d: int, names: st.SearchStrategy[str]) -> O
     return OpDef(name, width, extra, ((let, f"{width} * {extra}"),), tuple(body.lines), result)
 
 
+def distinct(draw: DrawFn, names: st.SearchStrategy[str], taken: set[str]) -> str:
+    """A drawn name not in `taken` (suffixed `_n` where it is: no filter, so every draw is valid)."""
+    name, n = draw(names), 1
+    while (name if n == 1 else f"{name}_{n}") in taken:
+        n += 1
+    return name if n == 1 else f"{name}_{n}"
+
+
+def _not_primitive(name: str) -> str:
+    """A local never shadows a primitive that a later statement calls."""
+    return name + "_t" if name in PRIMITIVES else name
+
+
+# Hostile names the front end rejects (E0106: Python keywords, `self`, `__x`; .liv keywords): drawn 1 time in 200,
+# so that most hostile programs get past the front end while the rejection path is still exercised.
+REJECTED_NAMES = tuple(n for n in HOSTILE_NAMES if identifier_problem(n) is not None)
+_ACCEPTED = tuple(n for n in HOSTILE_NAMES if identifier_problem(n) is None)
+
+
 def identifiers(hostile: bool) -> st.SearchStrategy[str]:
     plain = st.sampled_from(PLAIN_NAMES)
-    return st.one_of(plain, st.sampled_from(HOSTILE_NAMES)) if hostile else plain.map(lambda n: n.lower())
+    if not hostile:
+        return plain.map(lambda n: n.lower())
+    accepted = st.sampled_from(PLAIN_NAMES + _ACCEPTED)
+    # 117, not 0 or 199: hypothesis favours the bounds of a range
+    return st.integers(0, 199).flatmap(lambda i: st.sampled_from(REJECTED_NAMES) if i == 117 else accepted)
 
 
 def _custom_io(draw: DrawFn, names: st.SearchStrategy[str], taken: set[str]) -> list[tuple[str, str, str]]:
@@ -327,8 +352,8 @@ def _custom_io(draw: DrawFn, names: st.SearchStrategy[str], taken: set[str]) -> 
     for field_name in ("embedding", "norm", "head"):
         if not draw(st.booleans()):
             continue
-        name = draw(names.filter(lambda n: n not in taken and n not in PRIMITIVES))
-        local = draw(names.filter(lambda n, op=name: n not in PRIMITIVES and n not in (op, "vocab", "d")))
+        name = distinct(draw, names, taken | set(PRIMITIVES))
+        local = distinct(draw, names, {name, "vocab", "d"} | set(PRIMITIVES))
         taken.add(name)
         if field_name == "embedding":
             body, params, call = "embed(tokens, vocab, d)", "vocab: int, d: int", "({vocab}, {d})"
@@ -354,12 +379,12 @@ def programs(draw: DrawFn, hostile: bool = False, stdlib: bool = True) -> Progra
     names = identifiers(hostile)
     d = draw(st.sampled_from((8, 16, 24, 32)))
     model = draw(names)
-    vocab_name = draw(names.filter(lambda n: n != model))
-    d_name = draw(names.filter(lambda n: n not in (model, vocab_name)))
+    vocab_name = distinct(draw, names, {model})
+    d_name = distinct(draw, names, {model, vocab_name})
     taken = {model, vocab_name, d_name} | _IMPORTED
     ops = []
     for _ in range(draw(st.integers(1, 2))):
-        name = draw(names.filter(lambda n: n not in taken and n not in PRIMITIVES))
+        name = distinct(draw, names, taken | set(PRIMITIVES))
         taken.add(name)
         ops.append(draw(op_defs(name, d, names)))
     specs = tuple(draw(st.lists(operators(d), max_size=1 if stdlib else 0)))

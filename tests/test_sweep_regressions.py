@@ -193,3 +193,69 @@ def test_a_seq_beyond_the_context_is_w0003(command: str, tmp_path: Path, capsys:
     assert f"{path}:8:14" in err  # at the `context:` value
     assert run(capsys, command, str(path), "--seq", "2K")[2] == ""
     assert run(capsys, command, str(path), "--seq", "4K", "--deny-warnings")[0] == 1
+
+
+def test_the_256_bit_cap_holds_for_literals() -> None:
+    # a 100-digit literal (333 bits) was accepted although `10 ** 80` and every operator result are capped
+    assert [d.code for d in check_source("let z = " + "9" * 100 + "\n", "t.liv").diagnostics] == ["E0304"]
+    assert check_source("let z = " + "9" * 77 + "\n", "t.liv").ok  # 256 bits
+
+
+def test_a_too_long_literal_says_so() -> None:
+    # was "malformed number '<5,000 digits>'" labelled "unknown suffix or fraction"
+    diags = check_source("let z = " + "9" * 5000 + "\n", "t.liv").diagnostics
+    assert [(d.code, d.message, d.primary.message) for d in diags] == [
+        ("E0105", "number literal too long", "more than 300 digits")
+    ]
+
+
+@pytest.mark.parametrize(("overrides", "message"), [([("d", 1)], "must be a mapping"), ({1: 2}, "must be strings")])
+def test_api_overrides_of_the_wrong_type_are_a_clear_type_error(overrides: object, message: str) -> None:
+    # were AttributeError "'list' object has no attribute 'items'" and "argument of type 'int' is not iterable"
+    from livc import api
+
+    with pytest.raises(TypeError, match=message):
+        api.to_overrides(overrides)  # type: ignore[arg-type]
+
+
+def test_check_refuses_a_seq_range(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # `check --seq 1:4` was silently checked at 4 (ranges are for `cost --plot`)
+    path = tmp_path / "m.liv"
+    path.write_text(SMALL.format(field=""))
+    code, _, err = run(capsys, "check", str(path), "--seq", "1:4")
+    assert code == 2 and "a range A:B is for `livc cost --plot`" in err
+
+
+LLAMA = {
+    "architectures": ["LlamaForCausalLM"],
+    "vocab_size": 100,
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+}
+
+
+def test_import_hf_refuses_a_program_that_fails_the_shape_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # head_dim 7 (odd: no RoPE) was written, and then `livc check` of the written file failed with E0312
+    config, out = tmp_path / "config.json", tmp_path / "m.liv"
+    config.write_text(json.dumps({**LLAMA, "head_dim": 7}))
+    code, _, err = run(capsys, "import-hf", str(config), "-o", str(out))
+    assert code == 1 and "does not check" in err and "E0312" in err and not out.exists()
+
+
+def test_import_hf_of_deeply_nested_json_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config.json"
+    config.write_text("[" * 100_000 + "]" * 100_000)  # was exit 70 (RecursionError in json.loads)
+    code, _, err = run(capsys, "import-hf", str(config))
+    assert code == 1 and "nested too deeply" in err
+
+
+def test_fmt_json_carries_the_unreadable_file_diagnostic(capsys: pytest.CaptureFixture[str]) -> None:
+    # was only a "messages" string, with "diagnostics": [] and "errors": 0 beside "ok": false
+    code, out, _ = run(capsys, "fmt", "/nonexistent/x.liv", "--format", "json")
+    doc = json.loads(out)
+    assert code == 1 and doc["summary"]["errors"] == 1 and [d["code"] for d in doc["diagnostics"]] == ["E0109"]

@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from livc.backends.pytorch.hf_configs import Common, DecoderSpec, HFImportError, Lfm2Spec, read_config
-from livc.compiler.check import check_text
+from livc.compiler.check import check_source
+from livc.compiler.pipeline import analyze_checked
 from livc.compiler.resolution.loader import read_file
 from livc.dsl.diagnostics import Severity
 from livc.dsl.formatter import format_text
@@ -220,7 +221,8 @@ def import_hf(config: Mapping[str, Any], name: str | None = None) -> str:
     spec = read_config(config)
     program = lfm2_program(spec) if isinstance(spec, Lfm2Spec) else decoder_program(spec)
     text = format_text(program.render(model_name(config, spec.common.arch, name)), "<import-hf>")
-    errors = [d for d in check_text(text, "<import-hf>") if d.severity is Severity.ERROR]
+    checked = analyze_checked(check_source(text, "<import-hf>"))  # with the shape checks of the build
+    errors = [d for d in checked.diagnostics if d.severity is Severity.ERROR]
     if errors:  # a config value the stdlib's `require`s reject (e.g. a width that does not fit)
         raise HFImportError("the imported program does not check:\n" + render_all_text(errors) + text)
     return text
@@ -235,6 +237,8 @@ def read_config_file(path: Path) -> dict[str, Any]:
         config = json.loads(text)
     except ValueError as exc:
         raise HFImportError(f"'{path}' is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise HFImportError(f"'{path}' is nested too deeply to be a config") from exc
     if not isinstance(config, dict):
         raise HFImportError(f"'{path}' must hold a JSON object")
     return config

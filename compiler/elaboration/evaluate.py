@@ -113,7 +113,9 @@ class Evaluator:
     # ---- expressions ----------------------------------------------------------------------
     def eval(self, expr: A.Expr, env: Env) -> Value:
         match expr:
-            case A.Number() | A.String() | A.Bool():
+            case A.Number():
+                return self.ops.checked(expr.value, expr.span)  # the 256-bit cap holds for literals too
+            case A.String() | A.Bool():
                 return expr.value
             case A.NoneLit():
                 return None
