@@ -47,7 +47,7 @@ EXAMPLES = {
   livc cost model.liv --format json | jq '.files[0].models[0].total'""",
     "ir": """examples:
   livc ir model.liv
-  livc ir model.liv --stage build --verify
+  livc ir model.liv --stage build
   livc ir model.liv -D n_layers=2 --format json""",
     "build": """examples:
   livc build model.liv --target torch -o model.py
@@ -147,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     ir = _parser(sub, "ir", "print the IR after a pipeline stage")
     ir.add_argument("file", metavar="FILE", help="a .liv file")
     ir.add_argument("--stage", choices=STAGE_NAMES, default="lower", help="print the IR after this stage")
-    ir.add_argument("--verify", action="store_true", help="run the IR verifier after every stage")
+    ir.add_argument(
+        "--verify", action="store_true", help="accepted for scripts: the IR verifier always runs after every stage"
+    )
     _add_analysis(ir)
     _add_format(ir, "IR and diagnostics")
     build = _parser(sub, "build", "generate code for a backend")

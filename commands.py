@@ -160,7 +160,7 @@ def cmd_ir(args: argparse.Namespace) -> int:
     from livc.compiler.ir.text import print_model
 
     check = check_path(Path(args.file), overrides(args))
-    result = compile_checked(check, stop_after=args.stage, verify=args.verify)
+    result = compile_checked(check, stop_after=args.stage)  # the verifier always runs (--verify is accepted)
     ok = result.ok and not (args.deny_warnings and _warnings(result.diagnostics))
     texts = [(m.name, print_model(m)) for m in result.models] if ok else []
     if args.format == "json":

@@ -47,8 +47,8 @@ HOSTILE_NAMES: tuple[str, ...] = tuple(
     )
 )
 PLAIN_NAMES = ("a", "b", "h", "w", "v", "q", "k", "g", "y", "z", "u", "mix", "Mix", "Net", "T")
-# Not `elu_plus_one`: a call of it is E0202 "a symbol is not callable" (the feature-map symbol shadows the primitive).
-_ACTIVATIONS = ("silu", "gelu", "relu", "sigmoid", "softplus", "tanh", "exp", "sin", "logsigmoid")
+# `elu_plus_one` is also a feature-map symbol; a call of it calls the primitive (it was E0202 before).
+_ACTIVATIONS = ("silu", "gelu", "relu", "sigmoid", "softplus", "tanh", "exp", "sin", "logsigmoid", "elu_plus_one")
 
 
 @dataclass(frozen=True)

@@ -270,3 +270,50 @@ def test_an_embedding_that_reads_x_is_a_diagnostic() -> None:
     errors = _errors(HEADER + op + _model(body))
     assert [d.code for d in errors] == ["E0315"]
     assert errors[0].primary.span.text == "x"
+
+
+def test_tensor_arithmetic_in_a_let_names_tensors_and_says_how() -> None:
+    """It said "cannot apply '+' to tref and tref" (an internal class name) with no way forward."""
+    text = """from std.norms import RMSNorm
+from std.embedding import Embedding, LMHead
+
+op P(d: int) {
+    let y = x + x
+    return y
+}
+
+model M(d: int = 16) {
+    embedding: Embedding(32, d)
+    layers: [P(d)]
+    final_norm: RMSNorm(d)
+    head: LMHead(32, d)
+}
+"""
+    result = analyze_checked(check_source(text, "let.liv"))
+    errors = [d for d in result.diagnostics if d.code == "E0301"]
+    assert len(errors) == 1 and "tensor and tensor" in errors[0].message
+    assert errors[0].help is not None and "y = a + b" in errors[0].help
+
+
+def test_a_long_tensor_chain_in_an_op_body_builds() -> None:
+    """10,000 terms `x + x + ...` in one assignment: no RecursionError (names are handed out in O(1) each)."""
+    terms = " + ".join(["x"] * 10_000)
+    text = f"""from std.norms import RMSNorm
+from std.embedding import Embedding, LMHead
+
+op P(d: int) {{
+    y = {terms}
+    return y
+}}
+
+model M(d: int = 16) {{
+    embedding: Embedding(32, d)
+    layers: [P(d)]
+    final_norm: RMSNorm(d)
+    head: LMHead(32, d)
+}}
+"""
+    result = analyze_checked(check_source(text, "chain.liv"))
+    assert result.ok
+    ops = result.compiled.models[0].layers[0].sublayers[0].block.ops
+    assert sum(op.prim == "add" for op in ops) == 9_999

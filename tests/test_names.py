@@ -274,3 +274,25 @@ def test_a_parameter_named_training_survives_eval() -> None:
     assert block.training is False and isinstance(block._modules["training"], nn.Linear)
     model.train()
     assert block.training is True
+
+
+def test_a_symbol_that_is_also_a_primitive_is_callable() -> None:
+    """`elu_plus_one` is a feature-map symbol and a primitive: calling it used to be E0202 (not callable)."""
+    text = """from std.norms import RMSNorm
+from std.embedding import Embedding, LMHead
+
+op P(d: int) {
+    return elu_plus_one(x)
+}
+
+model M(d: int = 16) {
+    embedding: Embedding(32, d)
+    layers: [P(d)]
+    final_norm: RMSNorm(d)
+    head: LMHead(32, d)
+}
+"""
+    result = compile_source(text, "elu.liv")
+    assert result.ok, [d.message for d in result.diagnostics]
+    ops = [op.prim for op in result.models[0].layers[0].sublayers[0].block.ops]
+    assert "elu_plus_one" in ops

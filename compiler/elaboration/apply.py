@@ -23,7 +23,7 @@ from livc.dsl import ast as A
 
 
 def call(ev: Evaluator, expr: A.Call, env: Env) -> Value:
-    callee = ev.eval(expr.func, env)
+    callee = ev.callee(expr.func, env)
     args = [(arg, ev.eval(arg.value, env)) for arg in expr.args]
     match callee:
         case _ if callee is POISON:

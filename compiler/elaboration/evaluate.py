@@ -111,6 +111,11 @@ class Evaluator:
         return builtin_value(ident.name)
 
     # ---- expressions ----------------------------------------------------------------------
+    def callee(self, func: A.Expr, env: Env) -> Value:
+        """The value of a call's callee: a symbol that is also a primitive (`elu_plus_one`) calls the primitive."""
+        value = self.eval(func, env)
+        return BuiltinRef(value.name) if isinstance(value, Symbol) and value.name in prim.PRIMITIVES else value
+
     def eval(self, expr: A.Expr, env: Env) -> Value:
         match expr:
             case A.Number():

@@ -51,8 +51,8 @@ class Operators:
     def __init__(self, sink: DiagnosticSink) -> None:
         self.sink = sink
 
-    def fail(self, code: str, message: str, span: Span, label: str = "") -> Value:
-        self.sink.report(error(code, message, span, label))
+    def fail(self, code: str, message: str, span: Span, label: str = "", help: str | None = None) -> Value:
+        self.sink.report(error(code, message, span, label, help=help))
         return POISON
 
     def binary(self, op: Op, left: Value, right: Value, span: Span) -> Value:
@@ -76,6 +76,7 @@ class Operators:
             f"cannot apply '{op.value}' to {type_name(left)} and {type_name(right)}",
             span,
             f"{type_name(left)} {op.value} {type_name(right)}",
+            help=_TENSOR_HELP if "tensor" in (type_name(left), type_name(right)) else None,
         )
 
     def _numeric(self, op: Op, a: float, b: float, span: Span) -> Value:
@@ -172,4 +173,5 @@ def checked_number(value: Value, span: Span, sink: DiagnosticSink) -> Value:
     return POISON
 
 
+_TENSOR_HELP = "tensors are combined in assignments (`y = a + b`); a `let` binds scalars, layers and lists"
 _RANGE_HELP = f"values are finite floats and ints of at most {MAX_INT_BITS} bits"

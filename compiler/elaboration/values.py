@@ -158,7 +158,8 @@ def type_name(value: Value) -> str:
             return "layer"
         case DefRef():
             return "definition"
-    return type(value).__name__.removesuffix("V").lower()
+    kind = getattr(type(value), "KIND_NAME", None)  # values defined above this module (the IR builder's TRef)
+    return kind if isinstance(kind, str) else type(value).__name__.removesuffix("V").lower()
 
 
 def article(noun: str) -> str:

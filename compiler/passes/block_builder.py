@@ -29,6 +29,8 @@ class BuildFailed(Exception):
 class TRef:
     """A tensor value during building: its SSA name and type."""
 
+    KIND_NAME = "tensor"  # how diagnostics name it
+
     name: str
     type: TensorType
 
@@ -48,6 +50,7 @@ class BlockBuilder:
     _param_names: set[str] = field(default_factory=lambda: {"norm"})  # `<sublayer>.norm.*` is its wrapper norm
     _user: frozenset[str] = frozenset()  # every name the body assigns: renamings avoid them
     _own: str | None = None  # the single target of the assignment being built
+    _last: dict[tuple[str, str], int] = field(default_factory=dict)  # last suffix per (value|param, base)
     result: TRef | None = None
 
     # ---- naming ---------------------------------------------------------------------------
@@ -57,19 +60,20 @@ class BlockBuilder:
         return "tokens" if self.input_type.shape == () else "x"
 
     def fresh(self, base: str) -> str:
-        return self._claim(base, self._names)
+        return self._claim(base, self._names, "value")
 
     def param_base(self, base: str) -> str:
-        return self._claim(base, self._param_names)
+        return self._claim(base, self._param_names, "param")
 
-    def _claim(self, base: str, taken: set[str]) -> str:
+    def _claim(self, base: str, taken: set[str], kind: str) -> str:
         """`base` if free (a name the body assigns only for its own assignment), else the first `base_n` that
         is neither taken nor assigned anywhere in the body: a renamed rebinding never collides with a user's
         `w_1`, and a user's parameter keeps the id it was written with."""
-        name, n = base, 0
+        name, n = base, self._last.get((kind, base), 0)
         while name in taken or (name in self._user and name != self._own):
             n += 1
             name = f"{base}_{n}"
+        self._last[(kind, base)] = n  # suffixes below n stay taken: a chain of k values costs O(k), not O(k^2)
         taken.add(name)
         return name
 
@@ -157,8 +161,8 @@ class BlockBuilder:
     def tensorish(self, expr: A.Expr, env: Env) -> bool:
         from livc.compiler.resolution.resolve import names_in
 
-        if isinstance(expr, A.Call) and isinstance(self.ev.eval(expr.func, env), BuiltinRef):
-            return self.ev.eval(expr.func, env).name in prim.PRIMITIVES  # type: ignore[union-attr]
+        if isinstance(expr, A.Call) and isinstance(self.ev.callee(expr.func, env), BuiltinRef):
+            return self.ev.callee(expr.func, env).name in prim.PRIMITIVES  # type: ignore[union-attr]
         return any(isinstance(env.locals.get(n.ident.name), TRef) for n in names_in(expr))
 
     def expr(self, expr: A.Expr, env: Env, base: str) -> object:
@@ -205,7 +209,7 @@ class BlockBuilder:
         return self.emit(_BINARY[expr.op], {"left": left, "right": right}, expr.span, base)[0]
 
     def _call(self, expr: A.Call, env: Env, base: str) -> object:
-        name = self.ev.eval(expr.func, env).name  # type: ignore[union-attr]
+        name = self.ev.callee(expr.func, env).name  # type: ignore[union-attr]
         sig = prim.PRIMITIVES[name]
         values = [(arg, self.expr(arg.value, env, base)) for arg in expr.args]
         bound = self._bind(sig, values, expr.span)
