@@ -77,7 +77,7 @@ def compile(  # noqa: A001 - the public name
     # the overrides change the program, so they take part in the header's source digest
     code = generate(ir, str(path), text + "".join(f"\n-D {o.display}" for o in chosen))
     module = load_code(code, f"livc_generated_{ir.name.lower()}")
-    module.MODEL_CLASS = model_class_name(ir)  # type: ignore[attr-defined]  # a model `eval` is class `eval_`
+    module.__livc_model_class__ = model_class_name(ir)  # type: ignore[attr-defined]  # a model `eval` is class `eval_`
     return Built(ir, code, module)
 
 

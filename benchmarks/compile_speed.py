@@ -105,8 +105,13 @@ def bench_example(path: Path, repeat: int, min_time: float) -> dict[str, Any]:
         "evaluate_per_s": rate(evaluate, repeat, min_time),
         "analyze_evaluate_per_s": rate(analyze_and_evaluate, repeat, min_time),
     }
-    return {"models": [m.name for m in models], "layers": sum(len(m.layers) for m in models),
-            "params": sum(r.params for r in reports), **times, **rates}
+    return {
+        "models": [m.name for m in models],
+        "layers": sum(len(m.layers) for m in models),
+        "params": sum(r.params for r in reports),
+        **times,
+        **rates,
+    }
 
 
 def _ms(s: float) -> str:
@@ -115,16 +120,35 @@ def _ms(s: float) -> str:
 
 def render(results: dict[str, dict[str, Any]], console: Console) -> None:
     t = Table(title="livc compile speed (best of N after a warm-up; ms, and calls/s on in-memory IR)")
-    for col in ("example", "layers", "parse", "check", "build+passes", "cost", "end to end", "analyze/s",
-                "evaluate/s", "analyze+eval/s"):
+    for col in (
+        "example",
+        "layers",
+        "parse",
+        "check",
+        "build+passes",
+        "cost",
+        "end to end",
+        "analyze/s",
+        "evaluate/s",
+        "analyze+eval/s",
+    ):
         t.add_column(col, justify="left" if col == "example" else "right")
     for name, r in results.items():
         if "error" in r:
             t.add_row(name, "-", *(["error"] + [""] * 7))
             continue
-        t.add_row(name, str(r["layers"]), _ms(r["parse_s"]), _ms(r["check_s"]), _ms(r["build_passes_s"]),
-                  _ms(r["cost_s"]), _ms(r["end_to_end_s"]), f"{r['analyze_per_s']:,.0f}",
-                  f"{r['evaluate_per_s']:,.0f}", f"{r['analyze_evaluate_per_s']:,.0f}")
+        t.add_row(
+            name,
+            str(r["layers"]),
+            _ms(r["parse_s"]),
+            _ms(r["check_s"]),
+            _ms(r["build_passes_s"]),
+            _ms(r["cost_s"]),
+            _ms(r["end_to_end_s"]),
+            f"{r['analyze_per_s']:,.0f}",
+            f"{r['evaluate_per_s']:,.0f}",
+            f"{r['analyze_evaluate_per_s']:,.0f}",
+        )
     console.print(t)
 
 
@@ -133,16 +157,31 @@ def targets(results: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     target = results.get(TARGET_EXAMPLE)
     if target and "error" not in target:
         e2e = target["end_to_end_s"]
-        out.append({"target": f"end to end < {END_TO_END_TARGET_S * 1e3:.0f} ms ({TARGET_EXAMPLE}.liv)",
-                    "value": f"{e2e * 1e3:.1f} ms", "met": e2e < END_TO_END_TARGET_S})
+        out.append(
+            {
+                "target": f"end to end < {END_TO_END_TARGET_S * 1e3:.0f} ms ({TARGET_EXAMPLE}.liv)",
+                "value": f"{e2e * 1e3:.1f} ms",
+                "met": e2e < END_TO_END_TARGET_S,
+            }
+        )
         evals = target["analyze_evaluate_per_s"]
-        out.append({"target": f">= {EVALS_PER_S_TARGET:.0f} cost evaluations/s on in-memory IR ({TARGET_EXAMPLE})",
-                    "value": f"{evals:,.0f}/s", "met": evals >= EVALS_PER_S_TARGET})
+        out.append(
+            {
+                "target": f">= {EVALS_PER_S_TARGET:.0f} cost evaluations/s on in-memory IR ({TARGET_EXAMPLE})",
+                "value": f"{evals:,.0f}/s",
+                "met": evals >= EVALS_PER_S_TARGET,
+            }
+        )
     ok = [r for r in results.values() if "error" not in r]
     if ok:
         worst = min(r["analyze_evaluate_per_s"] for r in ok)
-        out.append({"target": f">= {EVALS_PER_S_TARGET:.0f} cost evaluations/s on in-memory IR (every example)",
-                    "value": f"slowest {worst:,.0f}/s", "met": worst >= EVALS_PER_S_TARGET})
+        out.append(
+            {
+                "target": f">= {EVALS_PER_S_TARGET:.0f} cost evaluations/s on in-memory IR (every example)",
+                "value": f"slowest {worst:,.0f}/s",
+                "met": worst >= EVALS_PER_S_TARGET,
+            }
+        )
     return out
 
 
@@ -167,13 +206,20 @@ def main(argv: list[str] | None = None) -> int:
         verdict = "[green]PASS[/green]" if c["met"] else "[red]MISS[/red]"
         console.print(f"{verdict}  {c['target']}: {c['value']}")
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    meta = {"python": sys.version.split()[0], "platform": platform.platform(), "cpus": os.cpu_count(),
-            "load_average": load, "repeat": args.repeat, "min_time_s": args.min_time,
-            "context": {"batch": CONTEXT.batch, "seq": CONTEXT.seq},
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    meta = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average": load,
+        "repeat": args.repeat,
+        "min_time_s": args.min_time,
+        "context": {"batch": CONTEXT.batch, "seq": CONTEXT.seq},
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"meta": meta, "examples": results, "targets": checks}, indent=2) + "\n",
-                        encoding="utf-8")
+    args.out.write_text(
+        json.dumps({"meta": meta, "examples": results, "targets": checks}, indent=2) + "\n", encoding="utf-8"
+    )
     console.print(f"wrote {args.out}")
     return 0
 

@@ -136,8 +136,9 @@ def prefill_seconds(model: nn.Module, work: Workload) -> float:
     return time_once(lambda: work.prefill(model), work.device)
 
 
-def decode_seconds_per_token(step: Callable[..., torch.Tensor], work: Workload,
-                             cache: dict[str, torch.Tensor]) -> float:
+def decode_seconds_per_token(
+    step: Callable[..., torch.Tensor], work: Workload, cache: dict[str, torch.Tensor]
+) -> float:
     """Decode the n tokens again from position L of an already prefilled static cache (rewinding `pos`)."""
     cache["pos"].fill_(work.ids.shape[1])
     synchronize(work.device)
@@ -159,8 +160,9 @@ def peak_memory(model: nn.Module, work: Workload) -> tuple[dict[str, Any], dict[
     return {"prefill_peak_bytes": prefill_peak, "decode_peak_bytes": decode_peak, "method": method}, holder["cache"]
 
 
-def interleaved(subjects: list[Subject], measure: Callable[[Subject], float], warmup: int,
-                repeat: int) -> dict[str, Timing]:
+def interleaved(
+    subjects: list[Subject], measure: Callable[[Subject], float], warmup: int, repeat: int
+) -> dict[str, Timing]:
     """Warm each model up, then run the repeats round-robin over the models (drift hits both alike)."""
     for subject in subjects:
         for _ in range(warmup):
@@ -180,8 +182,13 @@ def warm_up(subjects: list[Subject], args: argparse.Namespace) -> None:
     synchronize(args.device)
 
 
-def measure_length(subjects: list[Subject], length: int, args: argparse.Namespace, bandwidths: tuple[float, float],
-                   log: Callable[[str], None]) -> dict[str, Any]:
+def measure_length(
+    subjects: list[Subject],
+    length: int,
+    args: argparse.Namespace,
+    bandwidths: tuple[float, float],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
     """Every number for one prompt length, both models."""
     dtype, run_dtype = DTYPES[args.dtype], RUN_DTYPE[args.dtype]
     work = make_workload(length, args.decode_tokens, args.device, dtype)
@@ -190,8 +197,12 @@ def measure_length(subjects: list[Subject], length: int, args: argparse.Namespac
     caches: dict[str, dict[str, torch.Tensor]] = {}
     for s in subjects:  # untimed: memory peaks; the caches it leaves are reused by the decode timings
         memory[s.name], caches[s.name] = peak_memory(s.model, work)
-    decode = interleaved(subjects, lambda s: decode_seconds_per_token(s.decode_fn, work, caches[s.name]),
-                         max(args.warmup, 1 if args.compile else 0), args.repeat)
+    decode = interleaved(
+        subjects,
+        lambda s: decode_seconds_per_token(s.decode_fn, work, caches[s.name]),
+        max(args.warmup, 1 if args.compile else 0),
+        args.repeat,
+    )
     caches.clear()
     row: dict[str, Any] = {"L": length}
     for s in subjects:
@@ -213,9 +224,11 @@ def measure_length(subjects: list[Subject], length: int, args: argparse.Namespac
     row["hyena_prefill_speedup"] = b["prefill_ms"] / h["prefill_ms"]
     row["hyena_decode_speedup"] = b["decode_ms_per_token"] / h["decode_ms_per_token"]
     row["hyena_prefill_memory_ratio"] = h["prefill_peak_bytes"] / max(1, b["prefill_peak_bytes"])
-    log(f"  L={length}: prefill {h['prefill_ms']:.1f} / {b['prefill_ms']:.1f} ms, decode "
+    log(
+        f"  L={length}: prefill {h['prefill_ms']:.1f} / {b['prefill_ms']:.1f} ms, decode "
         f"{h['decode_ms_per_token']:.2f} / {b['decode_ms_per_token']:.2f} ms/token, prefill peak "
-        f"{h['prefill_peak_bytes'] / MiB:.0f} / {b['prefill_peak_bytes'] / MiB:.0f} MiB (Hyena Edge / Transformer++)")
+        f"{h['prefill_peak_bytes'] / MiB:.0f} / {b['prefill_peak_bytes'] / MiB:.0f} MiB (Hyena Edge / Transformer++)"
+    )
     return row
 
 
@@ -223,25 +236,38 @@ def measure_length(subjects: list[Subject], length: int, args: argparse.Namespac
 
 
 def render(out: Console, rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    columns = ("L", "prefill ms H / T", "speedup", "decode ms/tok H / T", "speedup", "peak MiB H / T",
-               "decode peak MiB H / T", "static cache MiB H / T", "roofline H / T")
+    columns = (
+        "L",
+        "prefill ms H / T",
+        "speedup",
+        "decode ms/tok H / T",
+        "speedup",
+        "peak MiB H / T",
+        "decode peak MiB H / T",
+        "static cache MiB H / T",
+        "roofline H / T",
+    )
     table_rows = []
     for r in rows:
         h, b = r[HYENA], r[BASELINE]
-        table_rows.append((
-            str(r["L"]),
-            f"{fmt(h['prefill_ms'], 1)} / {fmt(b['prefill_ms'], 1)}",
-            fmt_ratio(r["hyena_prefill_speedup"]),
-            f"{fmt(h['decode_ms_per_token'])} / {fmt(b['decode_ms_per_token'])}",
-            fmt_ratio(r["hyena_decode_speedup"]),
-            f"{fmt(h['prefill_peak_bytes'] / MiB, 0)} / {fmt(b['prefill_peak_bytes'] / MiB, 0)}",
-            f"{fmt(h['decode_peak_bytes'] / MiB, 1)} / {fmt(b['decode_peak_bytes'] / MiB, 1)}",
-            f"{fmt(h['static_cache_bytes'] / MiB, 1)} / {fmt(b['static_cache_bytes'] / MiB, 1)}",
-            f"{100 * h['decode_roofline_fraction']:.0f}% / {100 * b['decode_roofline_fraction']:.0f}%",
-        ))
+        table_rows.append(
+            (
+                str(r["L"]),
+                f"{fmt(h['prefill_ms'], 1)} / {fmt(b['prefill_ms'], 1)}",
+                fmt_ratio(r["hyena_prefill_speedup"]),
+                f"{fmt(h['decode_ms_per_token'])} / {fmt(b['decode_ms_per_token'])}",
+                fmt_ratio(r["hyena_decode_speedup"]),
+                f"{fmt(h['prefill_peak_bytes'] / MiB, 0)} / {fmt(b['prefill_peak_bytes'] / MiB, 0)}",
+                f"{fmt(h['decode_peak_bytes'] / MiB, 1)} / {fmt(b['decode_peak_bytes'] / MiB, 1)}",
+                f"{fmt(h['static_cache_bytes'] / MiB, 1)} / {fmt(b['static_cache_bytes'] / MiB, 1)}",
+                f"{100 * h['decode_roofline_fraction']:.0f}% / {100 * b['decode_roofline_fraction']:.0f}%",
+            )
+        )
     mode = "decode torch.compile" if args.compile else "eager"
-    title = (f"Hyena Edge (H) vs Transformer++ (T), livc PyTorch {mode}, {args.device} {args.dtype}, decode "
-             f"{args.decode_tokens} tokens, medians of {args.repeat}; speedup = T time / H time")
+    title = (
+        f"Hyena Edge (H) vs Transformer++ (T), livc PyTorch {mode}, {args.device} {args.dtype}, decode "
+        f"{args.decode_tokens} tokens, medians of {args.repeat}; speedup = T time / H time"
+    )
     out.print(make_table(title, columns, table_rows))
 
 
@@ -255,11 +281,14 @@ def claims(rows: list[dict[str, Any]]) -> dict[str, str]:
         text["faster_beyond_256"] = (
             f"L > 256: Hyena Edge prefill speedup {min(r['hyena_prefill_speedup'] for r in beyond):.2f}x .. "
             f"{best_p:.2f}x, decode speedup {min(r['hyena_decode_speedup'] for r in beyond):.2f}x .. {best_d:.2f}x "
-            f"(claim: up to 1.30x)")
+            f"(claim: up to 1.30x)"
+        )
     lighter = [r["L"] for r in rows if r[HYENA]["prefill_peak_bytes"] < r[BASELINE]["prefill_peak_bytes"]]
     cache_lighter = all(r[HYENA]["static_cache_bytes"] < r[BASELINE]["static_cache_bytes"] for r in rows)
-    text["lighter"] = (f"Hyena Edge peak memory lower at L = {lighter} of {[r['L'] for r in rows]}; static cache "
-                       f"lower at every L: {cache_lighter}")
+    text["lighter"] = (
+        f"Hyena Edge peak memory lower at L = {lighter} of {[r['L'] for r in rows]}; static cache "
+        f"lower at every L: {cache_lighter}"
+    )
     return text
 
 
@@ -284,8 +313,12 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
         ax.set_ylabel(label)
         ax.grid(True, which="both", alpha=0.3)
     for name, style in ((HYENA, "C0--"), (BASELINE, "C1--")):
-        axes[2].plot(lengths, [r[name]["static_cache_bytes"] / MiB for r in rows], style,
-                     label=f"{name} static cache (cost model)")
+        axes[2].plot(
+            lengths,
+            [r[name]["static_cache_bytes"] / MiB for r in rows],
+            style,
+            label=f"{name} static cache (cost model)",
+        )
     axes[0].set_yscale("log")
     axes[2].set_yscale("log")
     for ax in axes:
@@ -304,12 +337,20 @@ def plot(rows: list[dict[str, Any]], path: Path, title: str) -> Path:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
-    parser.add_argument("--lengths", type=int, nargs="+", default=None,
-                        help=f"prompt lengths (default {LENGTHS}; quick {QUICK_LENGTHS})")
+    parser.add_argument(
+        "--lengths",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"prompt lengths (default {LENGTHS}; quick {QUICK_LENGTHS})",
+    )
     parser.add_argument("--decode-tokens", type=int, default=None, help="decode steps timed per length (32; quick 4)")
     parser.add_argument("--plot", type=Path, default=None, help="plot path (default next to the JSON)")
-    parser.add_argument("--compile", action="store_true",
-                        help="time decode through torch.compile(decode_step) (default mode; memory stays eager)")
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        help="time decode through torch.compile(decode_step) (default mode; memory stays eager)",
+    )
     args = parser.parse_args(argv)
     quick = args.quick
     args.lengths = args.lengths or list(QUICK_LENGTHS if quick else LENGTHS)
@@ -325,8 +366,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def static_summary(subjects: list[Subject]) -> dict[str, Any]:
     params = {s.name: s.report.params for s in subjects}
     diff = abs(params[HYENA] - params[BASELINE]) / params[BASELINE]
-    return {"params": params, "relative_difference": diff, "within_0.5%": diff <= PARAM_TOLERANCE,
-            "module_params": {s.name: sum(p.numel() for p in s.model.parameters()) for s in subjects}}
+    return {
+        "params": params,
+        "relative_difference": diff,
+        "within_0.5%": diff <= PARAM_TOLERANCE,
+        "module_params": {s.name: sum(p.numel() for p in s.model.parameters()) for s in subjects},
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,8 +380,10 @@ def main(argv: list[str] | None = None) -> int:
     threads = setup_torch(args.device, args.threads)
     info = machine_info(args.device, threads)
     out.print(f"[bold]hyena_edge_vs_transformer[/]: {describe_machine(info)}; torch.get_num_threads() = {threads}")
-    out.print(f"device {args.device}, dtype {args.dtype}, lengths {args.lengths}, decode tokens {args.decode_tokens}, "
-              f"warm-up {args.warmup}, repeats {args.repeat}")
+    out.print(
+        f"device {args.device}, dtype {args.dtype}, lengths {args.lengths}, decode tokens {args.decode_tokens}, "
+        f"warm-up {args.warmup}, repeats {args.repeat}"
+    )
     rows: list[dict[str, Any]] = []
     payload: dict[str, Any] = {
         "benchmark": "hyena_edge_vs_transformer",
@@ -348,13 +395,16 @@ def main(argv: list[str] | None = None) -> int:
     with torch.inference_mode():
         subjects = load_subjects(args.device, DTYPES[args.dtype], args.compile)
         payload["static"] = static = static_summary(subjects)
-        out.print(f"parameters (static cost report): {static['params']}, difference "
-                  f"{100 * static['relative_difference']:.2f}% (within 0.5%: {static['within_0.5%']}); "
-                  f"module counts {static['module_params']}")
+        out.print(
+            f"parameters (static cost report): {static['params']}, difference "
+            f"{100 * static['relative_difference']:.2f}% (within 0.5%: {static['within_0.5%']}); "
+            f"module counts {static['module_params']}"
+        )
         bandwidths = copy_bandwidth(args.device), read_bandwidth(args.device)
         payload["copy_bandwidth_GBps"], payload["read_bandwidth_GBps"] = (b / 1e9 for b in bandwidths)
-        out.print(f"copy bandwidth (read + write): {bandwidths[0] / 1e9:.1f} GB/s; read-only: "
-                  f"{bandwidths[1] / 1e9:.1f} GB/s")
+        out.print(
+            f"copy bandwidth (read + write): {bandwidths[0] / 1e9:.1f} GB/s; read-only: {bandwidths[1] / 1e9:.1f} GB/s"
+        )
         warm_up(subjects, args)
         for length in args.lengths:
             rows.append(measure_length(subjects, length, args, bandwidths, out.print))

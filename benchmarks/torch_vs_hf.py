@@ -126,7 +126,7 @@ def livc_key(hf_key: str) -> str:
     index, rest = match.groups()
     for old, new in _LAYER_RENAMES:
         if rest.startswith(old):
-            rest = new + rest[len(old):]
+            rest = new + rest[len(old) :]
             break
     return f"layers.{index}.{rest}"
 
@@ -217,8 +217,16 @@ class Engine:
 class LivcEngine(Engine):
     """livc's generated module: a static cache from init_cache, prefill / decode_step (eager or compiled)."""
 
-    def __init__(self, name: str, model: nn.Module, max_len: int, dtype: torch.dtype, device: str,
-                 prefill_fn: Callable[..., torch.Tensor], decode_fn: Callable[..., torch.Tensor]) -> None:
+    def __init__(
+        self,
+        name: str,
+        model: nn.Module,
+        max_len: int,
+        dtype: torch.dtype,
+        device: str,
+        prefill_fn: Callable[..., torch.Tensor],
+        decode_fn: Callable[..., torch.Tensor],
+    ) -> None:
         self.name, self.model, self.max_len, self.dtype, self.device = name, model, max_len, dtype, device
         self.prefill_fn, self.decode_fn = prefill_fn, decode_fn
         self.last_logits: torch.Tensor | None = None
@@ -278,14 +286,16 @@ def check_agreement(models: Models, device: str, dtype: torch.dtype, prompt: int
     errors["prefill"] = relative_error(ours.last_logits, hf.last_logits)
     worst = 0.0
     for i in range(prompt, prompt + steps):
-        worst = max(worst, relative_error(ours.decode(our_state, ids[:, i : i + 1]),
-                                          hf.decode(hf_state, ids[:, i : i + 1])))
+        worst = max(
+            worst, relative_error(ours.decode(our_state, ids[:, i : i + 1]), hf.decode(hf_state, ids[:, i : i + 1]))
+        )
     errors["decode"] = worst
     return errors
 
 
-def agreement(models: Models, args: argparse.Namespace, dtype: torch.dtype,
-              log: Callable[[str], None]) -> dict[str, dict[str, float]] | None:
+def agreement(
+    models: Models, args: argparse.Namespace, dtype: torch.dtype, log: Callable[[str], None]
+) -> dict[str, dict[str, float]] | None:
     """Check the logits in fp32, then cast both models to the run dtype (and check again there)."""
     errors = {"fp32": check_agreement(models, args.device, torch.float32, args.check_prompt, 4)}
     models.hf.to(dtype=dtype)
@@ -311,8 +321,9 @@ def decode_seconds_per_token(engine: Engine, ids: torch.Tensor, tokens: torch.Te
     return time_once(lambda: engine.decode(state, tokens), device) / tokens.shape[1]
 
 
-def interleaved(engines: list[Engine], measure: Callable[[Engine], float], warmup: int, repeat: int,
-                log: Callable[[str], None]) -> dict[str, Timing]:
+def interleaved(
+    engines: list[Engine], measure: Callable[[Engine], float], warmup: int, repeat: int, log: Callable[[str], None]
+) -> dict[str, Timing]:
     """Warm each engine up, then run the repeats round-robin over the engines (drift hits all alike)."""
     for engine in engines:
         for _ in range(warmup):
@@ -325,13 +336,21 @@ def interleaved(engines: list[Engine], measure: Callable[[Engine], float], warmu
     return {name: Timing.of(values) for name, values in samples.items()}
 
 
-def compiled_engine(models: Models, max_len: int, dtype: torch.dtype, device: str, ids: torch.Tensor,
-                    tokens: torch.Tensor) -> tuple[LivcEngine | None, dict[str, Any]]:
+def compiled_engine(
+    models: Models, max_len: int, dtype: torch.dtype, device: str, ids: torch.Tensor, tokens: torch.Tensor
+) -> tuple[LivcEngine | None, dict[str, Any]]:
     """livc under torch.compile (default mode); the first calls' times are the compile times."""
     info: dict[str, Any] = {"mode": "default"}
     model = models.ours
-    engine = LivcEngine("livc torch.compile", model, max_len, dtype, device,
-                        torch.compile(model.prefill), torch.compile(model.decode_step))
+    engine = LivcEngine(
+        "livc torch.compile",
+        model,
+        max_len,
+        dtype,
+        device,
+        torch.compile(model.prefill),
+        torch.compile(model.decode_step),
+    )
     try:
         start = time.perf_counter()
         state = engine.prefill(ids)
@@ -356,8 +375,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     add_common_args(parser)
     parser.add_argument("--prompt", type=int, default=None, help="prompt length L (default 512; quick 128)")
     parser.add_argument("--new-tokens", type=int, default=None, help="decoded tokens (default 128; quick 16)")
-    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                        help="also time livc under torch.compile (default: on, off with --quick)")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also time livc under torch.compile (default: on, off with --quick)",
+    )
     parser.add_argument("--check-prompt", type=int, default=32, help="prompt length of the logit check")
     args = parser.parse_args(argv)
     quick = args.quick
@@ -378,8 +401,9 @@ def roofline(args: argparse.Namespace) -> Roofline:
     return Roofline(report.params * run_dtype.bytes, cache, copy_bandwidth(args.device), read_bandwidth(args.device))
 
 
-def summarize(engines: list[Engine], prefill: dict[str, Timing], decode: dict[str, Timing], prompt: int,
-              line: Roofline) -> dict[str, dict[str, float]]:
+def summarize(
+    engines: list[Engine], prefill: dict[str, Timing], decode: dict[str, Timing], prompt: int, line: Roofline
+) -> dict[str, dict[str, float]]:
     hf_prefill, hf_decode = prefill["transformers eager"].median, decode["transformers eager"].median
     out: dict[str, dict[str, float]] = {}
     for e in engines:
@@ -403,12 +427,16 @@ def main(argv: list[str] | None = None) -> int:
     dtype = DTYPES[args.dtype]
     info = machine_info(args.device, threads)
     out.print(f"[bold]torch_vs_hf[/]: {describe_machine(info)}; torch.get_num_threads() = {threads}")
-    out.print(f"device {args.device}, dtype {args.dtype}, prompt {args.prompt}, new tokens {args.new_tokens}, "
-              f"warm-up {args.warmup}, repeats {args.repeat}, compile {args.compile}")
+    out.print(
+        f"device {args.device}, dtype {args.dtype}, prompt {args.prompt}, new tokens {args.new_tokens}, "
+        f"warm-up {args.warmup}, repeats {args.repeat}, compile {args.compile}"
+    )
     with torch.inference_mode():
         models = build_models(args.device)
-        out.print(f"parameters: {models.params} (weights copied with {models.mapping}); "
-                  f"HF attention: {models.hf.config._attn_implementation}")
+        out.print(
+            f"parameters: {models.params} (weights copied with {models.mapping}); "
+            f"HF attention: {models.hf.config._attn_implementation}"
+        )
         if len(set(models.params.values())) != 1:
             out.print("[red]parameter counts differ[/]")
             return 1
@@ -421,8 +449,9 @@ def main(argv: list[str] | None = None) -> int:
         tokens = torch.randint(0, 65536, (1, args.new_tokens), generator=gen).to(args.device)
         max_len = args.prompt + args.new_tokens
         engines: list[Engine] = [
-            LivcEngine("livc eager", models.ours, max_len, dtype, args.device, models.ours.prefill,
-                       models.ours.decode_step),
+            LivcEngine(
+                "livc eager", models.ours, max_len, dtype, args.device, models.ours.prefill, models.ours.decode_step
+            ),
             HfEngine(models.hf, models.config),
         ]
         compile_info: dict[str, Any] = {"skipped": True}
@@ -433,11 +462,17 @@ def main(argv: list[str] | None = None) -> int:
             if engine is not None:
                 engines.append(engine)
         out.print("prefill:")
-        prefill = interleaved(engines, lambda e: prefill_seconds(e, ids, args.device), args.warmup, args.repeat,
-                              out.print)
+        prefill = interleaved(
+            engines, lambda e: prefill_seconds(e, ids, args.device), args.warmup, args.repeat, out.print
+        )
         out.print("decode (per token):")
-        decode = interleaved(engines, lambda e: decode_seconds_per_token(e, ids, tokens, args.device),
-                             args.warmup, args.repeat, out.print)
+        decode = interleaved(
+            engines,
+            lambda e: decode_seconds_per_token(e, ids, tokens, args.device),
+            args.warmup,
+            args.repeat,
+            out.print,
+        )
     summary = summarize(engines, prefill, decode, args.prompt, line)
     render(out, summary, line, args)
     goals = goal_verdicts(summary)
@@ -447,8 +482,12 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "torch_vs_hf",
         "machine": info,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "model": {"liv": str(LIV.relative_to(EXAMPLES.parent)), "params": models.params,
-                  "weight_mapping": models.mapping, "hf_attn_implementation": models.hf.config._attn_implementation},
+        "model": {
+            "liv": str(LIV.relative_to(EXAMPLES.parent)),
+            "params": models.params,
+            "weight_mapping": models.mapping,
+            "hf_attn_implementation": models.hf.config._attn_implementation,
+        },
         "agreement": {"relative_max_error": errors, "tolerance": {"fp32": FP32_TOLERANCE, "bf16": BF16_TOLERANCE}},
         "compile": compile_info,
         "roofline": line.to_json(),
@@ -463,14 +502,22 @@ def main(argv: list[str] | None = None) -> int:
 
 def render(out: Console, summary: dict[str, dict[str, float]], line: Roofline, args: argparse.Namespace) -> None:
     rows = [
-        (name, fmt(s["prefill_tokens_per_s"], 1), fmt(s["prefill_ms"], 1), fmt_ratio(s["prefill_speedup_vs_hf"]),
-         fmt(s["decode_ms_per_token"], 2), fmt_ratio(s["decode_speedup_vs_hf"]),
-         f"{100 * s['decode_roofline_fraction']:.0f}%")
+        (
+            name,
+            fmt(s["prefill_tokens_per_s"], 1),
+            fmt(s["prefill_ms"], 1),
+            fmt_ratio(s["prefill_speedup_vs_hf"]),
+            fmt(s["decode_ms_per_token"], 2),
+            fmt_ratio(s["decode_speedup_vs_hf"]),
+            f"{100 * s['decode_roofline_fraction']:.0f}%",
+        )
         for name, s in summary.items()
     ]
-    title = (f"LFM2-350M, {args.device} {args.dtype}: prefill L={args.prompt}, decode {args.new_tokens} tokens "
-             f"(medians of {args.repeat}); roofline {line.ms_per_token:.2f} ms/token "
-             f"= {line.bytes_per_token / 1e6:.0f} MB / {line.bandwidth / 1e9:.1f} GB/s")
+    title = (
+        f"LFM2-350M, {args.device} {args.dtype}: prefill L={args.prompt}, decode {args.new_tokens} tokens "
+        f"(medians of {args.repeat}); roofline {line.ms_per_token:.2f} ms/token "
+        f"= {line.bytes_per_token / 1e6:.0f} MB / {line.bandwidth / 1e9:.1f} GB/s"
+    )
     columns = ("engine", "prefill tok/s", "prefill ms", "vs HF", "decode ms/tok", "vs HF", "of roofline")
     out.print(make_table(title, columns, rows))
 

@@ -13,6 +13,7 @@ import builtins
 import hashlib
 import keyword
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -296,3 +297,32 @@ model M(d: int = 16) {
     assert result.ok, [d.message for d in result.diagnostics]
     ops = [op.prim for op in result.models[0].layers[0].sublayers[0].block.ops]
     assert "elu_plus_one" in ops
+
+
+@pytest.mark.parametrize("name", ["dtype", "Dtype"])
+def test_a_class_named_like_a_model_init_parameter(name: str) -> None:
+    """A LIV named `dtype` became `class dtype(Block)`, shadowed by `__init__(self, dtype=...)` (TypeError)."""
+    ops = f"\nop {name}(d: int) {{\n    return linear(x, d)\n}}\n"
+    _run(_MODEL.format(ops=ops, name="M", layers=f"{name}(d)"))
+
+
+def test_model_init_parameters_are_reserved_at_module_scope() -> None:
+    """MODEL_INIT_PARAMS lists exactly the parameters of the generated model class's `__init__`."""
+    ir = _compile(_MODEL.format(ops="", name="M", layers="RMSNorm(d)"))
+    tree = ast.parse(generate(ir, "m.liv", ""))
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == model_class_name(ir))
+    init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+    params = {a.arg for a in init.args.args + init.args.kwonlyargs}
+    assert params == set(names.MODEL_INIT_PARAMS)
+
+
+@pytest.mark.parametrize("name", ["MODEL_CLASS", "model_class"])
+def test_livc_compile_finds_a_model_named_like_its_bookkeeping(name: str, tmp_path: Path) -> None:
+    """load.py/api.py stored the class name as `module.MODEL_CLASS`, overwriting a model class of that name."""
+    import livc
+
+    path = tmp_path / "m.liv"
+    path.write_text(_MODEL.format(ops="", name=name, layers="RMSNorm(d)"), encoding="utf-8")
+    built = livc.compile(path)
+    model = built.model_class()
+    assert isinstance(model, nn.Module)

@@ -24,7 +24,7 @@ class Built:
 
     @property
     def model_class(self) -> type:
-        return getattr(self.module, self.module.MODEL_CLASS)  # type: ignore[no-any-return]
+        return getattr(self.module, self.module.__livc_model_class__)  # type: ignore[no-any-return]
 
 
 def generate_from_path(path: Path, stage: str = "canonicalize") -> tuple[Model, str]:
@@ -56,5 +56,5 @@ def build(path: str | Path) -> Built:
     path = Path(path)
     ir, code = generate_from_path(path)
     module = load_code(code, f"livc_generated_{ir.name.lower()}")
-    module.MODEL_CLASS = model_class_name(ir)  # type: ignore[attr-defined]
+    module.__livc_model_class__ = model_class_name(ir)  # type: ignore[attr-defined]
     return Built(ir, code, module)

@@ -36,8 +36,9 @@ def _words(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
-# Non-dunder names of `dir(torch.nn.Module)` and of a fresh module's instance attributes (torch 2.x);
-# tests/test_names.py checks that this covers the installed torch. Dunder names are always refused.
+# Non-dunder names of `dir(torch.nn.Module)` and of a fresh module's instance attributes (torch 2.x), plus
+# what libraries add to nn.Module when imported (transformers: `smart_apply`); tests/test_names.py checks
+# that this covers the installed torch with transformers imported. Dunder names are always refused.
 NN_MODULE_ATTRS = _words(
     """
     T_destination _apply _backward_hooks _backward_pre_hooks _buffers _call_impl _compiled_call_impl
@@ -54,7 +55,7 @@ NN_MODULE_ATTRS = _words(
     register_full_backward_hook register_full_backward_pre_hook register_load_state_dict_post_hook
     register_load_state_dict_pre_hook register_module register_parameter register_state_dict_post_hook
     register_state_dict_pre_hook requires_grad_ set_extra_state set_submodule share_memory state_dict to
-    to_empty train training type xpu zero_grad
+    to_empty train training type xpu zero_grad smart_apply
     """
 )
 
@@ -166,9 +167,14 @@ class Scope:
         return name
 
 
+# Parameters of the model class's `__init__` (module.py.j2), which refers to the block classes by name: a class
+# named like one of them would be shadowed there (tests/test_names.py checks this list against generated code).
+MODEL_INIT_PARAMS = frozenset({"self", "dtype"})
+
+
 def module_scope() -> Scope:
     """Top level of a generated module: classes."""
-    return Scope(PYTHON_NAMES | runtime_names())
+    return Scope(PYTHON_NAMES | runtime_names() | MODEL_INIT_PARAMS)
 
 
 def method_scope() -> Scope:
