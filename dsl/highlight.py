@@ -3,7 +3,7 @@
 `LivLexer` is registered as the pygments entry point `liv` (see pyproject.toml), so
 `pygmentize -l liv file.liv`, Sphinx/MkDocs ```liv blocks and `livc` itself all use it.
 Its word lists come from the language's own registries (`lexicon.LIV_KEYWORDS`,
-`compiler.primitives`), so a new primitive is highlighted without touching this file.
+`compiler.ir.primitives`), so a new primitive is highlighted without touching this file.
 
 Non-goals: it does not validate programs. Only what the parser's lexer would also reject comes
 out as `Error` tokens: characters that cannot start a token, unterminated strings, and numbers with

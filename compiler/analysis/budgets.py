@@ -24,7 +24,8 @@ _CLI_BUDGET = re.compile(
 )
 
 
-def _context(budget: Budget) -> Context:
+def budget_context(budget: Budget) -> Context:
+    """The context a budget is measured at: its batch/seq/dtype arguments, else batch 1, seq 4096."""
     args = dict(budget.args)
     dtype = args.get("dtype")
     return Context(
@@ -95,7 +96,7 @@ def _row_span(model: Model, row: Row) -> Span:
 
 
 def check_budget(model: Model, report: CostReport, budget: Budget) -> Diagnostic | None:
-    ctx = _context(budget)
+    ctx = budget_context(budget)
     value = measure(
         budget.metric, report.total, ctx, report.dtype_bytes, report.embedding_params, report.inactive_params
     )

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from livc.compiler.analysis.budgets import measure
+from livc.compiler.analysis.budgets import budget_context, measure
 from livc.compiler.analysis.costs import Cost, CostReport, Row
 from livc.compiler.analysis.evaluate import Context, numbers
-from livc.compiler.ir.nodes import Budget, DType, Model
+from livc.compiler.ir.nodes import Budget, Model
 from livc.compiler.ir.sym import Atom, Monomial, Number, Poly
 
 JSON = dict[str, Any]
@@ -133,16 +133,6 @@ class BudgetResult:
     @property
     def source(self) -> str:
         return self.budget.span.source.name if self.budget.span.source.text else "<model>"
-
-
-def budget_context(budget: Budget) -> Context:
-    args = dict(budget.args)
-    dtype = args.get("dtype")
-    return Context(
-        batch=int(args.get("batch", 1) or 1),
-        seq=int(args.get("seq", 4096) or 4096),
-        dtype=DType(dtype) if isinstance(dtype, str) else None,
-    )
 
 
 def budget_results(model: Model, report: CostReport, extra: tuple[Budget, ...] = ()) -> tuple[BudgetResult, ...]:
