@@ -1,10 +1,22 @@
-"""Shared pytest configuration: the `--update-golden` flag for golden-file tests."""
+"""Shared pytest configuration: the `--update-golden` flag for golden-file tests, hypothesis profiles.
+
+Hypothesis runs derandomized by default (profile `ci`: the same inputs on every run, so a landing is never
+decided by luck); `HYPOTHESIS_PROFILE=explore pytest ...` draws fresh random inputs each run, which is how
+new bugs are looked for (e.g. `HYPOTHESIS_PROFILE=explore LIVC_DIFFERENTIAL_SCALE=10 pytest
+tests/test_differential.py`).
+"""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 GOLDEN = Path(__file__).parent / "golden"
 

@@ -145,7 +145,9 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 def _snapshot(root: Path) -> dict[str, tuple[int, int, int]]:
     out = {}
     for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
+        for name in dirnames:  # a directory changes only by what is in it (listed below), not by its mtime
+            out[os.path.join(dirpath, name)] = (os.lstat(os.path.join(dirpath, name)).st_mode, 0, 0)
+        for name in filenames:
             info = os.lstat(os.path.join(dirpath, name))
             out[os.path.join(dirpath, name)] = (info.st_mode, info.st_size, info.st_mtime_ns)
     return out
