@@ -31,12 +31,20 @@ class Ctx:
     base: Callable[[Op, str], str]  # (op, role) -> key of the op's parameter module (state-dict and cache key)
     aliases: dict[str, str] = field(default_factory=dict)
     locals: dict[str, str] = field(default_factory=dict)  # IR value -> Python local (names.method_scope)
+    unrepeated: dict[str, str] = field(default_factory=dict)  # repeat_heads output -> the value it repeats
 
     def v(self, name: str) -> str:
         return self.locals[self.aliases.get(name, name)]
 
     def t(self, name: str) -> TensorType:
         return self.types[self.aliases.get(name, name)]
+
+    def kv(self, name: str) -> str:
+        """Attention K/V (and exported feature groups) before any repeat_heads: attention does grouped heads."""
+        return self.v(self.unrepeated.get(name, name))
+
+    def kv_type(self, name: str) -> TensorType:
+        return self.t(self.unrepeated.get(name, name))
 
 
 @dataclass(frozen=True)
@@ -170,9 +178,9 @@ def layernorm(op: Op, ctx: Ctx) -> Emitted:
 
 
 def attention(op: Op, ctx: Ctx) -> Emitted:
-    q, k, v = (ctx.v(i) for i in op.inputs)
-    kv_heads, dk = ctx.t(op.inputs[1]).shape
-    dv = ctx.t(op.inputs[2]).shape[1]
+    q, k, v = ctx.v(op.inputs[0]), ctx.kv(op.inputs[1]), ctx.kv(op.inputs[2])
+    kv_heads, dk = ctx.kv_type(op.inputs[1]).shape
+    dv = ctx.kv_type(op.inputs[2]).shape[1]
     name = op.outputs[0].name
     causal = op.attr("mask") != "bidirectional"
     window = op.attr("window")

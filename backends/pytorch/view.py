@@ -14,7 +14,7 @@ from livc.backends.pytorch.emit_ops import EMITTERS, BackendError, CacheAxis, Ct
 from livc.backends.pytorch.inference import InferenceView, inference_view
 from livc.backends.pytorch.names import Scope, method_scope, module_scope
 from livc.compiler.ir.nodes import Block, Model, Op, Role, Section, TensorType
-from livc.compiler.passes.rewrite import all_blocks
+from livc.compiler.passes.rewrite import all_blocks, before_repeats
 
 _PREFIX = re.compile(r"^(layers\.\d+\.\d+\.norm|layers\.\d+\.\d+|embedding|head|final_norm)\.(.+)$")
 HELPER_ORDER = (
@@ -100,22 +100,32 @@ def _types(block: Block) -> dict[str, TensorType]:
     return types
 
 
-def _gqa_aliases(block: Block, exports: bool) -> dict[str, str]:
-    """repeat_heads feeding only attention K/V is not materialised: attention does grouped heads."""
+def _unrepeated(block: Block) -> dict[str, str]:
+    """Every repeat_heads output -> the value it repeats the heads of (through chains of repeats). Attention
+    reads K/V before the repeat (grouped heads), so its cache holds kv_heads heads, as the cost model counts."""
+    producers = {o.name: op for op in block.ops for o in op.outputs}
+    return {
+        op.outputs[0].name: before_repeats(op.outputs[0].name, producers) for op in block.ops if op.prim == "repeat_heads"
+    }
+
+
+def _gqa_aliases(block: Block, unrepeated: dict[str, str]) -> dict[str, str]:
+    """repeat_heads whose output only feeds attention K/V (directly or through other such repeats) is not
+    materialised. An output also used as a query, or by any other op, is computed."""
     uses: dict[str, list[Op]] = {}
     for op in block.ops:
         for name in op.inputs:
             uses.setdefault(name, []).append(op)
-    aliases = {}
-    for op in block.ops:
+    aliases: dict[str, str] = {}
+    for op in reversed(block.ops):
         out = op.outputs[0].name
         if (
             op.prim == "repeat_heads"
             and out != block.output
             and uses.get(out)
-            and all(u.prim == "attention" and out in u.inputs[1:] for u in uses[out])
+            and all((u.prim == "attention" and u.inputs[0] != out) or u.outputs[0].name in aliases for u in uses[out])
         ):
-            aliases[out] = op.inputs[0]
+            aliases[out] = unrepeated[out]
     return aliases
 
 
@@ -183,12 +193,14 @@ class BlockEmitter:
 
     def ctx(self) -> Ctx:
         _check_shared_uses(self.block)
-        aliases = {"tokens": "x", **_gqa_aliases(self.block, bool(self.exports))}
+        unrepeated = _unrepeated(self.block)
+        aliases = {"tokens": "x", **_gqa_aliases(self.block, unrepeated)}
         c = Ctx(
             types=_types(self.block),
             base=lambda op, role: param_base(dict(op.params)[role], role),
             aliases=aliases,
             locals=block_locals(self.block, aliases),
+            unrepeated=unrepeated,
         )
         c.param_shapes = self.param_shapes  # type: ignore[attr-defined]
         return c
@@ -209,7 +221,7 @@ class BlockEmitter:
                 lines += [wrap_statement(line) for line in em.lines]
             if section.role is Role.FEATURIZER and self.exports:
                 groups = ", ".join(
-                    f'"{f.name.split("=")[0]}": {ctx.v(f.name.split("=")[1])}'
+                    f'"{f.name.split("=")[0]}": {ctx.kv(f.name.split("=")[1])}'
                     for f in self.block.features
                     if f.name.split("=")[0] in self.exports
                 )

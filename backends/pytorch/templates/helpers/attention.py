@@ -13,9 +13,9 @@ def attention(q, k, v, cache_k, cache_v, pos, causal, window, write, key_mask=No
     if cache_k is not None and pos is not None:
         if write:
             slot = (pos % window if ring_buffer(cache_k, window) else pos).reshape(1)
-            cache_k.index_copy_(2, slot, k)
-            cache_v.index_copy_(2, slot, v)
-        k, v = cache_k, cache_v
+            cache_k.index_copy_(2, slot, k.to(cache_k.dtype))
+            cache_v.index_copy_(2, slot, v.to(cache_v.dtype))
+        k, v = cache_k.to(q.dtype), cache_v.to(q.dtype)  # the cache may have another dtype (init_cache(dtype=))
         mask = _cached_keys_mask(cache_k.shape[2], pos, window, key_mask, q.device)
     else:
         if cache_k is not None and write:
@@ -52,7 +52,7 @@ def store_prompt(cache, x, window):
         cache[:, :, :length].copy_(x)
         return
     first = max(0, length - window)
-    cache.index_copy_(2, torch.arange(first, length, device=x.device) % window, x[:, :, first:])
+    cache.index_copy_(2, torch.arange(first, length, device=x.device) % window, x[:, :, first:].to(cache.dtype))
 
 
 def _cached_keys_mask(slots, pos, window, key_mask, device):

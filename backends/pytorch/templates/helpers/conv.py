@@ -7,7 +7,7 @@ def causal_conv(x, weight, bias, state, pos):
     channels, k = x.shape[-1], weight.shape[-1]
     w = weight if weight.shape[0] == channels else weight.repeat_interleave(channels // weight.shape[0], dim=0)
     if pos is not None and state is not None:
-        window = torch.cat((state, x.transpose(1, 2)), dim=-1)
+        window = torch.cat((state.to(x.dtype), x.transpose(1, 2)), dim=-1)
         y = (window * w[None]).sum(-1)[:, None, :]
         state.copy_(window[:, :, 1:])
     else:

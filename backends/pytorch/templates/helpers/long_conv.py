@@ -52,7 +52,7 @@ def long_conv(u, p, spec, bias, history, pos):
 def _implicit(u, p, spec, history, pos):
     channels = u.shape[-1]
     if pos is not None and history is not None:
-        history.index_copy_(2, pos.reshape(1), u.transpose(1, 2))
+        history.index_copy_(2, pos.reshape(1), u.transpose(1, 2).to(history.dtype))
         length = history.shape[-1]
         h = implicit_filter(p, length, channels, spec["emb_dim"], spec["decay_fast"], spec["decay_slow"], u.device)
         lag = pos - torch.arange(length, device=u.device)
