@@ -190,7 +190,8 @@ liv Dense(d: int) {
 model M(vocab: int = 29, d: int = 16) {
     embedding: Embedding(vocab, d)
     norm: RMSNorm(d)
-    layers: [GQA(d, heads = 4, kv_heads = 2), SWA(d, heads = 2, window = 2), GatedShortConv(d), Hyena(d, filter_order = 4), Dense(d)]
+    layers: [GQA(d, heads = 4, kv_heads = 2), SWA(d, heads = 2, window = 2), GatedShortConv(d),
+             Hyena(d, filter_order = 4), Dense(d)]
     final_norm: RMSNorm(d)
     head: LMHead(vocab, d, tied = true)
 }
@@ -212,3 +213,34 @@ def test_init_cache_of_another_dtype_decodes(cache_dtype: torch.dtype, tol: floa
     steps += [model.decode_step(ids[:, t : t + 1], cache) for t in range(PROMPT, LENGTH)]
     assert all(s.dtype == torch.float32 for s in steps)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=0, atol=tol)
+
+
+# ---- generate's arguments ---------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def test_generate_takes_eos_as_a_tensor() -> None:
+    """`eos=torch.tensor(2)` (a 0-d tensor, as tokenizers and argmax give) failed with "iteration over a 0-d
+    tensor"; an id, a list, a tuple and a tensor of ids now mean the same."""
+    ir, model = build(STATEFUL)
+    ids = torch.randint(0, ir.vocab, (BATCH, PROMPT), generator=torch.Generator().manual_seed(1))
+    greedy = model.generate(ids, max_new_tokens=4, temperature=0)
+    eos = int(greedy[0, PROMPT + 1])
+    want = model.generate(ids, max_new_tokens=4, temperature=0, eos=eos)
+    for same in (torch.tensor(eos), torch.tensor([eos]), [eos], (eos,)):
+        assert torch.equal(model.generate(ids, max_new_tokens=4, temperature=0, eos=same), want)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"eos": []}, "eos"),  # IndexError
+        ({"eos": 2.0}, "eos"),  # TypeError: 'float' object is not iterable
+        ({"eos": True}, "eos"),  # RuntimeError from torch.isin
+        ({"temperature": None}, "temperature"),  # TypeError: '>=' not supported
+    ],
+)
+def test_generate_rejects_a_bad_eos_or_temperature_clearly(kwargs: dict[str, object], message: str) -> None:
+    ir, model = build(STATEFUL)
+    with pytest.raises(ValueError, match=f"generate: {message}"):
+        model.generate(torch.zeros((1, 2), dtype=torch.long), max_new_tokens=2, **kwargs)

@@ -105,7 +105,9 @@ def _unrepeated(block: Block) -> dict[str, str]:
     reads K/V before the repeat (grouped heads), so its cache holds kv_heads heads, as the cost model counts."""
     producers = {o.name: op for op in block.ops for o in op.outputs}
     return {
-        op.outputs[0].name: before_repeats(op.outputs[0].name, producers) for op in block.ops if op.prim == "repeat_heads"
+        op.outputs[0].name: before_repeats(op.outputs[0].name, producers)
+        for op in block.ops
+        if op.prim == "repeat_heads"
     }
 
 

@@ -336,12 +336,22 @@ def check_generation(input_ids, max_new_tokens, temperature, top_k, top_p):
         raise ValueError(f"generate: input_ids must be [batch, prompt >= 1], got {tuple(input_ids.shape)}")
     if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
         raise ValueError(f"generate: max_new_tokens must be a non-negative int, got {max_new_tokens!r}")
-    if not temperature >= 0:
+    if temperature is None or isinstance(temperature, bool | str) or not temperature >= 0:
         raise ValueError(f"generate: temperature must be >= 0 (0 is greedy), got {temperature!r}")
     if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
         raise ValueError(f"generate: top_k must be a positive int or None, got {top_k!r}")
     if top_p is not None and not 0 < top_p <= 1:
         raise ValueError(f"generate: top_p must be in (0, 1] or None, got {top_p!r}")
+
+
+def eos_ids(eos, device):
+    """`eos` (None, a token id, or a list or tensor of ids) as a 1-d long tensor, or None."""
+    if eos is None:
+        return None
+    ids = torch.as_tensor(eos, device=device)
+    if ids.dtype == torch.bool or ids.is_floating_point() or ids.is_complex() or ids.numel() == 0:
+        raise ValueError(f"generate: eos must be a token id or a non-empty list of ids, got {eos!r}")
+    return ids.reshape(-1).long()
 
 
 def next_token(logits, temperature, top_k, top_p, generator):
@@ -370,6 +380,7 @@ def generate_tokens(model, input_ids, max_new_tokens, temperature, top_k, top_p,
     """init_cache + prefill(last_only) + decode_step until max_new_tokens, or until every row has produced
     an `eos` token (rows that finished early are padded with eos). Returns [B, prompt + generated]."""
     check_generation(input_ids, max_new_tokens, temperature, top_k, top_p)
+    stop = eos_ids(eos, input_ids.device)
     batch, prompt = input_ids.shape
     if max_new_tokens == 0:
         return input_ids.clone()
@@ -379,7 +390,6 @@ def generate_tokens(model, input_ids, max_new_tokens, temperature, top_k, top_p,
         raise ValueError(
             f"generate: {prompt} prompt + {max_new_tokens} new tokens need max_len >= {needed}, got {capacity}"
         )
-    stop = None if eos is None else torch.tensor([eos] if isinstance(eos, int) else list(eos), device=input_ids.device)
     done = torch.zeros(batch, dtype=torch.bool, device=input_ids.device)
     logits = model.prefill(input_ids, cache, last_only=True)[:, -1]
     tokens = []
