@@ -14,6 +14,15 @@ from typing import Any
 __version__ = "0.1.0"
 
 
+def __getattr__(name: str) -> Any:
+    """`livc.api` without importing it first (it loads the compiler, so it is not imported eagerly)."""
+    if name == "api":
+        import livc.api
+
+        return livc.api
+    raise AttributeError(f"module 'livc' has no attribute {name!r}")
+
+
 def compile(  # noqa: A001 - the public name the issue asks for
     path: str | Path, *, model: str | None = None, overrides: Mapping[str, object] | None = None, **params: object
 ) -> Any:

@@ -244,3 +244,34 @@ def test_generate_rejects_a_bad_eos_or_temperature_clearly(kwargs: dict[str, obj
     ir, model = build(STATEFUL)
     with pytest.raises(ValueError, match=f"generate: {message}"):
         model.generate(torch.zeros((1, 2), dtype=torch.long), max_new_tokens=2, **kwargs)
+
+
+# ---- batch of the tokens against the cache's -------------------------------------------------------------------
+
+GQA_MODEL = """from std.norms import RMSNorm
+from std.embedding import Embedding, LMHead
+from std.attention import GQA
+
+model M(vocab: int = 29, d: int = 16) {
+    embedding: Embedding(vocab, d)
+    norm: RMSNorm(d)
+    layers: [GQA(d, heads = 2, kv_heads = 1)]
+    final_norm: RMSNorm(d)
+    head: LMHead(vocab, d, tied = true)
+}
+"""
+
+
+@torch.no_grad()
+def test_tokens_and_cache_must_have_the_same_batch() -> None:
+    """A batch-1 prompt into a batch-2 cache silently broadcast; a larger batch gave a raw torch error."""
+    _, model = build(GQA_MODEL)
+    for prompt_batch, cache_batch in ((1, 2), (3, 2)):
+        cache = model.init_cache(cache_batch, 8)
+        expected = rf"{prompt_batch} sequence\(s\) but the cache was allocated for batch {cache_batch}"
+        with pytest.raises(ValueError, match=expected):
+            model.prefill(torch.zeros(prompt_batch, 3, dtype=torch.long), cache)
+    cache = model.init_cache(2, 8)
+    model.prefill(torch.zeros(2, 3, dtype=torch.long), cache)
+    with pytest.raises(ValueError, match="decode_step: 1 sequence"):
+        model.decode_step(torch.zeros(1, 1, dtype=torch.long), cache)

@@ -317,3 +317,24 @@ model M(d: int = 16) {{
     assert result.ok
     ops = result.compiled.models[0].layers[0].sublayers[0].block.ops
     assert sum(op.prim == "add" for op in ops) == 9_999
+
+
+def test_instance_arguments_in_notes_are_spelled_like_liv() -> None:
+    """The E0312 notes printed Python's `k = None` / `flag = True` instead of .liv's `none` / `true`."""
+    text = """from std.norms import RMSNorm
+from std.embedding import Embedding, LMHead
+
+op P(d: int, k: int? = none, flag: bool = true) {
+    return linear(x, d + 1) + x
+}
+
+model M(d: int = 16) {
+    embedding: Embedding(32, d)
+    layers: [P(d)]
+    final_norm: RMSNorm(d)
+    head: LMHead(32, d)
+}
+"""
+    result = analyze_checked(check_source(text, "notes.liv"))
+    notes = [n for d in result.diagnostics for n in d.notes if n.startswith("arguments:")]
+    assert notes == ["arguments: d = 16, k = none, flag = true"], [d.message for d in result.diagnostics]

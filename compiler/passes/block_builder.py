@@ -313,4 +313,16 @@ def _unwrap(v: object) -> object:
 
 
 def _show_args(instance: Instance) -> str:
-    return ", ".join(f"{k} = {_attr(v)}" for k, v in instance.args)
+    return ", ".join(f"{k} = {_liv_text(_attr(v))}" for k, v in instance.args)
+
+
+def _liv_text(value: object) -> str:
+    """A scalar as .liv spells it (`none`, `true`), for diagnostics."""
+    match value:
+        case None:
+            return "none"
+        case bool():
+            return "true" if value else "false"
+        case str() if not value.isidentifier() and "(" not in value:
+            return f'"{value}"'
+    return str(value)

@@ -190,6 +190,16 @@ def check_prompt(length, capacity):
         )
 
 
+def check_batch(where, tokens, cache):
+    """The tokens' batch must be the cache's (a batch-1 prompt into a batch-2 cache would silently broadcast)."""
+    sizes = {t.shape[0] for key, t in cache.items() if key != "pos"}
+    if sizes and sizes != {tokens.shape[0]}:
+        raise ValueError(
+            f"{where}: {tokens.shape[0]} sequence(s) but the cache was allocated for batch {min(sizes)}; "
+            f"allocate it with init_cache({tokens.shape[0]}, max_len)"
+        )
+
+
 def check_position(cache, capacity):
     """decode_step past max_len raises. Checked in eager mode only: reading `pos` under torch.compile or
     torch.export would break the graph (there, a full cache makes the cache write fail instead)."""
@@ -642,6 +652,7 @@ class TinyHybrid(nn.Module):
         """Run the prompt in parallel from position 0 and fill the cache; returns the logits of every prompt
         position [B, P, vocab], or with last_only those of the last one [B, 1, vocab] (what sampling needs)."""
         check_prompt(input_ids.shape[1], self.capacity(cache))
+        check_batch("prefill", input_ids, cache)
         logits = self._run(input_ids, cache, None, {"aux": None}, last_only)
         cache["pos"].fill_(input_ids.shape[1])
         return logits
@@ -649,6 +660,7 @@ class TinyHybrid(nn.Module):
     def decode_step(self, tokens, cache):
         """One token per sequence (tokens [B, 1]) at position cache["pos"]; returns logits [B, 1, vocab]."""
         check_position(cache, self.capacity(cache))
+        check_batch("decode_step", tokens, cache)
         logits = self._run(tokens, cache, cache["pos"], {"aux": None})
         cache["pos"].add_(1)
         return logits

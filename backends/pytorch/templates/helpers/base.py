@@ -169,6 +169,16 @@ def check_prompt(length, capacity):
         )
 
 
+def check_batch(where, tokens, cache):
+    """The tokens' batch must be the cache's (a batch-1 prompt into a batch-2 cache would silently broadcast)."""
+    sizes = {t.shape[0] for key, t in cache.items() if key != "pos"}
+    if sizes and sizes != {tokens.shape[0]}:
+        raise ValueError(
+            f"{where}: {tokens.shape[0]} sequence(s) but the cache was allocated for batch {min(sizes)}; "
+            f"allocate it with init_cache({tokens.shape[0]}, max_len)"
+        )
+
+
 def check_position(cache, capacity):
     """decode_step past max_len raises. Checked in eager mode only: reading `pos` under torch.compile or
     torch.export would break the graph (there, a full cache makes the cache write fail instead)."""
