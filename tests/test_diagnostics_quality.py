@@ -338,3 +338,15 @@ model M(d: int = 16) {
     result = analyze_checked(check_source(text, "notes.liv"))
     notes = [n for d in result.diagnostics for n in d.notes if n.startswith("arguments:")]
     assert notes == ["arguments: d = 16, k = none, flag = true"], [d.message for d in result.diagnostics]
+
+
+def test_incompatible_sharing_says_where_the_layers_differ() -> None:
+    """MoR + K/V sharing said only "GQA and GQA have different operations"."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "mor_360m.liv"
+    text = example.read_text(encoding="utf-8").replace(
+        "    final_norm: RMSNorm(d, eps = eps)",
+        "    share features k, v from layers[1][0] to layers[2][0]\n    final_norm: RMSNorm(d, eps = eps)",
+    )
+    result = analyze_checked(check_source(text, "mor_kv.liv"))
+    messages = [d.primary.message for d in result.diagnostics if d.code == "E0311"]
+    assert any("op 1 is `shared_feature` in the source, `linear` in the target" in m for m in messages), messages

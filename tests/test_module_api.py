@@ -224,6 +224,12 @@ def test_top_k_1_and_a_tiny_nucleus_are_greedy() -> None:
     assert torch.equal(model.generate(prompt, 10, temperature=0.7, top_p=1e-6), greedy)
 
 
+def test_a_tiny_temperature_is_greedy_not_an_overflow() -> None:
+    """logits / 1e-40 overflowed to inf, softmax gave nan and torch.multinomial failed."""
+    model, prompt = generator_model(), token_ids(VOCAB, 5)
+    assert torch.equal(model.generate(prompt, 10, temperature=1e-40), model.generate(prompt, 10, temperature=0))
+
+
 def test_seeded_sampling_is_reproducible() -> None:
     model, prompt = generator_model(), token_ids(VOCAB, 5)
 

@@ -39,13 +39,23 @@ def param_mapping(src: Block, dst: Block, roles: set[Role] | None = None) -> dic
     """dst param id -> src param id, pairing ops in order; raises Incompatible if they differ."""
     a, b = _ops(src, roles), _ops(dst, roles)
     if [op.prim for op in a] != [op.prim for op in b]:
-        raise Incompatible(f"{dst.name} and {src.name} have different operations")
+        raise Incompatible(f"{dst.name} and {src.name} have different operations ({_first_difference(a, b)})")
     mapping: dict[str, str] = {}
     for sop, dop in zip(a, b):
         if [r for r, _ in sop.params] != [r for r, _ in dop.params]:
             raise Incompatible(f"{dop.prim} parameters differ")
         mapping.update({dp: sp for (_, sp), (_, dp) in zip(sop.params, dop.params)})
     return mapping
+
+
+def _first_difference(src: list[Op], dst: list[Op]) -> str:
+    """Where two op lists part: 'op 4 is `rope` in the source, `shared_feature` in the target'."""
+    i = next((i for i, (x, y) in enumerate(zip(src, dst)) if x.prim != y.prim), min(len(src), len(dst)))
+    return f"op {i + 1} is {_op_at(src, i)} in the source, {_op_at(dst, i)} in the target"
+
+
+def _op_at(ops: list[Op], i: int) -> str:
+    return f"`{ops[i].prim}`" if i < len(ops) else "missing"
 
 
 def _check_shapes(model: Model, mapping: dict[str, str]) -> None:

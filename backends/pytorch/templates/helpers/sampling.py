@@ -26,7 +26,8 @@ def next_token(logits, temperature, top_k, top_p, generator):
     softmax(logits / temperature) restricted to the top_k tokens and to the top_p nucleus."""
     if temperature == 0:
         return logits.argmax(-1)
-    scores = logits.float() / temperature
+    scores = logits.float()
+    scores = (scores - scores.amax(-1, keepdim=True)) / temperature  # <= 0: a tiny temperature cannot overflow
     if top_k is not None:
         kth = scores.topk(min(top_k, scores.shape[-1]), dim=-1).values[:, -1:]
         scores = scores.masked_fill(scores < kth, float("-inf"))
