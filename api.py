@@ -22,7 +22,7 @@ from livc.backends.pytorch.load import Built, load_code
 from livc.backends.pytorch.view import model_class_name
 from livc.compiler.analysis.costs import CostReport
 from livc.compiler.check import CheckResult, check_path
-from livc.compiler.elaboration.overrides import Override, from_python
+from livc.compiler.elaboration.overrides import Override, from_python, provenance
 from livc.compiler.ir.nodes import Model
 from livc.compiler.pipeline import analyze_path, compile_path
 from livc.dsl.diagnostics import CompileError, Diagnostic
@@ -74,8 +74,7 @@ def compile(  # noqa: A001 - the public name
     chosen = to_overrides(overrides, **params)
     ir = _compiled_model(path, model, chosen)
     text = path.read_text(encoding="utf-8", errors="replace")
-    # the overrides change the program, so they take part in the header's source digest
-    code = generate(ir, str(path), text + "".join(f"\n-D {o.display}" for o in chosen))
+    code = generate(ir, *provenance(str(path), text, chosen))
     module = load_code(code, f"livc_generated_{ir.name.lower()}")
     module.__livc_model_class__ = model_class_name(ir)  # type: ignore[attr-defined]  # a model `eval` is class `eval_`
     return Built(ir, code, module)

@@ -21,7 +21,7 @@ from livc.compiler.analysis.budgets import BudgetSyntaxError, parse_cli_budget
 from livc.compiler.analysis.evaluate import Context
 from livc.compiler.analysis.report import comparison, plot_cache, plot_formats, render_text
 from livc.compiler.check import CheckResult, check_path, check_source
-from livc.compiler.elaboration.overrides import Override, OverrideSyntaxError, parse_define
+from livc.compiler.elaboration.overrides import Override, OverrideSyntaxError, parse_define, provenance
 from livc.compiler.ir.nodes import Budget, DType
 from livc.compiler.pipeline import analyze_checked, compile_checked
 from livc.dsl.codes import CODES
@@ -183,7 +183,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     from livc.compiler.resolution.loader import read_file
 
     dest = check_destination(args.output)
-    result = compile_checked(check_path(Path(args.file), overrides(args)), stop_after="canonicalize")
+    defines = overrides(args)
+    result = compile_checked(check_path(Path(args.file), defines), stop_after="canonicalize")
     _diagnostics(result.diagnostics, args.deny_warnings)
     if not result.ok or (args.deny_warnings and _warnings(result.diagnostics)):
         return EXIT_ERRORS
@@ -191,7 +192,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         _status(f"error: {args.file} defines {len(result.models)} models; the {args.target} backend builds one")
         return EXIT_ERRORS
     try:
-        code = generate(result.models[0], args.file, read_file(Path(args.file))[0] or "")
+        code = generate(result.models[0], *provenance(args.file, read_file(Path(args.file))[0] or "", defines))
     except BackendError as exc:
         _status(f"error: the {args.target} backend cannot build {args.file}: {exc}")
         return EXIT_ERRORS

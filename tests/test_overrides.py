@@ -412,3 +412,17 @@ def test_active_params_in_text_json_and_budgets() -> None:
     (diag,) = check_budgets(model, report, (parse_cli_budget("active_params<=12G"),))
     assert diag.code == "E0402" and "batch" not in diag.message
     assert check_budgets(model, report, (parse_cli_budget("active_params<=13G"),)) == []
+
+
+def test_build_with_overrides_names_them_in_the_header(tmp_path: Path) -> None:
+    """`livc build -D` and `livc.compile(d=...)` write the same header: the file, the overrides, one digest."""
+    from livc.cli import main
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "lfm2_350m.liv"
+    out = tmp_path / "m.py"
+    assert main(["build", str(example), "-D", "d=512", "-o", str(out)]) == 0
+    cli_header = out.read_text(encoding="utf-8").splitlines()[:2]
+    api_header = livc.compile(example, d=512).code.splitlines()[:2]
+    plain = livc.compile(example).code.splitlines()[:2]
+    assert cli_header == api_header and cli_header[0].endswith(f"from {example} -D d=512")
+    assert plain[1] != cli_header[1]  # the digest covers the overrides

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numbers
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -96,3 +97,10 @@ def _string(value: str) -> str:
         escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
         return f'"{escaped}"'
     return f'"{value}"'
+
+
+def provenance(name: str, text: str, overrides: Sequence[Override]) -> tuple[str, str]:
+    """How generated code names a program built with overrides (`model.liv -D d=512`), and the text its source
+    digest covers (the overrides change the program, so they are part of it)."""
+    shown = name + "".join(f" -D {o.display}" for o in overrides)
+    return shown, text + "".join(f"\n-D {o.display}" for o in overrides)
