@@ -41,11 +41,16 @@ from livc.backends.pytorch.load import load_code
 from livc.backends.pytorch.view import build_view, model_class_name
 from livc.compiler.analysis.costs import analyze
 from livc.compiler.ir.nodes import Model
+from livc.compiler.passes.rewrite import all_blocks
 from livc.compiler.pipeline import compile_source
 
 SCALE = float(os.environ.get("LIVC_DIFFERENTIAL_SCALE", "1"))
 SETTINGS = {"deadline": None, "suppress_health_check": list(HealthCheck), "database": None, "print_blob": True}
 TOL = 1e-5
+# Linear attention with the identity feature map and normalisation divides by sum_s q_t.k_s, which can cross
+# zero: parallel (chunked) and recurrent summation orders then differ by more than rounding. Those models are
+# compared at 1e-3 (a real bug shows up as O(1) differences); everything else at TOL.
+ILL_CONDITIONED_TOL = 1e-3
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -108,14 +113,22 @@ def check_module(built: Built, device: str = "meta") -> nn.Module:
 
 
 @torch.no_grad()
-def check_incremental(model: nn.Module, vocab: int, prefill: int = 5, total: int = 9) -> None:
+def ill_conditioned(ir: Model) -> bool:
+    return any(
+        op.prim == "linear_attention" and op.attr("feature_map") == "identity_map" and op.attr("normalize")
+        for block in all_blocks(ir)
+        for op in block.ops
+    )
+
+
+def check_incremental(model: nn.Module, vocab: int, tol: float = TOL, prefill: int = 5, total: int = 9) -> None:
     ids = torch.randint(0, vocab, (2, total), generator=torch.Generator().manual_seed(0))
     full = _logits(model(ids))
     assert torch.isfinite(full).all()
     cache = model.init_cache(2, 16)
     steps = [_logits(model.prefill(ids[:, :prefill], cache))]
     steps += [_logits(model.decode_step(ids[:, t : t + 1], cache)) for t in range(prefill, total)]
-    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=TOL, atol=TOL)
+    torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=tol, atol=tol)
 
 
 def _settings(examples: int) -> settings:
@@ -158,4 +171,5 @@ def test_small_programs_run(program: object) -> None:
         return
     torch.manual_seed(0)
     model = check_module(built, device="cpu").eval()
-    check_incremental(model, program.vocab)  # type: ignore[attr-defined]
+    tol = ILL_CONDITIONED_TOL if ill_conditioned(built.ir) else TOL
+    check_incremental(model, program.vocab, tol)  # type: ignore[attr-defined]
