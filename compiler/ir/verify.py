@@ -246,7 +246,28 @@ def _tensor_operands(op: Op) -> tuple[str, ...]:
     return tuple(name for name in _OPERATOR_OPERANDS.get(op.prim, ("t",)) if name not in scalars)
 
 
+_TYPED_OK: set[object] = set()  # signatures already verified: a process-wide memo of a pure check
+_TYPED_OK_LIMIT = 100_000
+
+
 def _typing(op: Op, inputs: list[TensorType], params: dict[str, Param]) -> list[str]:
+    """Shape-rule check of one op; identical signatures (10,000 identical layers) are checked once."""
+    shapes = tuple((role, params[pid].shape if pid in params else None) for role, pid in op.params)
+    key = (op.prim, op.attrs, tuple(inputs), tuple(v.type for v in op.outputs), shapes)
+    try:
+        if key in _TYPED_OK:
+            return []
+    except TypeError:  # an unhashable attr: no memo
+        return _typing_uncached(op, inputs, params)
+    problems = _typing_uncached(op, inputs, params)
+    if not problems:
+        if len(_TYPED_OK) >= _TYPED_OK_LIMIT:
+            _TYPED_OK.clear()
+        _TYPED_OK.add(key)
+    return problems
+
+
+def _typing_uncached(op: Op, inputs: list[TensorType], params: dict[str, Param]) -> list[str]:
     if op.prim == "long_conv":  # the filter is a string in the IR: check only that the shape is kept
         same = len(inputs) == 1 and [v.type for v in op.outputs] == inputs
         return [] if same else [f"outputs {_types(op)} but long_conv keeps its input type {inputs}"]
