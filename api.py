@@ -18,8 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from livc.backends.pytorch.load import Built, load_code
-from livc.backends.pytorch.view import model_class_name
+from livc.backends.pytorch.load import Built
 from livc.compiler.analysis.costs import CostReport
 from livc.compiler.check import CheckResult, check_path
 from livc.compiler.elaboration.overrides import Override, from_python, provenance
@@ -74,10 +73,7 @@ def compile(  # noqa: A001 - the public name
     chosen = to_overrides(overrides, **params)
     ir = _compiled_model(path, model, chosen)
     text = path.read_text(encoding="utf-8", errors="replace")
-    code = generate(ir, *provenance(str(path), text, chosen))
-    module = load_code(code, f"livc_generated_{ir.name.lower()}")
-    module.__livc_model_class__ = model_class_name(ir)  # type: ignore[attr-defined]  # a model `eval` is class `eval_`
-    return Built(ir, code, module)
+    return Built.load(ir, generate(ir, *provenance(str(path), text, chosen)))
 
 
 def _compiled_model(path: Path, model: str | None, overrides: tuple[Override, ...]) -> Model:

@@ -196,9 +196,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     except BackendError as exc:
         _status(f"error: the {args.target} backend cannot build {args.file}: {exc}")
         return EXIT_ERRORS
-    write_output(dest, code)
+    return _emit(dest, code, args.output)
+
+
+def _emit(dest: Destination, text: str, shown: str) -> int:
+    """Write a command's product to its checked destination and say so (unless it went to stdout)."""
+    write_output(dest, text)
     if dest.kind != "stdout":
-        _status(f"wrote {args.output}")
+        _status(f"wrote {shown}")
     return EXIT_OK
 
 
@@ -213,10 +218,7 @@ def cmd_import_hf(args: argparse.Namespace) -> int:
     except HFImportError as exc:
         _status(f"error: {exc}")
         return EXIT_ERRORS
-    write_output(dest, text)
-    if dest.kind != "stdout":
-        _status(f"wrote {args.output}")
-    return EXIT_OK
+    return _emit(dest, text, args.output)
 
 
 def _format_one(file: str, check_only: bool) -> tuple[int, FileResult, str | None]:

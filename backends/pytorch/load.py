@@ -26,6 +26,13 @@ class Built:
     def model_class(self) -> type:
         return getattr(self.module, self.module.__livc_model_class__)  # type: ignore[no-any-return]
 
+    @classmethod
+    def load(cls, ir: Model, code: str) -> Built:
+        """Import generated `code` for `ir`; the model class is found by name (a model `eval` is class `eval_`)."""
+        module = load_code(code, f"livc_generated_{ir.name.lower()}")
+        module.__livc_model_class__ = model_class_name(ir)  # type: ignore[attr-defined]
+        return cls(ir, code, module)
+
 
 def generate_from_path(path: Path, stage: str = "canonicalize") -> tuple[Model, str]:
     result = compile_path(path, stop_after=stage)
@@ -54,7 +61,4 @@ def load_code(code: str, name: str) -> types.ModuleType:
 
 def build(path: str | Path) -> Built:
     path = Path(path)
-    ir, code = generate_from_path(path)
-    module = load_code(code, f"livc_generated_{ir.name.lower()}")
-    module.__livc_model_class__ = model_class_name(ir)  # type: ignore[attr-defined]
-    return Built(ir, code, module)
+    return Built.load(*generate_from_path(path))
