@@ -25,7 +25,7 @@ from livc.compiler.elaboration.overrides import Override, OverrideSyntaxError, p
 from livc.compiler.ir.nodes import Budget, DType
 from livc.compiler.pipeline import analyze_checked, compile_checked
 from livc.dsl.codes import CODES
-from livc.dsl.diagnostics import CompileError, Diagnostic, Severity, error
+from livc.dsl.diagnostics import CompileError, Diagnostic, Severity, count, error
 from livc.dsl.source import SourceFile, Span
 from livc.outputs import Destination, OutputError, check_destination, terminal, write_output, write_stdout
 from livc.results import FileResult, check_lines, diagnostics_text, document, dumps, file_result
@@ -174,7 +174,7 @@ def cmd_ir(args: argparse.Namespace) -> int:
 
 
 def _warnings(diags: tuple[Diagnostic, ...]) -> int:
-    return sum(d.severity is Severity.WARNING for d in diags)
+    return count(diags, Severity.WARNING)
 
 
 def cmd_build(args: argparse.Namespace) -> int:

@@ -20,7 +20,7 @@ from livc.compiler.analysis.report_json import BudgetResult, budget_results, rep
 from livc.compiler.elaboration.model import ElaboratedModel
 from livc.compiler.ir.nodes import Budget, DType, Model
 from livc.compiler.pipeline import Analyzed
-from livc.dsl.diagnostics import Diagnostic, Severity
+from livc.dsl.diagnostics import Diagnostic, Severity, count, has_errors
 from livc.dsl.render import render_text, to_json
 
 SCHEMA_VERSION = 1
@@ -44,11 +44,11 @@ class FileResult:
 
     @property
     def errors(self) -> int:
-        return sum(d.severity is Severity.ERROR for d in self.diagnostics)
+        return count(self.diagnostics, Severity.ERROR)
 
     @property
     def warnings(self) -> int:
-        return sum(d.severity is Severity.WARNING for d in self.diagnostics)
+        return count(self.diagnostics, Severity.WARNING)
 
     def ok(self, deny_warnings: bool = False) -> bool:
         return self.errors == 0 and not (deny_warnings and self.warnings)
@@ -90,8 +90,7 @@ def diagnostics_text(diags: Sequence[Diagnostic], color: bool = False, deny_warn
     if not diags:
         return ""
     parts = [_colored(render_text(d), d.severity, color) for d in diags]
-    errors = sum(d.severity is Severity.ERROR for d in diags)
-    warnings = sum(d.severity is Severity.WARNING for d in diags)
+    errors, warnings = count(diags, Severity.ERROR), count(diags, Severity.WARNING)
     counted = f"{_plural(warnings, 'warning')} emitted" if warnings else ""
     if errors:
         parts.append(
@@ -146,7 +145,7 @@ def document(
 ) -> dict[str, Any]:
     """The one JSON document a `--format json` run prints (see docs/cli.md)."""
     diags = [d for r in results for d in r.diagnostics] + list(extra_diagnostics)
-    ok = all(r.ok(deny_warnings) for r in results) and not any(d.severity is Severity.ERROR for d in diags)
+    ok = all(r.ok(deny_warnings) for r in results) and not has_errors(diags)
     return {
         "livc": __version__,
         "schema": SCHEMA_VERSION,
@@ -158,8 +157,8 @@ def document(
         ],
         "diagnostics": [to_json(d) for d in diags],
         "summary": {
-            "errors": sum(d.severity is Severity.ERROR for d in diags),
-            "warnings": sum(d.severity is Severity.WARNING for d in diags),
+            "errors": count(diags, Severity.ERROR),
+            "warnings": count(diags, Severity.WARNING),
         },
     }
 

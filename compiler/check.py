@@ -21,7 +21,7 @@ from livc.compiler.resolution.loader import Program, load_path, load_text, read_
 from livc.compiler.resolution.resolve import resolve_program
 from livc.compiler.resolution.scope import LocalDef, build_tables
 from livc.dsl import ast as A
-from livc.dsl.diagnostics import Diagnostic, DiagnosticSink, error
+from livc.dsl.diagnostics import Diagnostic, DiagnosticSink, error, has_errors
 from livc.dsl.source import SourceFile, Span
 
 
@@ -33,7 +33,7 @@ class CheckResult:
 
     @property
     def ok(self) -> bool:
-        return not any(d.severity.value == "error" for d in self.diagnostics)
+        return not has_errors(self.diagnostics)
 
 
 def check_program(

@@ -28,7 +28,7 @@ from livc.compiler.ir.verify import verify as verify_ir
 from livc.compiler.passes import canonicalize, expand, lower
 from livc.compiler.passes.build import build_model
 from livc.compiler.resolution.scope import build_tables
-from livc.dsl.diagnostics import Diagnostic, DiagnosticSink
+from livc.dsl.diagnostics import Diagnostic, DiagnosticSink, has_errors
 
 Stage = Callable[[Model, DiagnosticSink], Model | None]
 
@@ -48,7 +48,7 @@ class Compiled:
 
     @property
     def ok(self) -> bool:
-        return not any(d.severity.value == "error" for d in self.diagnostics)
+        return not has_errors(self.diagnostics)
 
 
 class InternalError(Exception):
@@ -133,7 +133,7 @@ class Analyzed:
 
     @property
     def ok(self) -> bool:
-        return not any(d.severity.value == "error" for d in self.diagnostics)
+        return not has_errors(self.diagnostics)
 
 
 def analyze_checked(check: CheckResult, extra_budgets: tuple[Budget, ...] = (), verify: bool = True) -> Analyzed:

@@ -7,6 +7,7 @@ the sink holds errors — so one run reports many independent errors.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from enum import Enum
 
@@ -74,6 +75,15 @@ def _key(diag: Diagnostic) -> tuple[object, ...]:
     return (diag.code, diag.severity, diag.message, span.source.name, span.start, span.end)
 
 
+def count(diags: Iterable[Diagnostic], severity: Severity) -> int:
+    """How many of `diags` have `severity` (errors decide exit codes; warnings are counted and shown)."""
+    return sum(d.severity is severity for d in diags)
+
+
+def has_errors(diags: Iterable[Diagnostic]) -> bool:
+    return any(d.severity is Severity.ERROR for d in diags)
+
+
 @dataclass
 class DiagnosticSink:
     """Collects diagnostics of one run, without duplicates, in report order.
@@ -110,7 +120,7 @@ class DiagnosticSink:
 
     @property
     def has_errors(self) -> bool:
-        return any(d.severity is Severity.ERROR for d in self.items)
+        return has_errors(self.items)
 
     def raise_if_errors(self) -> None:
         if self.has_errors:

@@ -12,7 +12,7 @@ import json
 import unicodedata
 from typing import Any
 
-from livc.dsl.diagnostics import Diagnostic, Label
+from livc.dsl.diagnostics import Diagnostic, Label, Severity, count
 from livc.dsl.source import Span
 
 
@@ -117,7 +117,7 @@ def _window(text: str, start: int, end: int) -> tuple[str, int, int]:
 
 def render_all_text(diags: tuple[Diagnostic, ...] | list[Diagnostic]) -> str:
     parts = [render_text(d) for d in diags]
-    errors = sum(d.severity.value == "error" for d in diags)
+    errors = count(diags, Severity.ERROR)
     if errors:
         parts.append(f"error: aborting due to {errors} previous error{'s' if errors != 1 else ''}")
     return "\n\n".join(parts) + "\n"
