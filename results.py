@@ -14,7 +14,7 @@ from typing import Any
 
 from livc import __version__
 from livc.compiler.analysis.costs import CostReport
-from livc.compiler.analysis.evaluate import Context
+from livc.compiler.analysis.evaluate import Context, default_seq
 from livc.compiler.analysis.report import budget_line
 from livc.compiler.analysis.report_json import BudgetResult, budget_results, report_json
 from livc.compiler.elaboration.model import ElaboratedModel
@@ -24,7 +24,6 @@ from livc.dsl.diagnostics import Diagnostic, Severity, count, has_errors
 from livc.dsl.render import render_text, to_json
 
 SCHEMA_VERSION = 1
-DEFAULT_SEQ = 4096
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class FileResult:
 
 def model_context(model: Model, batch: int, seq: int | None, dtype: DType | None) -> Context:
     """The requested context; without `--seq`, the model's `context:` (else 4096 tokens)."""
-    return Context(batch=batch, seq=seq or model.context or DEFAULT_SEQ, dtype=dtype)
+    return Context(batch=batch, seq=seq or default_seq(model), dtype=dtype)
 
 
 def file_result(

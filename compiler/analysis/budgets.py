@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from livc.compiler.analysis.costs import Cost, CostReport, Row
-from livc.compiler.analysis.evaluate import Context, numbers
+from livc.compiler.analysis.evaluate import DEFAULT_SEQ, Context, numbers
 from livc.compiler.ir.nodes import Budget, DType, Model
 from livc.dsl.diagnostics import Diagnostic, Label, error
 from livc.dsl.lexicon import number_value
@@ -30,7 +30,7 @@ def budget_context(budget: Budget) -> Context:
     dtype = args.get("dtype")
     return Context(
         batch=int(args.get("batch", 1) or 1),
-        seq=int(args.get("seq", 4096) or 4096),
+        seq=int(args.get("seq", DEFAULT_SEQ) or DEFAULT_SEQ),
         dtype=DType(dtype) if isinstance(dtype, str) else None,
     )
 
@@ -143,7 +143,9 @@ def parse_cli_budget(text: str, dtype: str = "bf16", batch: int = 1) -> Budget:
         raise BudgetSyntaxError(text, "malformed number")
     args: tuple[tuple[str, object], ...] = ()
     if "seq" in prim.BUDGET_METRICS[metric]:
-        args = (("seq", seq or 4096),) + ((("batch", batch), ("dtype", dtype)) if metric != "flops_per_token" else ())
+        args = (("seq", seq or DEFAULT_SEQ),) + (
+            (("batch", batch), ("dtype", dtype)) if metric != "flops_per_token" else ()
+        )
     source = SourceFile("<command line>", text)
     return Budget(
         metric=metric,
