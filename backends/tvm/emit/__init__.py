@@ -1,0 +1,1 @@
+"""One emitter module per primitive family (registry: backends/tvm/emitters.py)."""

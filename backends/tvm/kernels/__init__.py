@@ -1,0 +1,1 @@
+"""Hand-written TE/TIR kernels used by the emitters."""

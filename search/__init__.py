@@ -1,0 +1,1 @@
+"""STAR-style evolutionary architecture search over .liv (docs/search.md)."""
