@@ -1,0 +1,257 @@
+"""Hand CPU schedules, chosen per PrimFunc by pattern: `apply(mod, target) -> mod` (after FuseOps/FuseTIR).
+
+Dispatch (first match wins), by the names of the blocks the kernels of matmul.py create (names survive
+FuseOps/FuseTIR, function attributes do not):
+- a block "livc_gemv*": GEMV on packed weights: 16 output lanes vectorised, the input axis serial (split by
+  the q8/q4 group of 32 so dequant indices are affine), accumulator in registers (cache_write), epilogues
+  inlined into the write-back, parallel over blocks of 16 output rows.
+- a block "livc_gemm*": GEMM: 6x16 register tiles (rows unrolled, lanes vectorised) on rows padded to 6,
+  accumulator via cache_write + reverse_compute_at, parallel over blocks of 16 output columns.
+- a PrimFunc already carrying a parallel/vectorised loop, or the attribute `"livc.scheduled"`: left as it is
+  (kernels that schedule themselves, e.g. attention or scans).
+- anything else, and every block the two rules leave at the root: `default`: spatial producers inlined, then
+  per block the spatial loops fused and run in parallel (when large enough) and a constant innermost spatial
+  loop vectorised (x8). Dynamic extents are never vectorised (no predicated vectors), only parallelised.
+Every schedule step that TVM refuses is skipped (the function stays correct, just slower).
+
+Preconditions: TIR from Relax LegalizeOps/FuseTIR or emit_te (trivial block bindings). Non-goals: GPU
+targets, auto-tuning (tune.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import tvm
+from tvm import s_tir, tirx
+from tvm.s_tir import Schedule
+
+from livc.backends.tvm import weights as W
+from livc.backends.tvm.matmul import ROWS
+
+VECTOR = 8  # f32 lanes of one AVX2 / two NEON registers
+PARALLEL_MIN = 2048  # spatial points below which a block stays serial (thread wake-up costs more)
+SCHEDULED_ATTR = "livc.scheduled"
+Rule = Callable[[Schedule, s_tir.schedule.SBlockRV], None]
+
+
+def _try(fn: Callable[[], object]) -> object:
+    """fn() or None when TVM refuses the step (ScheduleError and friends)."""
+    try:
+        return fn()
+    except Exception:  # noqa: BLE001 - any refused step leaves a correct, less optimised function
+        return None
+
+
+def _ok(fn: Callable[[], object]) -> bool:
+    try:
+        fn()
+    except Exception:  # noqa: BLE001 - see _try
+        return False
+    return True
+
+
+# --------------------------------------------------------------------------------------------- analysis
+
+
+def _block_names(func: tirx.PrimFunc) -> list[str]:
+    names: list[str] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, s_tir.SBlock):
+            names.append(node.name_hint)
+
+    tirx.stmt_functor.post_order_visit(func.body, visit)
+    return names
+
+
+def _already_scheduled(func: tirx.PrimFunc) -> bool:
+    if func.attrs is not None and SCHEDULED_ATTR in func.attrs:
+        return True
+    kinds: list[int] = []
+
+    def visit(node: object) -> None:
+        if isinstance(node, tirx.For):
+            kinds.append(int(node.kind))
+
+    tirx.stmt_functor.post_order_visit(func.body, visit)
+    return any(k != int(tirx.ForKind.SERIAL) for k in kinds)
+
+
+def _const(extent: tirx.PrimExpr) -> int | None:
+    return int(extent) if isinstance(extent, tirx.IntImm) else None
+
+
+def _iter_types(sch: Schedule, block: s_tir.schedule.SBlockRV) -> list[int]:
+    return [int(iv.iter_type) for iv in sch.get(block).iter_vars]
+
+
+def _extent(sch: Schedule, loop: s_tir.schedule.LoopRV) -> tirx.PrimExpr:
+    return sch.get(loop).extent
+
+
+def _root_blocks(sch: Schedule) -> list[s_tir.schedule.SBlockRV]:
+    return list(sch.get_child_blocks(sch.get_sblock("root")))
+
+
+def _find(sch: Schedule, prefix: str) -> s_tir.schedule.SBlockRV | None:
+    for block in _root_blocks(sch):
+        if sch.get(block).name_hint.startswith(prefix):
+            return block
+    return None
+
+
+# --------------------------------------------------------------------------------------------- default
+
+
+def _inline_spatial(sch: Schedule, keep: tuple[str, ...]) -> None:
+    """compute_inline every spatial, non-output block (the fused elementwise chains), except `keep` prefixes."""
+    for block in reversed(_root_blocks(sch)):
+        name = sch.get(block).name_hint
+        if name.startswith(keep) or any(t != 0 for t in _iter_types(sch, block)):
+            continue
+        _try(lambda b=block: sch.compute_inline(b))
+
+
+def _default_block(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
+    loops = sch.get_loops(block)
+    types = _iter_types(sch, block)
+    if len(loops) != len(types) or not loops:
+        return
+    spatial = [lp for lp, t in zip(loops, types, strict=True) if t == 0]
+    if len(spatial) < len(loops) and types[: len(spatial)] != [0] * len(spatial):
+        return  # reduction loops interleaved with spatial ones: leave serial
+    if len(spatial) == len(loops):
+        spatial = _vectorise_tail(sch, spatial)
+    if not spatial:
+        return
+    size = _const(_prod(sch, spatial))
+    if size is not None and size < PARALLEL_MIN:
+        return
+    fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
+    sch.parallel(fused)
+
+
+def _prod(sch: Schedule, loops: list[s_tir.schedule.LoopRV]) -> tirx.PrimExpr:
+    total: tirx.PrimExpr = tirx.const(1, "int64")
+    for lp in loops:
+        total = total * _extent(sch, lp)
+    return tvm.arith.Analyzer().simplify(total)
+
+
+def _vectorise_tail(sch: Schedule, spatial: list[s_tir.schedule.LoopRV]) -> list[s_tir.schedule.LoopRV]:
+    """Vectorise the innermost loop by VECTOR when its extent is a constant multiple; return the outer loops."""
+    inner = _const(_extent(sch, spatial[-1]))
+    if inner is None or inner % VECTOR:
+        return spatial
+    if inner == VECTOR:
+        sch.vectorize(spatial[-1])
+        return spatial[:-1]
+    outer, lane = sch.split(spatial[-1], [None, VECTOR])
+    sch.vectorize(lane)
+    return [*spatial[:-1], outer]
+
+
+def default(sch: Schedule, keep: tuple[str, ...] = ()) -> None:
+    """Inline spatial producers, then parallelise + vectorise every root block (see the module docstring)."""
+    _inline_spatial(sch, keep)
+    for block in _root_blocks(sch):
+        if sch.get(block).name_hint.startswith(keep):
+            continue
+        _try(lambda b=block: _default_block(sch, b))
+
+
+# --------------------------------------------------------------------------------------------- matmul
+
+
+def _inline_epilogues(sch: Schedule, writeback: s_tir.schedule.SBlockRV) -> None:
+    """reverse_compute_inline the elementwise consumers of the write-back block into it, one after another."""
+    for _ in range(8):
+        consumers = sch.get_consumers(writeback)
+        if len(consumers) != 1 or not _ok(lambda c=consumers[0]: sch.reverse_compute_inline(c)):
+            return
+
+
+def _split_inputs(sch: Schedule, loop: s_tir.schedule.LoopRV) -> list[s_tir.schedule.LoopRV]:
+    """The input axis split by the quantisation group (32 = 2 x 16) when it divides: affine dequant indices."""
+    inp = _const(_extent(sch, loop))
+    if inp is None or inp % W.GROUP:
+        return [loop]
+    g, h, j = sch.split(loop, [None, 2, 16])
+    sch.unroll(h)
+    return [g, h, j]
+
+
+def gemv(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
+    """y[0, 0, o] = sum_i x[i] * Wd[o // 16, i, o % 16] -> 16 lanes per row block, parallel row blocks."""
+    _try(lambda: sch.compute_inline(sch.get_sblock("livc_dequant")))
+    b, t, o, i = sch.get_loops(block)
+    ob, lane = sch.split(o, [None, W.LANES])
+    inputs = _split_inputs(sch, i)
+    sch.reorder(b, t, ob, *inputs, lane)
+    writeback = sch.cache_write(block, 0, "local")
+    _inline_epilogues(sch, writeback)
+    sch.reverse_compute_at(writeback, ob)
+    sch.decompose_reduction(block, inputs[0])
+    sch.vectorize(lane)
+    sch.parallel(sch.fuse(b, t, ob))
+    wb_loops = sch.get_loops(writeback)
+    _try(lambda: sch.vectorize(wb_loops[-1]))
+    default(sch, keep=("livc_gemv",))
+
+
+def gemm(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
+    """6x16 register tiles over rows padded to 6, parallel over blocks of 16 output columns."""
+    _try(lambda: sch.compute_inline(sch.get_sblock("livc_dequant")))
+    b, t, o, i = sch.get_loops(block)
+    to, ti = sch.split(t, [None, ROWS], disable_predication=True)
+    ob, lane = sch.split(o, [None, W.LANES])
+    inputs = _split_inputs(sch, i)
+    sch.reorder(b, ob, to, *inputs, ti, lane)
+    writeback = sch.cache_write(block, 0, "local")
+    sch.reverse_compute_at(writeback, to)
+    sch.decompose_reduction(block, inputs[0])
+    sch.unroll(ti)
+    sch.vectorize(lane)
+    sch.parallel(sch.fuse(b, ob))
+    wb = sch.get_loops(writeback)
+    _try(lambda: sch.vectorize(wb[-1]))
+    default(sch, keep=("livc_gemm", "livc_pad"))
+    _try(lambda: _default_block(sch, sch.get_sblock("livc_pad")))
+
+
+# --------------------------------------------------------------------------------------------- apply
+
+RULES: dict[str, Rule] = {"livc_gemv": gemv, "livc_gemm": gemm}
+
+
+def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
+    """One PrimFunc scheduled by the first matching rule (or `default`); unchanged if already scheduled."""
+    if _already_scheduled(func):
+        return func
+    sch = Schedule(func)
+    names = _block_names(func)
+    for prefix, rule in RULES.items():
+        match = next((n for n in names if n.startswith(prefix)), None)
+        if match is not None and _ok(lambda r=rule, m=match: r(sch, sch.get_sblock(m))) :
+            return sch.mod["main"]
+        if match is not None:
+            sch = Schedule(func)  # the rule failed half-way: start again from the default
+    default(sch)
+    return sch.mod["main"]
+
+
+def apply(mod: tvm.IRModule, target: tvm.target.Target | None = None) -> tvm.IRModule:
+    """Schedule every PrimFunc of `mod` (the target only selects CPU rules; all targets are CPUs here)."""
+    del target
+    out = mod
+    for gv, func in mod.functions_items():
+        if isinstance(func, tirx.PrimFunc):
+            out = _replace(out, gv, schedule_func(func))
+    return out
+
+
+def _replace(mod: tvm.IRModule, gv: tvm.ir.GlobalVar, func: tirx.PrimFunc) -> tvm.IRModule:
+    mod = mod.shallow_copy() if hasattr(mod, "shallow_copy") else mod
+    mod.update_func(gv, func)
+    return mod
