@@ -3,11 +3,15 @@
     livc check FILE...   names, shapes, costs and budgets (exit 1 on errors)
     livc cost FILE...    static cost report: parameters, FLOPs, cache (--compare, --plot)
     livc ir FILE         the IR after a pipeline stage
-    livc build FILE      a standalone PyTorch module
+    livc build FILE      a standalone PyTorch module, or a TVM artifact (--target x86|arm64-linux|arm64-android)
+    livc run DIR         generate greedily with a TVM artifact (tokens and timings)
+    livc bench FILE      prompt/generation tokens/s: TVM next to the PyTorch backend
+    livc tune FILE       MetaSchedule tuning into a database for `build --db`
     livc import-hf CFG   a .liv file for a Hugging Face config.json (no torch needed)
     livc fmt FILE...     format in place (atomically), or only report (--check)
     livc explain CODE    what a diagnostic code means
     livc demo            the main job on an embedded example
+    livc search SPACE    evolutionary architecture search (docs/search.md)
 
 The subcommands live in `commands`, output handling in `outputs`, argument values in `cli_args`.
 `main` turns every failure into an exit code and a message: 2 for usage errors, 70 (with a request
@@ -23,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from livc import __version__
+from livc import __version__, commands_search, commands_tvm
 from livc.cli_args import TOKEN_RULE, UsageError, positive_int
 from livc.commands import COMMANDS, EXIT_INTERNAL, EXIT_USAGE, OutputError
 from livc.compiler.ir.nodes import DType
@@ -52,7 +56,8 @@ EXAMPLES = {
     "build": """examples:
   livc build model.liv --target torch -o model.py
   livc build model.liv -D d=512 -o small.py
-  livc build model.liv | less""",
+  livc build model.liv | less"""
+    + commands_tvm.BUILD_EXAMPLES,
     "import-hf": """examples:
   livc import-hf config.json -o lfm2.liv
   livc import-hf config.json --name MyLlama""",
@@ -65,6 +70,8 @@ EXAMPLES = {
     "demo": """examples:
   livc demo
   livc demo --example hyena_edge --format json""",
+    "search": commands_search.EXAMPLES,
+    **commands_tvm.EXAMPLES,
 }
 
 SEQ_HELP = f"sequence length: {TOKEN_RULE} (default: the model's `context:`, else 4096)"
@@ -154,9 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_format(ir, "IR and diagnostics")
     build = _parser(sub, "build", "generate code for a backend")
     build.add_argument("file", metavar="FILE", help="a .liv file defining one model")
-    build.add_argument("--target", choices=("torch",), default="torch", help="backend")
-    build.add_argument("-o", "--output", default="-", metavar="OUT", help="output file; - is stdout")
+    build.add_argument(
+        "--target", default="torch", help="torch (a PyTorch module) or a TVM target: x86, arm64-linux, arm64-android"
+    )
+    build.add_argument(
+        "-o", "--output", default="-", metavar="OUT", help="output file (torch; - is stdout) or artifact directory"
+    )
     _add_analysis(build)
+    commands_tvm.add_build_arguments(build)
     import_hf = _parser(sub, "import-hf", "write a .liv file for a Hugging Face config.json")
     import_hf.add_argument("config", metavar="CONFIG", help="config.json of an Lfm2/Llama/Qwen2ForCausalLM model")
     import_hf.add_argument("-o", "--output", default="-", metavar="OUT", help="output .liv file; - is stdout")
@@ -171,7 +183,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo = _parser(sub, "demo", "run the main job on an embedded example (no files needed)")
     demo.add_argument("--example", default=DEFAULT_EXAMPLE, help="name of an example shipped in livc/examples")
     _add_format(demo)
+    commands_search.add_arguments(_parser(sub, "search", "evolutionary architecture search over a space file"))
+    commands_tvm.add_run_arguments(_parser(sub, "run", "generate with a TVM artifact (greedy)"), _runner_cache())
+    bench = _parser(sub, "bench", "tokens/s of the TVM build next to the PyTorch backend")
+    commands_tvm.add_bench_arguments(bench)
+    _add_analysis(bench)
+    tune = _parser(sub, "tune", "tune the TVM kernels of a model with MetaSchedule")
+    commands_tvm.add_tune_arguments(tune)
+    _add_analysis(tune)
     return parser
+
+
+def _runner_cache() -> str:
+    """Where the native runner and the aarch64 TVM runtime are cached: $XDG_CACHE_HOME/livc/native."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "livc", "native")
 
 
 class _ArgumentError(Exception):

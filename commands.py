@@ -16,6 +16,8 @@ from importlib import resources
 from pathlib import Path
 
 from livc.cli_args import UsageError, budget_spec, plot_format, seq_range, token_count
+from livc.commands_search import cmd_search
+from livc.commands_tvm import check_torch_build, cmd_bench, cmd_build_tvm, cmd_run, cmd_tune
 from livc.compiler.analysis.budget_lints import seq_beyond_context
 from livc.compiler.analysis.budgets import BudgetSyntaxError, parse_cli_budget
 from livc.compiler.analysis.evaluate import Context
@@ -182,6 +184,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     from livc.backends.pytorch.generate import generate
     from livc.compiler.resolution.loader import read_file
 
+    if args.target != "torch":
+        return cmd_build_tvm(args)  # TVM targets; an unknown or unavailable one is E0702 there
+    check_torch_build(args)
     dest = check_destination(args.output)
     defines = overrides(args)
     result = compile_checked(check_path(Path(args.file), defines), stop_after="canonicalize")
@@ -330,6 +335,10 @@ COMMANDS = {
     "fmt": cmd_fmt,
     "explain": cmd_explain,
     "demo": cmd_demo,
+    "search": cmd_search,
+    "run": cmd_run,
+    "bench": cmd_bench,
+    "tune": cmd_tune,
 }
 
 __all__ = ["COMMANDS", "EXIT_ERRORS", "EXIT_INTERNAL", "EXIT_OK", "EXIT_USAGE", "OutputError", "UsageError"]

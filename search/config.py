@@ -15,9 +15,10 @@
     width = 32
     slots = 4
     classes = ["SA-1", "GConv-1", "SwiGLU"]
-    [protocol]                    # `name` picks a protocol constructor; other keys replace its fields
+    [protocol]                    # `name`: tiny | light | full; other keys are that constructor's arguments
     name = "tiny"
     steps = 200
+    tasks = ["in_context_recall"]
 
 Objectives: quality, params, non_embedding_params, active_params, cache[@SEQ] (minimal cache bytes at
 SEQ tokens, batch 1, the model's dtype), flops[@SEQ] (decode FLOPs per token at position SEQ - 1),
@@ -30,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import re
 import tomllib
@@ -123,9 +125,7 @@ class _Doc:
     path: str
     text: str
 
-    def fail(
-        self, message: str, table: str | None = None, key: str | None = None, help: str | None = None
-    ) -> NoReturn:
+    def fail(self, message: str, table: str | None = None, key: str | None = None, help: str | None = None) -> NoReturn:
         raise SearchError("E0801", message, self.locate(table, key), help)
 
     def locate(self, table: str | None, key: str | None) -> Where | None:
@@ -259,17 +259,18 @@ def _space(doc: _Doc, table: dict[str, Any]) -> Any:
 
 
 def _protocol(doc: _Doc, table: dict[str, Any]) -> Any:
+    """`name` picks S2's constructor (`protocol.CONSTRUCTORS`); the other keys are its keyword arguments."""
     from livc.search import protocol as P
 
     values = dict(table)
     name = values.pop("name", "light")
-    makers = {n: getattr(P, n) for n in ("tiny", "light", "full") if callable(getattr(P, n, None))}
-    if name not in makers:
-        doc.fail(f"unknown protocol '{name}'", "protocol", "name", f"protocols: {', '.join(makers)}")
-    base = makers[name]()
-    _check_keys(doc, "protocol", values, _fields(type(base)) - {"name"})
+    if name not in P.CONSTRUCTORS:
+        doc.fail(f"unknown protocol '{name}'", "protocol", "name", f"protocols: {', '.join(P.CONSTRUCTORS)}")
+    make = P.CONSTRUCTORS[name]
+    known = {p.name for p in inspect.signature(make).parameters.values() if p.kind is p.KEYWORD_ONLY}
+    _check_keys(doc, "protocol", values, known)
     try:
-        return dataclasses.replace(base, **_tuples(values))
+        return make(**_tuples(values))
     except (TypeError, ValueError) as exc:
         doc.fail(f"invalid [protocol]: {exc}", "protocol", None)
 

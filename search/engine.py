@@ -25,7 +25,7 @@ import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.problem import Problem
 from pymoo.problems.static import StaticProblem
-from pymoo.termination.no_termination import NoTermination
+from pymoo.core.termination import NoTermination
 
 from livc.search.archive import FINISHED, Archive, Record
 from livc.search.codec import Codec

@@ -26,14 +26,16 @@ from __future__ import annotations
 import math
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from livc.backends.pytorch.generate import generate
 from livc.backends.pytorch.load import Built, compile_error
-from livc.compiler.elaboration.overrides import from_python
+from livc.compiler.elaboration.overrides import from_python, provenance
 from livc.compiler.pipeline import compile_source
 from livc.dsl.diagnostics import CompileError
 from livc.search.mad.readout import AutoEncoder, LanguageModel, hidden_width
@@ -43,6 +45,7 @@ from livc.search.protocol import Protocol
 from livc.search.train import Diverged, OutOfTime, TrainSpec, epoch_batches, score, train
 
 FAILURE_KINDS = ("compile", "diverged", "timeout", "oom", "crash")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,12 @@ class Evaluation:
         return {"metrics": self.metrics, "curve": self.curve, "failure": self.failure, "wall_s": self.wall_s}
 
 
-class _Failed(Exception):
-    """Internal: stop the evaluation with this failure string."""
+class NotOneModel(ValueError):
+    """Candidate text that compiles to zero or several models."""
+
+
+class CandidateFailed(Exception):
+    """Stops an evaluation; `str()` is the failure string (\"kind: detail\")."""
 
 
 @dataclass
@@ -94,7 +101,7 @@ def evaluate(
     try:
         for setting in protocol.settings:
             run.settings[setting.label] = _setting(run, setting)
-    except _Failed as failed:
+    except CandidateFailed as failed:
         failure = str(failed)
     metrics = _metrics(protocol, run.settings, complete=failure is None)
     curve = {"runs": run.runs, "settings": dict(run.settings)}
@@ -117,17 +124,17 @@ def _count(protocol: Protocol, task: str) -> int:
 
 
 def _setting(run: _Run, setting: TaskSetting) -> float:
-    data = _guard(run, f"data for {setting.label}", lambda: dataset(setting, run.protocol.data_seed))
+    data = guarded(run.device, f"data for {setting.label}", lambda: dataset(setting, run.protocol.data_seed))
     best, reasons = -1.0, []
     for lr in run.protocol.lrs:
         for wd in run.protocol.wds:
-            result = _guard(run, setting.label, lambda lr=lr, wd=wd: _one(run, data, lr, wd))
+            result = guarded(run.device, setting.label, lambda lr=lr, wd=wd: _one(run, data, lr, wd))
             run.runs.append(result)
             if result["failure"]:
                 reasons.append(f"{setting.label} lr={lr:g} wd={wd:g}: {result['failure']}")
             best = max(best, float(result["score"]))
     if len(reasons) == run.protocol.runs // len(run.protocol.settings):
-        raise _Failed("diverged: " + "; ".join(reasons))
+        raise CandidateFailed("diverged: " + "; ".join(reasons))
     return best
 
 
@@ -136,8 +143,9 @@ def _one(run: _Run, data: TaskData, lr: float, wd: float) -> dict[str, object]:
     model = _model(run, data)
     steps = p.steps_for(s)
     limit = p.diverge_ratio * math.log(max(s.vocab, 2))
-    spec = TrainSpec(steps=steps, batch=p.batch, lr=lr, wd=wd, min_lr=p.min_lr, warmup=p.warmup, clip=p.clip,
-                     diverge_above=limit)
+    spec = TrainSpec(
+        steps=steps, batch=p.batch, lr=lr, wd=wd, min_lr=p.min_lr, warmup=p.warmup, clip=p.clip, diverge_above=limit
+    )
     row: dict[str, object] = {"setting": s.label, "task": s.task, "lr": lr, "wd": wd, "steps": steps}
     batches = epoch_batches(data.train_x, data.train_y, p.batch, run.seed, run.device)
     try:
@@ -148,8 +156,15 @@ def _one(run: _Run, data: TaskData, lr: float, wd: float) -> dict[str, object]:
     if math.isnan(macro):
         macro = 0.0
     curve = [list(point) for point in result.curve]
-    return {**row, "score": macro, "token_accuracy": token, "final_loss": result.final_loss, "curve": curve,
-            "train_s": result.wall_s, "failure": None}
+    return {
+        **row,
+        "score": macro,
+        "token_accuracy": token,
+        "final_loss": result.final_loss,
+        "curve": curve,
+        "train_s": result.wall_s,
+        "failure": None,
+    }
 
 
 def _model(run: _Run, data: TaskData) -> nn.Module:
@@ -163,36 +178,40 @@ def _model(run: _Run, data: TaskData) -> nn.Module:
     return LanguageModel(backbone)
 
 
-def build(liv_text: str, vocab: int, width: int | None = None, name: str = "<candidate>") -> Built:
-    """Compile .liv text with `-D vocab=...` (and `-D d=...`) and import its PyTorch module; raises
-    CompileError (rendered diagnostics) for a program livc rejects."""
-    overrides = (from_python("vocab", vocab),) + (() if width is None else (from_python("d", width),))
+def build(liv_text: str, vocab: int | None = None, width: int | None = None, name: str = "<candidate>") -> Built:
+    """Compile .liv text with `-D vocab=...` / `-D d=...` (None: the file's default) and import its PyTorch
+    module; raises CompileError (rendered diagnostics) or NotOneModel for a program that cannot be built."""
+    values = {"vocab": vocab, "d": width}
+    overrides = tuple(from_python(k, v) for k, v in values.items() if v is not None)
     result = compile_source(liv_text, name, stop_after="canonicalize", overrides=overrides)
     if not result.ok:
         raise compile_error(result.diagnostics)
     if len(result.models) != 1:
-        raise CompileError.__new__(CompileError)  # pragma: no cover - replaced below
-    return Built.load(result.models[0], generate(result.models[0], name, liv_text))
+        raise NotOneModel(f"the candidate defines {len(result.models)} models; it must define exactly one")
+    return Built.load(result.models[0], generate(result.models[0], *provenance(name, liv_text, overrides)))
 
 
-def _guard(run: _Run, what: str, thunk):  # noqa: ANN001, ANN202 - a small internal combinator
+def guarded(device: torch.device, what: str, thunk: Callable[[], T]) -> T:
+    """thunk(), with a candidate's own failures turned into `CandidateFailed(failure string)`."""
     try:
         return thunk()
-    except (_Failed, KeyboardInterrupt):
+    except (CandidateFailed, KeyboardInterrupt):
         raise
     except OutOfTime as late:
-        raise _Failed(f"timeout: {what}: {late}") from None
-    except CompileError as err:
-        raise _Failed(f"compile: {_first_lines(str(err))}") from None
+        raise CandidateFailed(f"timeout: {what}: {late}") from None
+    except (CompileError, NotOneModel) as err:
+        raise CandidateFailed(f"compile: {_first_lines(str(err))}") from None
     except (MemoryError, torch.cuda.OutOfMemoryError) as err:
-        _release(run.device)
-        raise _Failed(f"oom: {what}: {_short(err)}") from None
+        _release(device)
+        raise CandidateFailed(f"oom: {what}: {_short(err)}") from None
     except Exception as err:  # noqa: BLE001 - a candidate's crash is data, not an error of the search
         if "out of memory" in str(err) or "can't allocate memory" in str(err):
-            _release(run.device)
-            raise _Failed(f"oom: {what}: {_short(err)}") from None
+            _release(device)
+            raise CandidateFailed(f"oom: {what}: {_short(err)}") from None
         where = traceback.extract_tb(err.__traceback__)[-1]
-        raise _Failed(f"crash: {what}: {type(err).__name__}: {_short(err)} ({where.name}:{where.lineno})") from None
+        raise CandidateFailed(
+            f"crash: {what}: {type(err).__name__}: {_short(err)} ({where.name}:{where.lineno})"
+        ) from None
 
 
 def _release(device: torch.device) -> None:

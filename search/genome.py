@@ -15,7 +15,9 @@ Genes (0-based, unlike STAR's 1-based paper notation): `cls` indexes `space.clas
 stores its position in `space.allowed(slot)`); `fz_strategy` 0 = none, 1 = share the whole
 featurizer; `fg_strategy` 0 = none, i = share `OpClass.fg_strategies[i - 1]`; a group gene is a slot
 index (canonically the index of the group's source slot, and a slot's own index when inactive);
-`hypers[j]` indexes `OpClass.hypers[j].values`. Vector layout per slot:
+`hypers[j]` indexes `OpClass.hypers[j].values`. A group gene of a slot where that sharing is
+impossible (no class of the slot has it, or the space does not search it) has bounds [0, 0] in the
+vector and stands for the slot's own index. Vector layout per slot:
 [cls, fz_group, fz_strategy, fg_group, fg_strategy, hyper_0 .. hyper_{H-1}], H = the most hypers of
 any class in the space (unused hyper positions are 0 in canonical vectors).
 """
@@ -64,7 +66,10 @@ def _slot_upper(space: SearchSpace, slot: int) -> list[int]:
     last = space.slots - 1
     fz = int(space.sharing.featurizer and any(c.featurizer for c in classes))
     fg = max(len(c.fg_strategies) for c in classes) if space.sharing.features else 0
-    hyper = [max((len(c.hypers[j].values) - 1 for c in classes if j < len(c.hypers)), default=0) for j in range(n_hypers(space))]
+    hyper = [
+        max((len(c.hypers[j].values) - 1 for c in classes if j < len(c.hypers)), default=0)
+        for j in range(n_hypers(space))
+    ]
     return [len(classes) - 1, last if fz else 0, fz, last if fg else 0, fg, *hyper]
 
 
@@ -83,12 +88,17 @@ def to_vector(genome: Genome, space: SearchSpace) -> tuple[int, ...]:
         allowed = space.allowed(s)
         position = allowed.index(g.cls) if g.cls in allowed else 0
         hypers = (tuple(g.hypers) + (0,) * pad)[:pad]
-        out += [position, g.fz_group, g.fz_strategy, g.fg_group, g.fg_strategy, *hypers]
+        upper = _slot_upper(space, s)
+        fz_group, fg_group = (g.fz_group if upper[1] else 0), (g.fg_group if upper[3] else 0)
+        out += [position, fz_group, g.fz_strategy, fg_group, g.fg_strategy, *hypers]
     return tuple(out)
 
 
 def from_vector(x: Sequence[int] | np.ndarray, space: SearchSpace) -> Genome:
-    """The genome of a vector, each gene clamped into its bounds (`repair` makes it canonical)."""
+    """The genome of a vector, each gene clamped into its bounds (`repair` makes it canonical).
+
+    Hyper genes past the slot class's own hypers are dropped, so `from_vector(to_vector(g))` is `g`
+    for every canonical genome."""
     values = [int(round(float(v))) for v in np.asarray(x).ravel()]
     if len(values) != n_var(space):
         raise ValueError(f"vector has {len(values)} genes, the space needs {n_var(space)}")
@@ -100,7 +110,10 @@ def from_vector(x: Sequence[int] | np.ndarray, space: SearchSpace) -> Genome:
 
 def _slot(space: SearchSpace, slot: int, genes: list[int]) -> SlotGene:
     cls = space.allowed(slot)[genes[0]]
-    return SlotGene(cls, genes[1], genes[2], genes[3], genes[4], tuple(genes[HEAD:]))
+    hypers = tuple(genes[HEAD : HEAD + len(space.classes[cls].hypers)])
+    upper = _slot_upper(space, slot)
+    fz_group, fg_group = (genes[1] if upper[1] else slot), (genes[3] if upper[3] else slot)
+    return SlotGene(cls, fz_group, genes[2], fg_group, genes[4], hypers)
 
 
 # ---- the rest of the API, re-exported (imported lazily: those modules import this one) ----------

@@ -148,7 +148,7 @@ def light(
 
 def tiny(
     *,
-    steps: int = 200,
+    steps: int = 800,
     lr: float = 3e-3,
     wd: float = 0.0,
     batch: int = 32,

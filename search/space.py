@@ -15,9 +15,13 @@ flagged `featurizer` shapes featurizer weights (equal across a featurizer-sharin
 `features` shapes a shareable feature group (equal across a feature-sharing group): repair copies it
 from the group's source.
 
-`default_pool(width)` is the STAR-like pool (class names below). Invalid spaces raise ValueError
-(search/config.py turns it into E0801). Non-goals: classes built from several LIVs per slot, searched
-norms or residual wrappers, widths that change inside a backbone.
+`default_pool(width)` is the STAR-like pool (class names below). Feature-group sharing is offered
+for SA-1, SA-2 and SWA only ({k, v}): the PyTorch backend shares features only into attention
+(BackendError otherwise), so SEARCH-NOTES' conv-gate / Mamba {b, c} / SwiGLU {w1} strategies wait for
+backend support, and DiffSA's {k1, k2, v} decodes wrongly there (decode_step != forward, 2e-4: a LIV with
+two attentions reading a shared cache); featurizer sharing is offered for every class with a featurizer.
+Invalid spaces raise ValueError (search/config.py turns it into E0801). Non-goals: classes built from
+several LIVs per slot, searched norms or residual wrappers, widths that change inside a backbone.
 """
 
 from __future__ import annotations
@@ -179,8 +183,6 @@ def _swiglu_widths(width: int) -> tuple[int, ...]:
 
 
 KV = ("k", "v")
-GATES_BC = (("b", "c"), ("b",), ("c",))
-GATES_QK = (("q", "k"), ("q",), ("k",))
 
 
 def _attention(width: int) -> tuple[OpClass, ...]:
@@ -195,13 +197,14 @@ def _attention(width: int) -> tuple[OpClass, ...]:
             (kv, Hyper("short_kernel", (3, 4), featurizer=True)),
             (KV,),
         ),
-        OpClass("SWA", Ctor("std.attention", "SWA", heads), (Hyper("window", (32, 64, 128, 256), features=True), kv), (KV,)),
-        OpClass("DiffSA", Ctor("std.search_pool", "DiffGQA", heads), (kv,), (("k1", "k2", "v"),)),
+        OpClass(
+            "SWA", Ctor("std.attention", "SWA", heads), (Hyper("window", (32, 64, 128, 256), features=True), kv), (KV,)
+        ),
+        OpClass("DiffSA", Ctor("std.search_pool", "DiffGQA", heads), (kv,)),
         OpClass(
             "LinAttn",
             Ctor("std.attention", "LinearAttention"),
             (Hyper("heads", _distinct([h, max(1, h // 2)])[::-1], features=True),),
-            (KV,),
         ),
     )
 
@@ -213,33 +216,29 @@ def _recurrences(width: int) -> tuple[OpClass, ...]:
             "Rec-1",
             Ctor("std.recurrence", "Mamba"),
             (Hyper("inner", (2 * width, width), featurizer=True), Hyper("state", (16, 8, 32), True, True)),
-            (("b", "c"),),
         ),
         OpClass(
             "Rec-2",
             Ctor("std.recurrence", "GLA", (("heads", gla_heads),)),
             (Hyper("key_dim", _distinct([width // 2 if width % 2 == 0 else width, width]), True, True),),
-            (("k", "v", "log_decay"),),
         ),
     )
 
 
 def _convolutions() -> tuple[OpClass, ...]:
     return (
-        OpClass("GConv-1", Ctor("std.conv", "GatedShortConv"), (Hyper("kernel", (3, 4, 7)),), GATES_BC),
+        OpClass("GConv-1", Ctor("std.conv", "GatedShortConv"), (Hyper("kernel", (3, 4, 7)),)),
         OpClass(
             "GConv-2",
             Ctor("std.hyena", "Hyena", (("order", 2),)),
             (Hyper("filter_order", (64, 16, 32)),),
-            (("x0", "x1"), ("x0",), ("x1",)),
         ),
-        OpClass("HyenaX", Ctor("std.hyena", "HyenaX"), (Hyper("short_kernel", (4, 3, 7), featurizer=True),), GATES_QK),
-        OpClass("HyenaY", Ctor("std.hyena", "HyenaY"), (Hyper("kernel", (4, 3, 7, 16, 32, 64, 128)),), GATES_QK),
+        OpClass("HyenaX", Ctor("std.hyena", "HyenaX"), (Hyper("short_kernel", (4, 3, 7), featurizer=True),)),
+        OpClass("HyenaY", Ctor("std.hyena", "HyenaY"), (Hyper("kernel", (4, 3, 7, 16, 32, 64, 128)),)),
         OpClass(
             "DiffGConv",
             Ctor("std.search_pool", "DiffGatedShortConv"),
             (Hyper("kernel", (3, 4, 7)),),
-            (("b1", "b2", "c1", "c2"), ("b1", "b2"), ("c1", "c2")),
         ),
     )
 
@@ -247,7 +246,7 @@ def _convolutions() -> tuple[OpClass, ...]:
 def _memoryless(width: int) -> tuple[OpClass, ...]:
     hidden = _swiglu_widths(width)
     return (
-        OpClass("GMemless", Ctor("std.mlp", "SwiGLU"), (Hyper("hidden", hidden, True, True),), (("w1",),)),
+        OpClass("GMemless", Ctor("std.mlp", "SwiGLU"), (Hyper("hidden", hidden, True, True),)),
         OpClass(
             "MoE",
             Ctor("std.mlp", "MoE"),

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from livc.compiler.analysis.budgets import budget_context, measure
 from livc.compiler.analysis.costs import CostReport
-from livc.compiler.analysis.evaluate import Context
+from livc.compiler.analysis.evaluate import DEFAULT_SEQ, Context
 from livc.compiler.check import check_source
 from livc.compiler.ir.nodes import Budget
 from livc.compiler.pipeline import analyze_checked
@@ -50,6 +50,7 @@ def _costs(report: CostReport, objectives: tuple[Objective, ...], budgets: tuple
         "params": report.params,
         "non_embedding_params": report.non_embedding_params,
         "active_params": report.active_params,
+        f"cache@{DEFAULT_SEQ}": _measure(report, "cache", Context(seq=DEFAULT_SEQ)),  # for the report's plots
     }
     for o in objectives:
         if o.name in _METRIC and o.seq is not None:

@@ -137,8 +137,8 @@ def _tail_mean(history: list[float]) -> float:
 def epoch_batches(x: np.ndarray, y: np.ndarray, batch: int, seed: int, device: torch.device | str) -> Batches:
     """Batches in a fresh random order each epoch (the last partial batch of an epoch is dropped, unless
     the set is smaller than a batch); the arrays move to `device` once. Steps must be asked in order."""
-    xs = torch.as_tensor(np.asarray(x), device=device)
-    ys = torch.as_tensor(np.asarray(y), device=device)
+    xs = torch.tensor(np.asarray(x), device=device)
+    ys = torch.tensor(np.asarray(y), device=device)
     n, size = len(xs), min(batch, len(xs))
     per_epoch = n // size
     generator = torch.Generator().manual_seed(seed)
@@ -164,7 +164,7 @@ def score(
     model.eval()
     counts = Counts(classes)
     for lo in range(0, len(x), batch):
-        logits, _ = model(torch.as_tensor(np.asarray(x[lo : lo + batch]), device=device))
+        logits, _ = model(torch.tensor(np.asarray(x[lo : lo + batch]), device=device))
         counts.update(logits.argmax(-1).cpu().numpy(), np.asarray(y[lo : lo + batch]))
     model.train()
     return counts.macro_accuracy(), counts.token_accuracy()

@@ -34,6 +34,7 @@ import numpy as np
 from livc import __version__
 from livc.backends.tvm.errors import ARTIFACT, TvmError
 from livc.backends.tvm.plan import CacheEntry, Plan, WeightInput
+from livc.backends.tvm.runtime import capacity
 
 FORMAT = "livc-tvm-artifact"
 FORMAT_VERSION = 1
@@ -62,6 +63,7 @@ class Contents:
     source: Source
     weights: list[np.ndarray]  # in plan.weight_inputs order
     export: Callable[[Path], Path]
+    decodes: bool = True  # False: no decode_step (bidirectional attention)
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,20 @@ class Artifact:
     @property
     def target(self) -> str:
         return str(self.manifest["target"]["name"])
+
+    @property
+    def decodes(self) -> bool:
+        return "decode_step" in self.manifest["entries"]
+
+    @property
+    def executable(self) -> Any:
+        """The library loaded into this process (only for a target this host runs: x86)."""
+        import tvm
+
+        try:
+            return tvm.runtime.load_module(str(self.library))
+        except Exception as exc:  # tvm raises its own error types for foreign or broken libraries
+            raise _bad(self.path, f"cannot load {self.library.name} here ({type(exc).__name__}: {exc})") from exc
 
     @property
     def plan(self) -> Plan:
@@ -106,15 +122,15 @@ class Artifact:
 # Manifest
 
 
-def entries(plan: Plan) -> dict[str, dict[str, list[str]]]:
+def entries(plan: Plan, decodes: bool = True) -> dict[str, dict[str, list[str]]]:
     """Argument and output order of the entry functions (see the module docstring)."""
     cache = [f"cache:{c.key}" for c in plan.cache]
     weights = [f"weight:{w.name}" for w in plan.weight_inputs]
     outputs = ["logits", *cache]
-    return {
-        "prefill": {"args": ["tokens", *cache, *weights], "outputs": outputs},
-        "decode_step": {"args": ["tokens", "pos", *cache, *weights], "outputs": outputs},
-    }
+    out = {"prefill": {"args": ["tokens", *cache, *weights], "outputs": outputs}}
+    if decodes:
+        out["decode_step"] = {"args": ["tokens", "pos", *cache, *weights], "outputs": outputs}
+    return out
 
 
 def _nbytes(shape: tuple[int, ...], dtype: str) -> int:
@@ -134,7 +150,8 @@ def manifest(c: Contents, weight_bytes: int) -> dict[str, Any]:
         "weights": {"file": WEIGHTS, "format": plan.fmt, "bytes": weight_bytes},
         "vocab": c.vocab,
         "max_len": plan.max_len,
-        "entries": entries(plan),
+        "capacity": capacity(plan),
+        "entries": entries(plan, c.decodes),
         "cache": [
             {
                 "key": e.key,
@@ -172,7 +189,11 @@ def safetensors_bytes(named: list[tuple[str, np.ndarray]], metadata: dict[str, s
     chunks, offset = [], 0
     for name, arr in named:
         data = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": ST_DTYPES[arr.dtype.name], "shape": list(arr.shape), "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": ST_DTYPES[arr.dtype.name],
+            "shape": list(arr.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         chunks.append(data)
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode()
@@ -195,7 +216,12 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
         lo, hi = spec["data_offsets"]
         if spec.get("dtype") not in tags or 8 + n + hi > len(blob):
             raise TvmError(ARTIFACT, f"{path}: tensor {name} has an unknown dtype or lies beyond the file's end")
-        arr = np.frombuffer(blob, dtype=tags[spec["dtype"]], count=(hi - lo) // np.dtype(tags[spec["dtype"]]).itemsize, offset=8 + n + lo)
+        arr = np.frombuffer(
+            blob,
+            dtype=tags[spec["dtype"]],
+            count=(hi - lo) // np.dtype(tags[spec["dtype"]]).itemsize,
+            offset=8 + n + lo,
+        )
         out[name] = arr.reshape(spec["shape"])
     return out
 
@@ -217,7 +243,9 @@ def _write_weights(path: Path, c: Contents) -> int:
     names = [w.name for w in c.plan.weight_inputs]
     for w, arr in zip(c.plan.weight_inputs, c.weights):
         if tuple(arr.shape) != w.shape or arr.dtype.name != w.dtype:
-            raise TvmError(ARTIFACT, f"weight {w.name}: got {arr.dtype.name}{list(arr.shape)}, need {w.dtype}{list(w.shape)}")
+            raise TvmError(
+                ARTIFACT, f"weight {w.name}: got {arr.dtype.name}{list(arr.shape)}, need {w.dtype}{list(w.shape)}"
+            )
     head, chunks = safetensors_bytes(list(zip(names, c.weights)), {"format": c.plan.fmt, "livc": __version__})
     with path.open("wb") as f:
         f.write(head)
@@ -302,8 +330,8 @@ def _check_manifest(path: Path, doc: Any) -> None:
         raise _bad(path, f"{MANIFEST} lacks {', '.join(missing)}")
     if doc["format_version"] != FORMAT_VERSION:
         raise _bad(path, f"format version {doc['format_version']} (this livc reads version {FORMAT_VERSION})")
-    if set(doc["entries"]) != {"prefill", "decode_step"}:
-        raise _bad(path, "the entry functions must be prefill and decode_step")
+    if "prefill" not in doc["entries"] or not set(doc["entries"]) <= {"prefill", "decode_step"}:
+        raise _bad(path, "the entry functions must be prefill and (optionally) decode_step")
 
 
 def _check_files(art: Artifact) -> None:
@@ -313,14 +341,20 @@ def _check_files(art: Artifact) -> None:
         raise _bad(art.path, f"the weights file {art.weights_file.name} is missing")
     size = art.weights_file.stat().st_size
     if size != art.manifest["weights"].get("bytes", size):
-        raise _bad(art.path, f"{art.weights_file.name} has {size} bytes, the manifest says {art.manifest['weights']['bytes']}")
+        raise _bad(
+            art.path, f"{art.weights_file.name} has {size} bytes, the manifest says {art.manifest['weights']['bytes']}"
+        )
     header = _safetensors_header(art.weights_file)
     for w in art.manifest["weight_inputs"]:
         spec = header.get(w["name"])
         if spec is None:
             raise _bad(art.path, f"{art.weights_file.name} has no tensor {w['name']}")
         if spec.get("shape") != w["shape"] or spec.get("dtype") != ST_DTYPES.get(w["dtype"]):
-            raise _bad(art.path, f"tensor {w['name']} is {spec.get('dtype')}{spec.get('shape')}, the manifest says {w['dtype']}{w['shape']}")
+            raise _bad(
+                art.path,
+                f"tensor {w['name']} is {spec.get('dtype')}{spec.get('shape')}, "
+                f"the manifest says {w['dtype']}{w['shape']}",
+            )
 
 
 def _safetensors_header(path: Path) -> dict[str, Any]:

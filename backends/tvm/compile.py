@@ -37,6 +37,7 @@ class BuildOptions:
     weights: str = "f32"  # matrix-weight storage format (weights.FORMATS)
     max_len: int = 2048  # cache capacity in positions
     tune_db: Path | None = None
+    schedule: bool = True  # False: skip schedules.py (unscheduled kernels; for debugging)
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,9 @@ def _optional(module: str, name: str) -> Any:
     return getattr(importlib.import_module(module), name, None)
 
 
-def optimize(mod: tvm.IRModule, target: tvm.target.Target, tune_db: Path | None = None) -> tvm.IRModule:
+def optimize(
+    mod: tvm.IRModule, target: tvm.target.Target, tune_db: Path | None = None, schedule: bool = True
+) -> tvm.IRModule:
     """The Relax pass pipeline, then schedules (hand, or from a tuning database)."""
     with target:
         mod = tvm.transform.Sequential([p() for p in PIPELINE])(mod)
@@ -96,14 +99,14 @@ def optimize(mod: tvm.IRModule, target: tvm.target.Target, tune_db: Path | None 
             if apply_db is None:
                 raise TvmError(UNSUPPORTED, "tune_db: backends/tvm/tune.py defines no apply_database")
             mod = apply_db(mod, target, tune_db)
-        schedule = _optional(SCHEDULES, "apply")
-        return schedule(mod, target) if schedule is not None else mod
+        apply = _optional(SCHEDULES, "apply") if schedule else None
+        return apply(mod, target) if apply is not None else mod
 
 
 def build(model: Model, options: BuildOptions | None = None) -> Built:
     options = options or BuildOptions()
     plan = make_plan(model, options.weights, options.max_len)
     target = tvm_target(options.target)
-    mod = optimize(lower(model, plan), target, options.tune_db)
+    mod = optimize(lower(model, plan), target, options.tune_db, options.schedule)
     executable = tvm.compile(mod, target=target)
     return Built(executable, plan, can_decode(model), target)

@@ -7,10 +7,12 @@ emit/scans.py, long_conv.py, moe.py, mor.py (H3). A primitive without an entry i
 from __future__ import annotations
 
 from livc.backends.tvm.context import Emitter
-from livc.backends.tvm.emit import basic
+from livc.backends.tvm.emit import attention as attention_emit
+from livc.backends.tvm.emit import basic, scans
+from livc.backends.tvm.emit import conv as conv_emit
 from livc.backends.tvm.emit import long_conv as long_conv_emit
 from livc.backends.tvm.emit import moe as moe_emit
-from livc.backends.tvm.emit import scans
+from livc.backends.tvm.emit import token_dense as token_dense_emit
 from livc.backends.tvm.errors import UNSUPPORTED, TvmError
 
 EMITTERS: dict[str, Emitter] = {
@@ -32,6 +34,10 @@ EMITTERS: dict[str, Emitter] = {
     "selective_scan": scans.selective_scan,
     "long_conv": long_conv_emit.long_conv,
     "moe": moe_emit.moe,
+    "short_conv": conv_emit.conv,
+    "causal_conv": conv_emit.conv,
+    "attention": attention_emit.attention,
+    "token_dense": token_dense_emit.token_dense,
     **{name: basic.unary for name in basic.UNARY_PRIMS},
     **{name: basic.binary for name in basic.BINARY_PRIMS},
 }

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 ROWS = 6  # GEMM register tile: 6 rows x 16 output lanes
 KERNEL_ATTR = "livc.kernel"
 OUT_EWISE_FUSABLE = 4  # relay/relax OpPatternKind
-Value = Callable[..., tirx.PrimExpr]  # (row block, input index, lane) -> f32 weight
+Value = Callable[..., tirx.Expr]  # (row block, input index, lane) -> f32 weight
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,16 @@ class Weight:
 # --------------------------------------------------------------------------------------------- dequant
 
 
-def _f32(v: tirx.PrimExpr) -> tirx.PrimExpr:
+def _f32(v: tirx.Expr) -> tirx.Expr:
     return v if v.dtype == "float32" else tirx.Cast("float32", v)
 
 
-def _bf16(v: tirx.PrimExpr) -> tirx.PrimExpr:
+def _bf16(v: tirx.Expr) -> tirx.Expr:
     bits = tirx.shift_left(tirx.Cast("uint32", v), tirx.const(16, "uint32"))
     return tirx.reinterpret("float32", bits)
 
 
-def _q4_code(data: te.Tensor, ob: tirx.PrimExpr, i: tirx.PrimExpr, lane: tirx.PrimExpr) -> tirx.PrimExpr:
+def _q4_code(data: te.Tensor, ob: tirx.Expr, i: tirx.Expr, lane: tirx.Expr) -> tirx.Expr:
     byte = data[ob, (i // W.GROUP) * 16 + i % 16, lane]
     shift = tirx.Cast("uint8", (i % W.GROUP) // 16 * 4)
     nib = tirx.bitwise_and(tirx.shift_right(byte, shift), tirx.const(15, "uint8"))
@@ -94,7 +94,7 @@ def dequant(fmt: str, stored: tuple[te.Tensor, ...], inp: int) -> te.Tensor:
 # --------------------------------------------------------------------------------------------- kernels
 
 
-def _product(x: te.Tensor, wd: te.Tensor, rows: tirx.PrimExpr, out_p: int, name: str) -> te.Tensor:
+def _product(x: te.Tensor, wd: te.Tensor, rows: tirx.Expr, out_p: int, name: str) -> te.Tensor:
     i = te.reduce_axis((0, wd.shape[1]), name="i")
     return te.compute(
         (1, rows, out_p),
@@ -103,7 +103,7 @@ def _product(x: te.Tensor, wd: te.Tensor, rows: tirx.PrimExpr, out_p: int, name:
     )
 
 
-def _epilogue(y: te.Tensor, bias: te.Tensor | None, rows: tirx.PrimExpr, out: int) -> te.Tensor:
+def _epilogue(y: te.Tensor, bias: te.Tensor | None, rows: tirx.Expr, out: int) -> te.Tensor:
     if bias is None:
         return te.compute((1, rows, out), lambda b, t, o: y[b, t, o], name="livc_out")
     return te.compute((1, rows, out), lambda b, t, o: y[b, t, o] + bias[o], name="livc_out")
@@ -123,7 +123,7 @@ def gemv_te(fmt: str, out: int, x: te.Tensor, *args: te.Tensor) -> te.Tensor:
     return _epilogue(y, bias, 1, out) if _needs_epilogue(bias, out, out_p, False) else y
 
 
-def padded_rows(rows: tirx.PrimExpr) -> tirx.PrimExpr:
+def padded_rows(rows: tirx.Expr) -> tirx.Expr:
     return tirx.floordiv(rows + (ROWS - 1), ROWS) * ROWS
 
 
@@ -148,7 +148,7 @@ def gather_te(fmt: str, inp: int, tokens: te.Tensor, *stored: te.Tensor) -> te.T
     value = value_fn(fmt, data, scale)
     lanes = tirx.const(W.LANES, "int64")
 
-    def row(b: tirx.Var, t: tirx.Var, d: tirx.Var) -> tirx.PrimExpr:
+    def row(b: tirx.Var, t: tirx.Var, d: tirx.Var) -> tirx.Expr:
         tok = tirx.Cast("int64", tokens[b, t])
         return value(tok // lanes, d, tok % lanes)
 
@@ -165,8 +165,8 @@ def _stored_and_bias(fmt: str, args: tuple[te.Tensor, ...]) -> tuple[tuple[te.Te
 # --------------------------------------------------------------------------------------------- relax
 
 
-def _rows(x: relax.Expr) -> tirx.PrimExpr:
-    shape = x.struct_info.shape
+def _rows(x: relax.Expr) -> tirx.Expr:
+    shape = x.ty.shape
     if shape is None or len(shape) != 3:
         raise TvmError(UNSUPPORTED, "linear: expects x of shape [1, T, inp]")
     return shape[1]
@@ -174,7 +174,7 @@ def _rows(x: relax.Expr) -> tirx.PrimExpr:
 
 def _check(x: relax.Expr, w: Weight, what: str) -> None:
     W.check_format(w.fmt)
-    inp = x.struct_info.shape[2]
+    inp = x.ty.shape[2]
     if not isinstance(inp, tirx.IntImm) or int(inp) != w.inp:
         raise TvmError(UNSUPPORTED, f"{what}: input width {inp} does not match the weight's {w.inp}")
 

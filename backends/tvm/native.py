@@ -112,8 +112,12 @@ def _download(dest: Path, requirements: tuple[str, ...]) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
-        raise TvmError(TARGET, f"cannot download the aarch64 TVM runtime wheels ({' '.join(requirements)}): "
-                       + " | ".join(tail) + f"; fix: put them into {dest} by hand")
+        raise TvmError(
+            TARGET,
+            f"cannot download the aarch64 TVM runtime wheels ({' '.join(requirements)}): "
+            + " | ".join(tail)
+            + f"; fix: put them into {dest} by hand",
+        )
 
 
 def _extract(wheel: Path, inner: str, out: Path) -> None:

@@ -66,7 +66,9 @@ class Session:
         arrays = list(packed)
         for w, a in zip(self.plan.weight_inputs, arrays, strict=False):
             if tuple(a.shape) != w.shape or str(a.dtype) != w.dtype:
-                raise TvmError(ARTIFACT, f"weights: {w.name} is {a.dtype}{list(a.shape)}, expected {w.dtype}{list(w.shape)}")
+                raise TvmError(
+                    ARTIFACT, f"weights: {w.name} is {a.dtype}{list(a.shape)}, expected {w.dtype}{list(w.shape)}"
+                )
         if len(arrays) != len(self.plan.weight_inputs):
             raise TvmError(ARTIFACT, f"weights: {len(arrays)} arrays for {len(self.plan.weight_inputs)} inputs")
         return arrays
@@ -96,7 +98,9 @@ class Session:
     def decode(self, token: int) -> np.ndarray:
         """One token at the current position; its logits (1, vocab)."""
         if not self.decodes:
-            raise TvmError(UNSUPPORTED, "decode: the model has bidirectional attention and cannot decode token by token")
+            raise TvmError(
+                UNSUPPORTED, "decode: the model has bidirectional attention and cannot decode token by token"
+            )
         if self.capacity is not None and self.pos >= self.capacity:
             raise ValueError(f"decode at position {self.pos} is past the cache's max_len = {self.capacity}")
         tokens = tvm.runtime.tensor(np.asarray([[token]], dtype=np.int32), self.device)

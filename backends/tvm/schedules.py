@@ -32,6 +32,8 @@ from livc.backends.tvm.matmul import ROWS
 VECTOR = 8  # f32 lanes of one AVX2 / two NEON registers
 PARALLEL_MIN = 2048  # spatial points below which a block stays serial (thread wake-up costs more)
 SCHEDULED_ATTR = "livc.scheduled"
+GEMV_BLOCKS = 4  # row blocks of 16 accumulated together in the GEMV (independent FMA chains)
+GEMV_UNROLL = False
 Rule = Callable[[Schedule, s_tir.schedule.SBlockRV], None]
 
 
@@ -54,31 +56,19 @@ def _ok(fn: Callable[[], object]) -> bool:
 # --------------------------------------------------------------------------------------------- analysis
 
 
-def _block_names(func: tirx.PrimFunc) -> list[str]:
-    names: list[str] = []
-
-    def visit(node: object) -> None:
-        if isinstance(node, s_tir.SBlock):
-            names.append(node.name_hint)
-
-    tirx.stmt_functor.post_order_visit(func.body, visit)
-    return names
+def _block_names(sch: Schedule) -> list[str]:
+    return [sch.get(b).name_hint for b in _root_blocks(sch)]
 
 
-def _already_scheduled(func: tirx.PrimFunc) -> bool:
+def _already_scheduled(func: tirx.PrimFunc, sch: Schedule) -> bool:
+    """The attribute "livc.scheduled", or any root block under a parallel / vectorised / unrolled loop."""
     if func.attrs is not None and SCHEDULED_ATTR in func.attrs:
         return True
-    kinds: list[int] = []
-
-    def visit(node: object) -> None:
-        if isinstance(node, tirx.For):
-            kinds.append(int(node.kind))
-
-    tirx.stmt_functor.post_order_visit(func.body, visit)
-    return any(k != int(tirx.ForKind.SERIAL) for k in kinds)
+    serial = int(tirx.ForKind.SERIAL)
+    return any(int(sch.get(lp).kind) != serial for b in _root_blocks(sch) for lp in sch.get_loops(b))
 
 
-def _const(extent: tirx.PrimExpr) -> int | None:
+def _const(extent: tirx.Expr) -> int | None:
     return int(extent) if isinstance(extent, tirx.IntImm) else None
 
 
@@ -86,7 +76,7 @@ def _iter_types(sch: Schedule, block: s_tir.schedule.SBlockRV) -> list[int]:
     return [int(iv.iter_type) for iv in sch.get(block).iter_vars]
 
 
-def _extent(sch: Schedule, loop: s_tir.schedule.LoopRV) -> tirx.PrimExpr:
+def _extent(sch: Schedule, loop: s_tir.schedule.LoopRV) -> tirx.Expr:
     return sch.get(loop).extent
 
 
@@ -125,18 +115,22 @@ def _default_block(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
         spatial = _vectorise_tail(sch, spatial)
     if not spatial:
         return
-    size = _const(_prod(sch, spatial))
+    size = _static_size(sch, spatial)
     if size is not None and size < PARALLEL_MIN:
         return
     fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
     sch.parallel(fused)
 
 
-def _prod(sch: Schedule, loops: list[s_tir.schedule.LoopRV]) -> tirx.PrimExpr:
-    total: tirx.PrimExpr = tirx.const(1, "int64")
+def _static_size(sch: Schedule, loops: list[s_tir.schedule.LoopRV]) -> int | None:
+    """The product of the loop extents, None when one is symbolic."""
+    total = 1
     for lp in loops:
-        total = total * _extent(sch, lp)
-    return tvm.arith.Analyzer().simplify(total)
+        extent = _const(_extent(sch, lp))
+        if extent is None:
+            return None
+        total *= extent
+    return total
 
 
 def _vectorise_tail(sch: Schedule, spatial: list[s_tir.schedule.LoopRV]) -> list[s_tir.schedule.LoopRV]:
@@ -182,27 +176,57 @@ def _split_inputs(sch: Schedule, loop: s_tir.schedule.LoopRV) -> list[s_tir.sche
     return [g, h, j]
 
 
+def _vectorise_init(sch: Schedule, init: s_tir.schedule.SBlockRV) -> None:
+    _ok(lambda: sch.vectorize(sch.get_loops(init)[-1]))
+
+
+def _upstream(sch: Schedule, block: s_tir.schedule.SBlockRV) -> tuple[str, ...]:
+    """Names of every block `block` depends on (never inlined into a matmul: they would be recomputed)."""
+    seen: list[str] = []
+    todo = list(sch.get_producers(block))
+    while todo:
+        b = todo.pop()
+        name = sch.get(b).name_hint
+        if name not in seen:
+            seen.append(name)
+            todo.extend(sch.get_producers(b))
+    return tuple(seen)
+
+
+def _prepare(sch: Schedule, block: s_tir.schedule.SBlockRV, prefix: str) -> tuple[str, ...]:
+    """Inline the dequant block into the product and the epilogue chain into one block; return the keep set."""
+    _ok(lambda: sch.compute_inline(sch.get_sblock("livc_dequant")))
+    keep = (prefix, *_upstream(sch, block))
+    _inline_spatial(sch, keep)
+    return keep
+
+
 def gemv(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
     """y[0, 0, o] = sum_i x[i] * Wd[o // 16, i, o % 16] -> 16 lanes per row block, parallel row blocks."""
-    _try(lambda: sch.compute_inline(sch.get_sblock("livc_dequant")))
+    keep = _prepare(sch, block, "livc_gemv")
     b, t, o, i = sch.get_loops(block)
-    ob, lane = sch.split(o, [None, W.LANES])
+    out = _const(_extent(sch, o)) or W.LANES
+    pair = GEMV_BLOCKS if out % (GEMV_BLOCKS * W.LANES) == 0 else 1
+    ob, ot, lane = sch.split(o, [None, pair, W.LANES])
     inputs = _split_inputs(sch, i)
-    sch.reorder(b, t, ob, *inputs, lane)
+    sch.reorder(b, t, ob, *inputs, ot, lane)
     writeback = sch.cache_write(block, 0, "local")
     _inline_epilogues(sch, writeback)
     sch.reverse_compute_at(writeback, ob)
-    sch.decompose_reduction(block, inputs[0])
     sch.vectorize(lane)
+    sch.unroll(ot)
+    if GEMV_UNROLL:
+        sch.unroll(inputs[-1])
     sch.parallel(sch.fuse(b, t, ob))
+    _vectorise_init(sch, sch.decompose_reduction(block, inputs[0]))
     wb_loops = sch.get_loops(writeback)
     _try(lambda: sch.vectorize(wb_loops[-1]))
-    default(sch, keep=("livc_gemv",))
+    default(sch, keep)
 
 
 def gemm(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
     """6x16 register tiles over rows padded to 6, parallel over blocks of 16 output columns."""
-    _try(lambda: sch.compute_inline(sch.get_sblock("livc_dequant")))
+    keep = _prepare(sch, block, "livc_gemm")
     b, t, o, i = sch.get_loops(block)
     to, ti = sch.split(t, [None, ROWS], disable_predication=True)
     ob, lane = sch.split(o, [None, W.LANES])
@@ -210,14 +234,15 @@ def gemm(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
     sch.reorder(b, ob, to, *inputs, ti, lane)
     writeback = sch.cache_write(block, 0, "local")
     sch.reverse_compute_at(writeback, to)
-    sch.decompose_reduction(block, inputs[0])
     sch.unroll(ti)
     sch.vectorize(lane)
     sch.parallel(sch.fuse(b, ob))
+    _vectorise_init(sch, sch.decompose_reduction(block, inputs[0]))
     wb = sch.get_loops(writeback)
     _try(lambda: sch.vectorize(wb[-1]))
-    default(sch, keep=("livc_gemm", "livc_pad"))
-    _try(lambda: _default_block(sch, sch.get_sblock("livc_pad")))
+    default(sch, keep)
+    for name in keep[1:]:  # the pad block and the producers of x: parallel + vectorised in place
+        _ok(lambda n=name: _default_block(sch, sch.get_sblock(n)))
 
 
 # --------------------------------------------------------------------------------------------- apply
@@ -225,18 +250,25 @@ def gemm(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
 RULES: dict[str, Rule] = {"livc_gemv": gemv, "livc_gemm": gemm}
 
 
-def schedule_func(func: tirx.PrimFunc) -> tirx.PrimFunc:
-    """One PrimFunc scheduled by the first matching rule (or `default`); unchanged if already scheduled."""
-    if _already_scheduled(func):
-        return func
+def schedule_func(func: tirx.PrimFunc, strict: bool = False) -> tirx.PrimFunc:
+    """One PrimFunc scheduled by the first matching rule (or `default`); unchanged if already scheduled.
+
+    A rule that TVM refuses half-way falls back to `default` (strict=True: the error propagates; tests)."""
     sch = Schedule(func)
-    names = _block_names(func)
+    if _already_scheduled(func, sch):
+        return func
+    names = _block_names(sch)
     for prefix, rule in RULES.items():
         match = next((n for n in names if n.startswith(prefix)), None)
-        if match is not None and _ok(lambda r=rule, m=match: r(sch, sch.get_sblock(m))) :
+        if match is None:
+            continue
+        if strict:
+            rule(sch, sch.get_sblock(match))
             return sch.mod["main"]
-        if match is not None:
-            sch = Schedule(func)  # the rule failed half-way: start again from the default
+        if _ok(lambda r=rule, m=match: r(sch, sch.get_sblock(m))):
+            return sch.mod["main"]
+        sch = Schedule(func)  # the rule failed half-way: start again from the default
+        break
     default(sch)
     return sch.mod["main"]
 

@@ -129,9 +129,8 @@ def _arm64_android(probe: Probe) -> Target:
 def android_link_command(archive: str = "model.tar", out: str = "model.so") -> str:
     """The shell lines that turn the object archive into a shared library with the Android NDK."""
     clang = f'"$ANDROID_NDK"/toolchains/llvm/prebuilt/linux-x86_64/bin/aarch64-linux-android{ANDROID_API}-clang++'
-    return "mkdir -p objs && tar -xf {a} -C objs && {cc} -shared -fPIC -static-libstdc++ -o {o} objs/*.o -lm".format(
-        a=shlex.quote(archive), cc=clang, o=shlex.quote(out)
-    )
+    a, o = shlex.quote(archive), shlex.quote(out)
+    return f"mkdir -p objs && tar -xf {a} -C objs && {clang} -shared -fPIC -static-libstdc++ -o {o} objs/*.o -lm"
 
 
 def _frozen(d: dict[str, Any]) -> tuple[tuple[str, Any], ...]:

@@ -82,7 +82,9 @@ def moe(op: Op, ctx: EmitCtx) -> None:
         gates = _dense_gates(ctx, gate, indices, experts)
         terms = [(e, _column(ctx, gates, e)) for e in range(experts)]
     else:
-        terms = [(ctx.bb.emit(relax.op.reshape(_column(ctx, indices, j), [1])), _column(ctx, gate, j)) for j in range(top_k)]
+        terms = [
+            (ctx.bb.emit(relax.op.reshape(_column(ctx, indices, j), [1])), _column(ctx, gate, j)) for j in range(top_k)
+        ]
     for index, weight in terms:
         parts = [_expert(ctx, w, experts, index) for w in (w1, w3, w2)]
         y = ctx.bb.emit(relax.op.multiply(_swiglu(ctx, x, *parts), weight))

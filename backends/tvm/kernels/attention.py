@@ -12,8 +12,8 @@ Semantics = backends/pytorch/templates/helpers/attention.py at batch 1, f32:
   and a query always sees its own position.
 
 The kernels are already scheduled (parallel over heads / (head, row), vectorised over head_dim, prefill
-blocked over keys with an online softmax); they carry `livc.kernel` and `op_pattern` 8 (opaque: never fused,
-never rescheduled). Non-goals: batch > 1, non-f32 caches, a parallel split over keys in decode.
+blocked over keys with an online softmax); they carry `livc.kernel`, `livc.scheduled` and `op_pattern` 8 (opaque: never
+fused, never rescheduled). Non-goals: batch > 1, non-f32 caches, a parallel split over keys in decode.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from tvm import tirx
 from tvm.script import tirx as T
 
-KEY_BLOCK = 16  # prefill: keys per online-softmax block
+KEY_BLOCK = 16  # prefill: keys per online-softmax block (two AVX2 / four NEON f32 vectors)
+ROW_BLOCK = 16  # prefill: query rows sharing each loaded key block
 NEG = -3.0e38  # "minus infinity" that stays finite (exp(NEG - NEG) is a harmless 1, never NaN)
 
 
@@ -68,7 +69,7 @@ def without_param(func: tirx.PrimFunc, name: str) -> tirx.PrimFunc:
 
 
 def _attrs(kind: str) -> dict[str, object]:
-    return {"tirx.noalias": True, "op_pattern": 8, "livc.kernel": kind}
+    return {"tirx.noalias": True, "op_pattern": 8, "livc.kernel": kind, "livc.scheduled": True}
 
 
 def _capped(spec: AttnSpec, s: tirx.PrimExpr) -> tirx.PrimExpr:
@@ -80,7 +81,7 @@ def _capped(spec: AttnSpec, s: tirx.PrimExpr) -> tirx.PrimExpr:
 
 def _visible(spec: AttnSpec, km: tirx.Buffer | None, key: tirx.PrimExpr, query: tirx.PrimExpr) -> tirx.PrimExpr:
     """key_mask[key] or key == query (a token always sees itself)."""
-    if km is None:
+    if km is None or spec.key_mask is None:
         return tirx.const(True, "bool")
     flag = km[0, key] if spec.key_mask == "bool" else km[0, key] > T.float32(0.5)
     return tirx.Or(flag, key == query)
@@ -190,15 +191,31 @@ def attention_decode(spec: AttnSpec) -> tirx.PrimFunc:
 # ---- prefill -----------------------------------------------------------------------------------------------
 
 
-def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
-    """(q [1,T,H,dk], k [1,T,KV,dk], v [1,T,KV,dv], key_mask [1, N]) -> y [1,T,H,dv].
+def _key_range(spec: AttnSpec, first_row: tirx.PrimExpr, rows_end: tirx.PrimExpr, t: tirx.PrimExpr):  # noqa: ANN202
+    """Keys any of the rows first_row..rows_end-1 may see: [lo, end)."""
+    lo = T.max(first_row - T.int64(spec.window - 1), T.int64(0)) if spec.window else T.int64(0)
+    return lo, (rows_end if spec.causal else t)
 
-    One (head, row) per parallel iteration; keys lo..hi-1 (causal: up to the row, window: the last `window`)
-    in blocks of KEY_BLOCK with an online softmax (running max, rescaled sum and accumulator)."""
+
+def _visible_prefill(spec: AttnSpec, km: tirx.Buffer | None, i: tirx.PrimExpr, j: tirx.PrimExpr) -> tirx.PrimExpr:
+    ok = tirx.const(True, "bool")
+    if spec.causal:
+        ok = tirx.And(ok, j <= i)
+    if spec.window:
+        ok = tirx.And(ok, j > i - T.int64(spec.window))
+    return tirx.And(ok, _visible(spec, km, j, i))
+
+
+def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
+    """(q [1,T,H,dk], k [1,T,KV,dk], v [1,T,KV,dv][, key_mask [1, N]]) -> y [1,T,H,dv].
+
+    Parallel over (head, block of ROW_BLOCK query rows). Keys go in blocks of KEY_BLOCK: the block is
+    transposed into registers so that the ROW_BLOCK x KEY_BLOCK scores are a small GEMM vectorised over keys,
+    then masked (causal, window, key_mask) and folded into an online softmax (running max, rescaled sum and
+    accumulator, vectorised over dv)."""
     h_, kvh, dk, dv, rep = spec.heads, spec.kv_heads, spec.dk, spec.dv, spec.rep
-    lk, b = lanes(dk), KEY_BLOCK
+    bq, bk = ROW_BLOCK, KEY_BLOCK
     scale = spec.scale
-    causal, window = spec.causal, spec.window or 0
     masked = spec.key_mask is not None
     km_dtype = spec.key_mask or "float32"
 
@@ -212,47 +229,58 @@ def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
         v = T.match_buffer(v_h, (1, t, kvh, dv), "float32")
         km = T.match_buffer(km_h, (1, nk), km_dtype)
         y = T.match_buffer(y_h, (1, t, h_, dv), "float32")
-        for hi in T.parallel(h_ * t):
-            h: T.int64 = hi // t
-            i: T.int64 = T.floormod(hi, t)
-            lo: T.int64 = T.if_then_else(window > 0, T.max(i - T.int64(window) + T.int64(1), T.int64(0)), T.int64(0))
-            end: T.int64 = T.if_then_else(causal, i + T.int64(1), t)
-            sc = T.alloc_local((b,), "float32")
-            part = T.alloc_local((lk,), "float32")
-            acc = T.alloc_local((dv,), "float32")
-            mx: T.float32 = T.float32(NEG)
-            total: T.float32 = T.float32(0)
-            for d in T.vectorized(dv):
-                acc[d] = T.float32(0)
-            for blk in range((end - lo + T.int64(b - 1)) // T.int64(b)):
-                j0: T.int64 = lo + blk * T.int64(b)
-                width: T.int64 = T.min(T.int64(b), end - j0)
-                bmx: T.float32 = T.float32(NEG)
-                for jj in range(width):
-                    for l in T.vectorized(lk):
-                        part[l] = T.float32(0)
-                    for d0 in range(dk // lk):
-                        for l in T.vectorized(lk):
-                            part[l] = part[l] + q[0, i, h, d0 * lk + l] * k[0, j0 + jj, h // rep, d0 * lk + l]
-                    dot: T.float32 = T.float32(0)
-                    for l in range(lk):
-                        dot = dot + part[l]
-                    sc[jj] = _capped(spec, dot * T.float32(scale))
-                    if masked:
-                        sc[jj] = T.if_then_else(_visible(spec, km, j0 + jj, i), sc[jj], T.float32(NEG))
-                    bmx = T.max(bmx, sc[jj])
-                new: T.float32 = T.max(mx, bmx)
-                corr: T.float32 = T.exp(mx - new)
-                mx = new
-                total = total * corr
+        nb: T.int64 = (t + T.int64(bq - 1)) // T.int64(bq)
+        for hb in T.parallel(h_ * nb):
+            h: T.int64 = hb // nb
+            i0: T.int64 = T.floormod(hb, nb) * T.int64(bq)
+            rows: T.int64 = T.min(T.int64(bq), t - i0)
+            qs = T.alloc_local((bq, dk), "float32")
+            kt = T.alloc_local((dk, bk), "float32")
+            sc = T.alloc_local((bq, bk), "float32")
+            acc = T.alloc_local((bq, dv), "float32")
+            mx = T.alloc_local((bq,), "float32")
+            total = T.alloc_local((bq,), "float32")
+            for r in range(T.int64(bq)):
+                for d in T.vectorized(dk):
+                    qs[r, d] = T.if_then_else(r < rows, q[0, T.min(i0 + r, t - 1), h, d], T.float32(0))
                 for d in T.vectorized(dv):
-                    acc[d] = acc[d] * corr
-                for jj in range(width):
-                    p: T.float32 = T.if_then_else(sc[jj] > T.float32(NEG), T.exp(sc[jj] - mx), T.float32(0))
-                    total = total + p
+                    acc[r, d] = T.float32(0)
+                mx[r] = T.float32(NEG)
+                total[r] = T.float32(0)
+            lo, end = _key_range(spec, i0, i0 + rows, t)
+            for blk in range((end - lo + T.int64(bk - 1)) // T.int64(bk)):
+                j0: T.int64 = lo + blk * T.int64(bk)
+                width: T.int64 = T.min(T.int64(bk), end - j0)
+                for d, jj in T.grid(dk, T.int64(bk)):
+                    kt[d, jj] = T.if_then_else(jj < width, k[0, T.min(j0 + jj, t - 1), h // rep, d], T.float32(0))
+                for r in range(T.int64(bq)):
+                    for jj in T.vectorized(bk):
+                        sc[r, jj] = T.float32(0)
+                    for d in range(dk):
+                        for jj in T.vectorized(bk):
+                            sc[r, jj] = sc[r, jj] + qs[r, d] * kt[d, jj]
+                for r in range(T.int64(bq)):
+                    bmx: T.float32 = T.float32(NEG)
+                    for jj in range(T.int64(bk)):
+                        sc[r, jj] = T.if_then_else(
+                            tirx.And(jj < width, _visible_prefill(spec, km, i0 + r, j0 + jj)),
+                            _capped(spec, sc[r, jj] * T.float32(scale)),
+                            T.float32(NEG),
+                        )
+                        bmx = T.max(bmx, sc[r, jj])
+                    new: T.float32 = T.max(mx[r], bmx)
+                    corr: T.float32 = T.exp(mx[r] - new)
+                    mx[r] = new
+                    total[r] = total[r] * corr
                     for d in T.vectorized(dv):
-                        acc[d] = acc[d] + p * v[0, j0 + jj, h // rep, d]
-            for d in T.vectorized(dv):
-                y[0, i, h, d] = acc[d] / total
+                        acc[r, d] = acc[r, d] * corr
+                    for jj in range(width):
+                        p: T.float32 = T.if_then_else(sc[r, jj] > T.float32(NEG), T.exp(sc[r, jj] - new), T.float32(0))
+                        total[r] = total[r] + p
+                        for d in T.vectorized(dv):
+                            acc[r, d] = acc[r, d] + p * v[0, j0 + jj, h // rep, d]
+            for r in range(rows):
+                for d in T.vectorized(dv):
+                    y[0, i0 + r, h, d] = acc[r, d] / total[r]
 
     return attention_prefill if masked else without_param(attention_prefill, "km")

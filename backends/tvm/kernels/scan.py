@@ -21,11 +21,17 @@ _ATTRS = {"tirx.is_scheduled": True, "tirx.noalias": True, "op_pattern": 8}
 NORM_EPS = 1e-6  # helpers/linear_attention.py: o / (den + 1e-6)
 
 
+def columns(dv: int) -> int:
+    """Value columns per parallel task: the largest divisor of dv up to 16 (the state slice [dk, JB] stays small
+    enough for registers / stack, and H * dv / JB tasks spread over the cores)."""
+    return max(j for j in range(1, min(dv, 16) + 1) if dv % j == 0)
+
+
 def gated_scan_func(heads: int, dk: int, dv: int) -> PrimFunc:
-    """(s0 [1,H,dk,dv], q, k, g [1,T,H,dk], v [1,T,H,dv]) -> (o [1,T,H,dv], s [1,H,dk,dv]).
+    """(s0 [1,H,dk,dv], q, k [1,T,H,dk], v [1,T,H,dv], g [1,T,H,dk]) -> (o [1,T,H,dv], s [1,H,dk,dv]).
 
     S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t; o_t = q_t S_t (helpers/scan.py gated_scan)."""
-    H, DK, DV = heads, dk, dv
+    H, DK, DV, JB = heads, dk, dv, columns(dv)
 
     @T.prim_func(private=True, s_tir=True)
     def gated_scan(s0h: T.handle, qh: T.handle, kh: T.handle, vh: T.handle, gh: T.handle, oh: T.handle, sh: T.handle):
@@ -36,24 +42,26 @@ def gated_scan_func(heads: int, dk: int, dv: int) -> PrimFunc:
         K = T.match_buffer(kh, (1, n, H, DK), "float32")
         V = T.match_buffer(vh, (1, n, H, DV), "float32")
         G = T.match_buffer(gh, (1, n, H, DK), "float32")
-        O = T.match_buffer(oh, (1, n, H, DV), "float32")
+        OUT = T.match_buffer(oh, (1, n, H, DV), "float32")
         S = T.match_buffer(sh, (1, H, DK, DV), "float32")
-        for h in T.parallel(H):
-            st = T.alloc_buffer((DK, DV), "float32", scope="local")
-            acc = T.alloc_buffer((DV,), "float32", scope="local")
-            for i, j in T.grid(DK, DV):
-                st[i, j] = S0[0, h, i, j]
+        for task in T.parallel(H * (DV // JB)):
+            st = T.alloc_buffer((DK, JB), "float32", scope="local")
+            acc = T.alloc_buffer((JB,), "float32", scope="local")
+            h = task // (DV // JB)
+            j0 = task % (DV // JB) * JB
+            for i, j in T.grid(DK, JB):
+                st[i, j] = S0[0, h, i, j0 + j]
             for t in range(n):
-                for j in range(DV):
+                for j in range(JB):
                     acc[j] = T.float32(0)
                 for i in range(DK):
-                    for j in range(DV):
-                        st[i, j] = st[i, j] * T.exp(G[0, t, h, i]) + K[0, t, h, i] * V[0, t, h, j]
+                    for j in range(JB):
+                        st[i, j] = st[i, j] * T.exp(G[0, t, h, i]) + K[0, t, h, i] * V[0, t, h, j0 + j]
                         acc[j] = acc[j] + Q[0, t, h, i] * st[i, j]
-                for j in range(DV):
-                    O[0, t, h, j] = acc[j]
-            for i, j in T.grid(DK, DV):
-                S[0, h, i, j] = st[i, j]
+                for j in range(JB):
+                    OUT[0, t, h, j0 + j] = acc[j]
+            for i, j in T.grid(DK, JB):
+                S[0, h, i, j0 + j] = st[i, j]
 
     return gated_scan
 
@@ -62,8 +70,8 @@ def linear_attention_func(heads: int, dk: int, dv: int) -> PrimFunc:
     """(s0 [1,H,dk,dv], z0 [1,H,dk,1], q, k [1,T,H,dk] (feature-mapped), v [1,T,H,dv]) -> (o, s, z).
 
     S_t = S_{t-1} + k_t^T v_t, z_t = z_{t-1} + k_t^T; o_t = q_t S_t / (q_t z_t + 1e-6)
-    (helpers/linear_attention.py with normalize)."""
-    H, DK, DV = heads, dk, dv
+    (helpers/linear_attention.py with normalize). Every column task keeps its own copy of z; the first writes it."""
+    H, DK, DV, JB = heads, dk, dv, columns(dv)
 
     @T.prim_func(private=True, s_tir=True)
     def linear_attention(
@@ -76,39 +84,42 @@ def linear_attention_func(heads: int, dk: int, dv: int) -> PrimFunc:
         Q = T.match_buffer(qh, (1, n, H, DK), "float32")
         K = T.match_buffer(kh, (1, n, H, DK), "float32")
         V = T.match_buffer(vh, (1, n, H, DV), "float32")
-        O = T.match_buffer(oh, (1, n, H, DV), "float32")
+        OUT = T.match_buffer(oh, (1, n, H, DV), "float32")
         S = T.match_buffer(sh, (1, H, DK, DV), "float32")
         Z = T.match_buffer(zh, (1, H, DK, 1), "float32")
-        for h in T.parallel(H):
-            st = T.alloc_buffer((DK, DV), "float32", scope="local")
+        for task in T.parallel(H * (DV // JB)):
+            st = T.alloc_buffer((DK, JB), "float32", scope="local")
             zt = T.alloc_buffer((DK,), "float32", scope="local")
-            acc = T.alloc_buffer((DV + 1,), "float32", scope="local")
+            acc = T.alloc_buffer((JB + 1,), "float32", scope="local")
+            h = task // (DV // JB)
+            j0 = task % (DV // JB) * JB
             for i in range(DK):
                 zt[i] = Z0[0, h, i, 0]
-                for j in range(DV):
-                    st[i, j] = S0[0, h, i, j]
+                for j in range(JB):
+                    st[i, j] = S0[0, h, i, j0 + j]
             for t in range(n):
-                for j in range(DV + 1):
+                for j in range(JB + 1):
                     acc[j] = T.float32(0)
                 for i in range(DK):
                     zt[i] = zt[i] + K[0, t, h, i]
-                    acc[DV] = acc[DV] + Q[0, t, h, i] * zt[i]
-                    for j in range(DV):
-                        st[i, j] = st[i, j] + K[0, t, h, i] * V[0, t, h, j]
+                    acc[JB] = acc[JB] + Q[0, t, h, i] * zt[i]
+                    for j in range(JB):
+                        st[i, j] = st[i, j] + K[0, t, h, i] * V[0, t, h, j0 + j]
                         acc[j] = acc[j] + Q[0, t, h, i] * st[i, j]
-                for j in range(DV):
-                    O[0, t, h, j] = acc[j] / (acc[DV] + T.float32(NORM_EPS))
+                for j in range(JB):
+                    OUT[0, t, h, j0 + j] = acc[j] / (acc[JB] + T.float32(NORM_EPS))
             for i in range(DK):
-                Z[0, h, i, 0] = zt[i]
-                for j in range(DV):
-                    S[0, h, i, j] = st[i, j]
+                if j0 == 0:
+                    Z[0, h, i, 0] = zt[i]
+                for j in range(JB):
+                    S[0, h, i, j0 + j] = st[i, j]
 
     return linear_attention
 
 
 def plain_scan_func(heads: int, dk: int, dv: int) -> PrimFunc:
     """Linear attention without normalisation: (s0, q, k, v) -> (o, s), S_t = S_{t-1} + k_t^T v_t, o_t = q_t S_t."""
-    H, DK, DV = heads, dk, dv
+    H, DK, DV, JB = heads, dk, dv, columns(dv)
 
     @T.prim_func(private=True, s_tir=True)
     def plain_scan(s0h: T.handle, qh: T.handle, kh: T.handle, vh: T.handle, oh: T.handle, sh: T.handle):
@@ -118,24 +129,26 @@ def plain_scan_func(heads: int, dk: int, dv: int) -> PrimFunc:
         Q = T.match_buffer(qh, (1, n, H, DK), "float32")
         K = T.match_buffer(kh, (1, n, H, DK), "float32")
         V = T.match_buffer(vh, (1, n, H, DV), "float32")
-        O = T.match_buffer(oh, (1, n, H, DV), "float32")
+        OUT = T.match_buffer(oh, (1, n, H, DV), "float32")
         S = T.match_buffer(sh, (1, H, DK, DV), "float32")
-        for h in T.parallel(H):
-            st = T.alloc_buffer((DK, DV), "float32", scope="local")
-            acc = T.alloc_buffer((DV,), "float32", scope="local")
-            for i, j in T.grid(DK, DV):
-                st[i, j] = S0[0, h, i, j]
+        for task in T.parallel(H * (DV // JB)):
+            st = T.alloc_buffer((DK, JB), "float32", scope="local")
+            acc = T.alloc_buffer((JB,), "float32", scope="local")
+            h = task // (DV // JB)
+            j0 = task % (DV // JB) * JB
+            for i, j in T.grid(DK, JB):
+                st[i, j] = S0[0, h, i, j0 + j]
             for t in range(n):
-                for j in range(DV):
+                for j in range(JB):
                     acc[j] = T.float32(0)
                 for i in range(DK):
-                    for j in range(DV):
-                        st[i, j] = st[i, j] + K[0, t, h, i] * V[0, t, h, j]
+                    for j in range(JB):
+                        st[i, j] = st[i, j] + K[0, t, h, i] * V[0, t, h, j0 + j]
                         acc[j] = acc[j] + Q[0, t, h, i] * st[i, j]
-                for j in range(DV):
-                    O[0, t, h, j] = acc[j]
-            for i, j in T.grid(DK, DV):
-                S[0, h, i, j] = st[i, j]
+                for j in range(JB):
+                    OUT[0, t, h, j0 + j] = acc[j]
+            for i, j in T.grid(DK, JB):
+                S[0, h, i, j0 + j] = st[i, j]
 
     return plain_scan
 

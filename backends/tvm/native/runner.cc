@@ -30,6 +30,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -192,9 +193,15 @@ static int Run(int argc, char** argv) {
   }
   if (prompt.empty()) throw std::runtime_error("--prompt-ids is required");
   Json manifest = ParseJson(ReadFile(dir + "/manifest.json"), dir + "/manifest.json");
-  int64_t vocab = Int(manifest, "vocab"), max_len = Int(manifest, "max_len");
-  if (static_cast<int64_t>(prompt.size()) + steps > max_len)
-    throw std::runtime_error("prompt + new tokens exceed the artifact's max_len " + std::to_string(max_len));
+  int64_t vocab = Int(manifest, "vocab");
+  std::optional<int64_t> capacity = manifest.at(ffi::String("capacity")).try_cast<int64_t>();
+  int64_t positions = static_cast<int64_t>(prompt.size()) + (steps > 0 ? steps - 1 : 0);
+  if (capacity && positions > *capacity)
+    throw std::runtime_error("the prompt and new tokens need " + std::to_string(positions) +
+                             " positions; the artifact's cache holds " + std::to_string(*capacity) + " (max_len)");
+  bool decodes = manifest.at(ffi::String("entries")).cast<Json>().count(ffi::String("decode_step")) > 0;
+  if (steps > 1 && !decodes)
+    throw std::runtime_error("this model has no decode_step (bidirectional attention): use --max-new-tokens 1");
   for (int32_t t : prompt)
     if (t < 0 || t >= vocab) throw std::runtime_error("token id " + std::to_string(t) + " is outside the vocabulary");
   ffi::Module lib = ffi::Module::LoadFromFile(ffi::String(dir + "/" + Str(manifest, "library")));

@@ -1,0 +1,426 @@
+"""The TVM commands of `livc`: `build --target x86|arm64-linux|arm64-android`, `run`, `bench`, `tune`.
+
+    livc build model.liv --target arm64-linux --weights q8 [--max-len N] [--checkpoint PATH] -o out/
+    livc run out/ --prompt-ids 1,2,3 --max-new-tokens 8 [--native]
+    livc bench model.liv --target x86 --weights bf16 [-p 64] [-n 32] [-r 3]
+    livc tune model.liv --target x86 --trials 64 [--db DIR]
+
+Each takes the parsed arguments and returns an exit code like `commands` (0 ok, 1 input errors, 2 usage).
+Backend failures are TvmErrors, printed as `error[E07xx]: message` on stderr (exit 1), never tracebacks.
+Timing and the cache folder of the native runner come from the caller (cli.py reads the environment).
+Non-goals: sampling (greedy only), batch > 1, `--format json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from livc.cli_args import UsageError
+from livc.compiler.check import check_path
+from livc.compiler.ir.nodes import Model
+from livc.compiler.pipeline import compile_checked
+from livc.dsl.diagnostics import Severity, count
+from livc.outputs import write_stdout
+from livc.results import diagnostics_text
+
+EXIT_OK, EXIT_ERRORS = 0, 1
+TVM_TARGETS = ("x86", "arm64-linux", "arm64-android")
+DEFAULT_MAX_LEN = 2048
+
+
+def _status(message: str) -> None:
+    sys.stderr.write(message + "\n")
+
+
+def _error(exc: Exception) -> int:
+    code = getattr(exc, "code", "E0700")
+    _status(f"error[{code}]: {getattr(exc, 'message', str(exc))}")
+    return EXIT_ERRORS
+
+
+def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """TvmError -> a diagnostic line and exit 1 (everything else is left to cli.main)."""
+
+    def run(args: argparse.Namespace) -> int:
+        from livc.backends.tvm.errors import TvmError
+
+        try:
+            return fn(args)
+        except TvmError as exc:
+            return _error(exc)
+
+    return run
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Arguments (cli.py builds the parsers with these; it alone reads the environment, e.g. the runner cache)
+
+EXAMPLES = {
+    "run": """examples:
+  livc run out/ --prompt-ids 1,2,3 --max-new-tokens 16
+  livc run out/ --prompt-ids 1,2,3 --native        # the C++ runner (arm64-linux artifacts: always, under qemu)""",
+    "bench": """examples:
+  livc bench examples/lfm2_350m.liv --target x86 --weights bf16
+  livc bench model.liv --weights q8 -p 128 -n 64 -r 5""",
+    "tune": """examples:
+  livc tune model.liv --target x86 --trials 64 --db tune-db/
+  livc build model.liv --target x86 --db tune-db/ -o out/""",
+}
+BUILD_EXAMPLES = """
+  livc build model.liv --target x86 --weights bf16 -o out/
+  livc build model.liv --target arm64-linux --weights q8 --max-len 4096 -o out-arm/
+  livc build model.liv --target arm64-android --weights q4 --checkpoint hf-dir/ -o out-android/"""
+FORMATS = ("f32", "f16", "bf16", "q8", "q4")
+
+
+def _int_at_least(low: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip().replace("_", ""), 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got '{text}'") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _add_weights(p: argparse.ArgumentParser, default: str | None) -> None:
+    p.add_argument(
+        "--weights",
+        choices=FORMATS,
+        default=default,
+        help=f"matrix-weight storage format (TVM; default: {default or 'f32'})",
+    )
+    p.add_argument(
+        "--max-len",
+        type=_int_at_least(1),
+        default=None,
+        metavar="N",
+        help="cache capacity in positions (default: min(2048, the model's `context:`))",
+    )
+    p.add_argument(
+        "--checkpoint",
+        default=None,
+        metavar="PATH",
+        help="weights: a .safetensors file or a Hugging Face directory (default: the PyTorch backend's initialisation)",
+    )
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="seed of the initialisation without --checkpoint")
+    p.add_argument(
+        "--db", default=None, metavar="DIR", help="apply a `livc tune` database (default: the hand schedules only)"
+    )
+
+
+def add_build_arguments(p: argparse.ArgumentParser) -> None:
+    """The TVM options of `livc build` (its --target accepts torch and TVM_TARGETS)."""
+    _add_weights(p, None)
+
+
+def add_run_arguments(p: argparse.ArgumentParser, runner_cache: str) -> None:
+    p.add_argument("artifact", metavar="DIR", help="an artifact directory written by `livc build --target ...`")
+    p.add_argument("--prompt-ids", required=True, metavar="IDS", help="the prompt as comma-separated token ids")
+    p.add_argument(
+        "--max-new-tokens", type=_int_at_least(1), default=16, metavar="N", help="tokens to generate (greedy)"
+    )
+    p.add_argument("--native", action="store_true", help="run the C++ runner instead of the in-process Relax VM")
+    p.add_argument(
+        "--runner-cache",
+        default=runner_cache,
+        metavar="DIR",
+        help="where the native runner and aarch64 runtime are cached",
+    )
+
+
+def add_bench_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a .liv file defining one model")
+    p.add_argument("--target", default="x86", help="the host target (bench measures this machine)")
+    p.add_argument(
+        "-p", "--n-prompt", type=_int_at_least(1), default=64, metavar="N", help="prompt tokens of the pp test"
+    )
+    p.add_argument(
+        "-n",
+        "--n-gen",
+        type=_int_at_least(0),
+        default=32,
+        metavar="N",
+        help="generated tokens of the tg test (0: none)",
+    )
+    p.add_argument(
+        "-r", "--repetitions", type=_int_at_least(1), default=3, metavar="R", help="repetitions of each test"
+    )
+    _add_weights(p, "f32")
+
+
+def add_tune_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", metavar="FILE", help="a .liv file defining one model")
+    p.add_argument("--target", default="x86", help="target to tune for: x86, arm64-linux, arm64-android")
+    p.add_argument("--trials", type=_int_at_least(1), default=64, metavar="N", help="MetaSchedule trials in all")
+    p.add_argument("--db", default="tune-db", metavar="DIR", help="the tuning database folder (created or extended)")
+    p.add_argument("--weights", choices=FORMATS, default="f32", help="matrix-weight storage format")
+    p.add_argument("--max-len", type=_int_at_least(1), default=None, metavar="N", help="cache capacity in positions")
+
+
+def check_torch_build(args: argparse.Namespace) -> None:
+    """`--target torch` takes none of the TVM options (a silently ignored --weights q4 would mislead)."""
+    given = [f"--{n.replace('_', '-')}" for n in ("weights", "max_len", "checkpoint", "db") if getattr(args, n, None)]
+    if given:
+        raise UsageError(f"{', '.join(given)}: only for the TVM targets ({', '.join(TVM_TARGETS)}), not --target torch")
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Models
+
+
+@dataclass(frozen=True)
+class Compiled:
+    lowered: Model  # the lower stage (TVM)
+    canonical: Model  # the canonicalize stage (the PyTorch backend: initialisation, reference)
+    shown: str  # `model.liv -D d=512`
+    sha256: str
+
+
+def compile_model(args: argparse.Namespace) -> Compiled | None:
+    """Both IR stages of the one model in args.file; None after printing diagnostics."""
+    from livc.commands import overrides
+    from livc.compiler.elaboration.overrides import provenance
+    from livc.compiler.resolution.loader import read_file
+
+    defines = overrides(args)
+    check = check_path(Path(args.file), defines)
+    lowered = compile_checked(check, stop_after="lower")
+    deny = getattr(args, "deny_warnings", False)
+    if lowered.diagnostics:
+        sys.stderr.write(diagnostics_text(lowered.diagnostics, False, deny))
+    if not lowered.ok or (deny and count(lowered.diagnostics, Severity.WARNING)):
+        return None
+    if len(lowered.models) != 1:
+        _status(f"error: {args.file} defines {len(lowered.models)} models; the TVM backend builds one")
+        return None
+    canonical = compile_checked(check, stop_after="canonicalize").models[0]
+    shown, text = provenance(args.file, read_file(Path(args.file))[0] or "", defines)
+    return Compiled(lowered.models[0], canonical, shown, hashlib.sha256(text.encode()).hexdigest())
+
+
+def _max_len(args: argparse.Namespace, model: Model) -> int:
+    if args.max_len is not None:
+        return int(args.max_len)
+    return min(DEFAULT_MAX_LEN, model.context or DEFAULT_MAX_LEN)
+
+
+def _fmt(args: argparse.Namespace) -> str:
+    return str(args.weights or "f32")
+
+
+def _state(args: argparse.Namespace, c: Compiled) -> dict[str, np.ndarray]:
+    from livc.backends.tvm.checkpoint import checkpoint_state, initial_state
+
+    if args.checkpoint:
+        return checkpoint_state(Path(args.checkpoint), c.canonical)
+    return initial_state(c.canonical, args.seed)
+
+
+def _build(args: argparse.Namespace, c: Compiled, target: Any, max_len: int) -> tuple[Any, float]:
+    from livc.backends.tvm.compile import BuildOptions, build
+
+    tune_db = Path(args.db) if getattr(args, "db", None) else None
+    start = time.perf_counter()
+    options = BuildOptions(target=target, weights=_fmt(args), max_len=max_len, tune_db=tune_db)
+    built = build(c.lowered, options)
+    return built, time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------------------------
+# livc build --target x86|arm64-linux|arm64-android
+
+
+def _artifact_dir(args: argparse.Namespace) -> Path:
+    if args.output == "-":
+        raise UsageError(f"--target {args.target} writes an artifact directory: give -o DIR")
+    out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"-o {args.output}: exists and is not a directory (an artifact is a directory)")
+    if not out.parent.is_dir():
+        raise UsageError(f"-o {args.output}: directory '{out.parent}' does not exist")
+    return out
+
+
+@_guarded
+def cmd_build_tvm(args: argparse.Namespace) -> int:
+    from livc.backends.tvm import artifact, targets
+
+    out = _artifact_dir(args)
+    target = targets.resolve(args.target)
+    c = compile_model(args)
+    if c is None:
+        return EXIT_ERRORS
+    max_len = _max_len(args, c.lowered)
+    built, seconds = _build(args, c, target, max_len)
+    packed = built.plan.pack(_state(args, c))
+    info = {"name": target.name, "llvm": target.llvm_dict, "link_command": target.link_command}
+    contents = artifact.Contents(
+        plan=built.plan,
+        vocab=c.lowered.vocab,
+        target=info,
+        library=target.library,
+        source=artifact.Source(c.lowered.name, c.shown, c.sha256),
+        weights=packed,
+        export=lambda d: targets.export(built.executable, target, d),
+        decodes=built.decodes,
+    )
+    art = artifact.write(out, contents)
+    size = art.weights_file.stat().st_size
+    _status(
+        f"wrote {args.output}: {target.library} ({art.library.stat().st_size / 1e6:.1f} MB, {target.describe()}), "
+        f"weights {size / 1e6:.1f} MB {_fmt(args)}, max_len {max_len}, compiled in {seconds:.1f} s"
+    )
+    if target.link_command:
+        _status(f"link it on a machine with the Android NDK: {args.output}/link.sh (ANDROID_NDK=...)")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+# livc run ARTIFACT
+
+
+def prompt_ids(text: str) -> tuple[int, ...]:
+    try:
+        ids = tuple(int(t) for t in text.replace(" ", "").split(",") if t)
+    except ValueError:
+        raise UsageError(f"--prompt-ids '{text}': expected comma-separated token ids, e.g. 1,2,3") from None
+    if not ids:
+        raise UsageError("--prompt-ids: give at least one token id")
+    return ids
+
+
+def _check_prompt(ids: tuple[int, ...], vocab: int) -> None:
+    bad = [t for t in ids if not 0 <= t < vocab]
+    if bad:
+        raise UsageError(f"--prompt-ids: token id {bad[0]} is outside the vocabulary (0..{vocab - 1})")
+
+
+@dataclass(frozen=True)
+class Timed:
+    tokens: tuple[int, ...]
+    prompt: int
+    prefill_ms: float
+    decoded: int
+    decode_ms: float
+
+
+def _rate(n: int, ms: float) -> str:
+    return f"{n * 1000.0 / ms:.1f} tokens/s" if ms > 0 and n else "-"
+
+
+def _print_timed(t: Timed, how: str) -> None:
+    write_stdout(
+        f"tokens: {' '.join(map(str, t.tokens))}\n"
+        f"prefill: {t.prompt} tokens in {t.prefill_ms:.3f} ms ({_rate(t.prompt, t.prefill_ms)})\n"
+        f"decode: {t.decoded} tokens in {t.decode_ms:.3f} ms ({_rate(t.decoded, t.decode_ms)})\n"
+    )
+    _status(f"ran {how}")
+
+
+def run_session(session: Any, ids: tuple[int, ...], n: int) -> Timed:
+    """Greedy generation with the in-process Session, timed like the native runner."""
+    start = time.perf_counter()
+    logits = session.prefill(list(ids))
+    mid = time.perf_counter()
+    out: list[int] = []
+    for step in range(n):
+        out.append(int(np.argmax(logits[0])))
+        if step + 1 < n:
+            logits = session.decode(out[-1])
+    end = time.perf_counter()
+    return Timed(tuple(out), len(ids), (mid - start) * 1e3, max(n - 1, 0), (end - mid) * 1e3)
+
+
+@_guarded
+def cmd_run(args: argparse.Namespace) -> int:
+    from livc.backends.tvm import artifact
+
+    art = artifact.read(Path(args.artifact))
+    ids = prompt_ids(args.prompt_ids)
+    _check_prompt(ids, int(art.manifest["vocab"]))
+    if args.max_new_tokens < 1:
+        raise UsageError("--max-new-tokens must be at least 1")
+    needed, cap = len(ids) + args.max_new_tokens - 1, art.manifest.get("capacity")
+    if cap is not None and needed > cap:
+        raise UsageError(f"the prompt and new tokens need {needed} positions; the artifact holds {cap} (--max-len)")
+    if art.target == "arm64-android":
+        raise UsageError("an arm64-android artifact runs on the phone: link it with link.sh and push it (no NDK here)")
+    if args.native or art.target != "x86":
+        return _run_native(args, art, ids)
+    from livc.backends.tvm.runtime import Session
+
+    session = Session(art, packed=art.load_weights())
+    _print_timed(run_session(session, ids, args.max_new_tokens), "in-process (TVM Relax VM, this host)")
+    return EXIT_OK
+
+
+def _run_native(args: argparse.Namespace, art: Any, ids: tuple[int, ...]) -> int:
+    from livc.backends.tvm import native
+
+    arch = "x86_64" if art.target == "x86" else "aarch64"
+    runner = native.build_runner(arch, Path(args.runner_cache))
+    r = native.run(runner, art.path, ids, args.max_new_tokens, arch)
+    how = "natively" if arch == "x86_64" else "under qemu-aarch64 (emulated: the timings mean nothing)"
+    _print_timed(Timed(r.tokens, r.prompt_tokens, r.prefill_ms, r.decode_tokens, r.decode_ms), f"{how} with {runner}")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------------------
+# livc bench (measuring: backends/tvm/bench.py) / livc tune (backends/tvm/tune.py, H4)
+
+
+@_guarded
+def cmd_bench(args: argparse.Namespace) -> int:
+    from livc.backends.tvm import bench, targets
+
+    target = targets.resolve(args.target)
+    if not target.runs_here:
+        raise UsageError(f"bench measures this host: use --target x86 (a {args.target} library cannot run here)")
+    c = compile_model(args)
+    if c is None:
+        return EXIT_ERRORS
+    max_len = args.max_len or args.n_prompt + args.n_gen + 1
+    built, seconds = _build(args, c, target, max_len)
+    _status(f"compiled for {target.describe()} in {seconds:.1f} s")
+    rows = bench.compare(c.canonical, built, _state(args, c), args.n_prompt, args.n_gen, args.repetitions, args.seed)
+    write_stdout(bench.table(c.lowered.name, rows))
+    return EXIT_OK
+
+
+@_guarded
+def cmd_tune(args: argparse.Namespace) -> int:
+    from livc.backends.tvm import targets
+    from livc.backends.tvm.errors import UNSUPPORTED, TvmError
+
+    target = targets.resolve(args.target)
+    c = compile_model(args)
+    if c is None:
+        return EXIT_ERRORS
+    try:
+        from livc.backends.tvm import tune
+    except ImportError as exc:
+        raise TvmError(
+            UNSUPPORTED, f"tuning is not available: backends/tvm/tune.py cannot be imported ({exc})"
+        ) from exc
+    db = Path(args.db)
+    start = time.perf_counter()
+    report = tune.tune(
+        c.lowered, target, trials=args.trials, db=db, weights=args.weights, max_len=_max_len(args, c.lowered)
+    )
+    _status(f"tuned {args.trials} trials in {time.perf_counter() - start:.1f} s into {db}")
+    write_stdout(f"{report}\n" if report is not None else "")
+    write_stdout(f"use it: livc build {args.file} --target {args.target} --weights {args.weights} --db {db} -o out/\n")
+    return EXIT_OK
