@@ -27,7 +27,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from livc import __version__, commands_search, commands_tvm
+from livc import __version__, cli_tvm, commands_search
 from livc.cli_args import TOKEN_RULE, UsageError, positive_int
 from livc.commands import COMMANDS, EXIT_INTERNAL, EXIT_USAGE, OutputError
 from livc.compiler.ir.nodes import DType
@@ -57,7 +57,7 @@ EXAMPLES = {
   livc build model.liv --target torch -o model.py
   livc build model.liv -D d=512 -o small.py
   livc build model.liv | less"""
-    + commands_tvm.BUILD_EXAMPLES,
+    + cli_tvm.BUILD_EXAMPLES,
     "import-hf": """examples:
   livc import-hf config.json -o lfm2.liv
   livc import-hf config.json --name MyLlama""",
@@ -71,7 +71,7 @@ EXAMPLES = {
   livc demo
   livc demo --example hyena_edge --format json""",
     "search": commands_search.EXAMPLES,
-    **commands_tvm.EXAMPLES,
+    **cli_tvm.EXAMPLES,
 }
 
 SEQ_HELP = f"sequence length: {TOKEN_RULE} (default: the model's `context:`, else 4096)"
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-o", "--output", default="-", metavar="OUT", help="output file (torch; - is stdout) or artifact directory"
     )
     _add_analysis(build)
-    commands_tvm.add_build_arguments(build)
+    cli_tvm.add_build_arguments(build)
     import_hf = _parser(sub, "import-hf", "write a .liv file for a Hugging Face config.json")
     import_hf.add_argument("config", metavar="CONFIG", help="config.json of an Lfm2/Llama/Qwen2ForCausalLM model")
     import_hf.add_argument("-o", "--output", default="-", metavar="OUT", help="output .liv file; - is stdout")
@@ -184,12 +184,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--example", default=DEFAULT_EXAMPLE, help="name of an example shipped in livc/examples")
     _add_format(demo)
     commands_search.add_arguments(_parser(sub, "search", "evolutionary architecture search over a space file"))
-    commands_tvm.add_run_arguments(_parser(sub, "run", "generate with a TVM artifact (greedy)"), _runner_cache())
+    cli_tvm.add_run_arguments(_parser(sub, "run", "generate with a TVM artifact (greedy)"), _runner_cache())
     bench = _parser(sub, "bench", "tokens/s of the TVM build next to the PyTorch backend")
-    commands_tvm.add_bench_arguments(bench)
+    cli_tvm.add_bench_arguments(bench)
     _add_analysis(bench)
     tune = _parser(sub, "tune", "tune the TVM kernels of a model with MetaSchedule")
-    commands_tvm.add_tune_arguments(tune)
+    cli_tvm.add_tune_arguments(tune)
     _add_analysis(tune)
     return parser
 

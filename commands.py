@@ -16,8 +16,9 @@ from importlib import resources
 from pathlib import Path
 
 from livc.cli_args import UsageError, budget_spec, plot_format, seq_range, token_count
+from livc.cli_tvm import check_torch_build
 from livc.commands_search import cmd_search
-from livc.commands_tvm import check_torch_build, cmd_bench, cmd_build_tvm, cmd_run, cmd_tune
+from livc.commands_tvm import cmd_bench, cmd_build_tvm, cmd_run, cmd_tune
 from livc.compiler.analysis.budget_lints import seq_beyond_context
 from livc.compiler.analysis.budgets import BudgetSyntaxError, parse_cli_budget
 from livc.compiler.analysis.evaluate import Context

@@ -153,7 +153,8 @@ class Archive:
     def start(self, key: str) -> None:
         with self._db:
             self._db.execute(
-                "UPDATE evaluations SET status = 'running', attempts = attempts + 1 WHERE key = ? AND status = 'pending'",
+                "UPDATE evaluations SET status = 'running', attempts = attempts + 1"
+                " WHERE key = ? AND status = 'pending'",
                 (key,),
             )
 
@@ -247,4 +248,8 @@ def read_archive(directory: Path) -> Archive:
         raise SearchError("E0802", f"no search archive at {path}")
     archive = Archive.__new__(Archive)
     archive.path, archive._db = path, _connect(path)
+    tables = {r[0] for r in archive._db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if not {"meta", "evaluations", "generations"} <= tables:
+        archive.close()
+        raise SearchError("E0802", f"{path} is not a search archive (or is still being created)")
     return archive

@@ -40,7 +40,7 @@ class Codec:
         try:
             return G.repair(G.encode(text, self.space), self.space)
         except SearchError as exc:
-            raise SearchError(exc.code, f"seed architecture {path}: {exc.message}", exc.where, exc.help) from exc
+            raise SearchError(exc.code, f"{path}: {exc.message}", exc.where, exc.help) from exc
         except ValueError as exc:
             raise SearchError("E0801", f"seed architecture {path} is not in the search space: {exc}") from exc
 

@@ -22,6 +22,7 @@ from livc.compiler.ir.nodes import Model
 from livc.compiler.pipeline import compile_source
 from livc.dsl import ast as A
 from livc.dsl.render import render_all_text
+from livc.search.decode import decode
 from livc.search.errors import SearchError
 from livc.search.genome import Genome, SlotGene
 from livc.search.repair import repair
@@ -167,8 +168,6 @@ def _check_same_args(seed: ElaboratedModel, ours: ElaboratedModel, space: Search
 def _check_same_ir(
     model: ElaboratedModel, text: str, name: str, overrides: tuple[Override, ...], space: SearchSpace, genome: Genome
 ) -> None:
-    from livc.search.decode import decode
-
     decoded = decode(genome, space)
     _check_same_args(model, elaborate(decoded, space, "<decoded>")[0], space)
     seed, ours = _ir(text, name, overrides), _ir(decoded, "<decoded>", ())

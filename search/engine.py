@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 from pymoo.algorithms.moo.nsga2 import NSGA2
 from pymoo.core.problem import Problem
-from pymoo.problems.static import StaticProblem
 from pymoo.core.termination import NoTermination
+from pymoo.problems.static import StaticProblem
 
 from livc.search.archive import FINISHED, Archive, Record
 from livc.search.codec import Codec

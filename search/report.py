@@ -67,7 +67,9 @@ def _baseline_records(archive: Archive, codec: Any, config: SearchConfig, n: int
     return [r for r in found if r is not None and r.status in ("done", "failed", "rejected")]
 
 
-def hypervolume_table(config: SearchConfig, search: list[Record], random: list[Record]) -> list[tuple[int, int, float, float | None]]:
+def hypervolume_table(
+    config: SearchConfig, search: list[Record], random: list[Record]
+) -> list[tuple[int, int, float, float | None]]:
     """(generation, evaluations so far, search HV, random-search HV at the same count) per generation."""
     objs, budgets = config.objectives, config.budgets
     pool = [r for r in search + random if feasible(r, budgets)]
@@ -116,7 +118,9 @@ def _metric(record: Record, name: str) -> float | None:
     return record.costs.get(name)
 
 
-def _plots(out: Path, config: SearchConfig, search: list[Record], best: list[Record], random: list[Record], hv: list) -> list[Path]:
+def _plots(
+    out: Path, config: SearchConfig, search: list[Record], best: list[Record], random: list[Record], hv: list
+) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -164,10 +168,14 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _markdown(config: SearchConfig, records: list[Record], best: list[Record], files: list, hv: list, plots: list[Path]) -> str:
+def _markdown(
+    config: SearchConfig, records: list[Record], best: list[Record], files: list, hv: list, plots: list[Path]
+) -> str:
     status = Counter(r.status for r in records if r.origin == "search")
     kinds = Counter((r.failure or "").split(":", 1)[0] for r in records if r.status == "failed")
-    rejected = Counter(part.split(" = ", 1)[0] for r in records if r.status == "rejected" for part in (r.failure or "").split("; "))
+    rejected = Counter(
+        part.split(" = ", 1)[0] for r in records if r.status == "rejected" for part in (r.failure or "").split("; ")
+    )
     lines = [
         f"# Search report: {config.source}",
         "",
@@ -189,7 +197,13 @@ def _markdown(config: SearchConfig, records: list[Record], best: list[Record], f
         "",
     ]
     lines += [f"- [{p.name}](front/{p.name})" + (f": DOES NOT CHECK: {bad}" if bad else "") for _, p, bad in files]
-    lines += ["", "## Hypervolume per generation", "", "| generation | evaluated | NSGA-II | random search |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "## Hypervolume per generation",
+        "",
+        "| generation | evaluated | NSGA-II | random search |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {g} | {n} | {s:.4f} | {'' if r is None else f'{r:.4f}'} |" for g, n, s, r in hv]
     lines += ["", "## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots]
     return "\n".join(lines) + "\n"

@@ -78,6 +78,9 @@ LAYOUTS = ("pre_norm",)
 
 @dataclass(frozen=True)
 class SearchSpace:
+    """`classes` default to `default_pool(width)`; classes given explicitly must be built for this width
+    (their hyper values are absolute widths)."""
+
     width: int = 64
     slots: int = 4
     vocab: int = 64
@@ -164,9 +167,11 @@ def _validate(space: SearchSpace) -> None:
 
 
 def _heads(width: int) -> int:
-    """Attention heads: the most of 16, 12, 8, 4, 2, 1 that divide width with head_dim >= min(64, width / 8)."""
-    floor = min(64, max(1, width // 8))
-    return next((h for h in (16, 12, 8, 4, 2, 1) if width % h == 0 and width // h >= floor), 1)
+    """Attention heads: the most of 16, 12, 8, 4, 2, 1 that divide width into an even head_dim (RoPE)
+    of at least min(64, width / 8)."""
+    floor = min(64, max(2, width // 8))
+    fits = [h for h in (16, 12, 8, 4, 2, 1) if width % h == 0 and width // h % 2 == 0]
+    return next((h for h in fits if width // h >= floor), fits[-1])
 
 
 def _kv_heads(heads: int) -> tuple[int, ...]:
@@ -179,7 +184,9 @@ def _distinct(values: Sequence[int]) -> tuple[int, ...]:
 
 
 def _swiglu_widths(width: int) -> tuple[int, ...]:
-    return _distinct([2 * width, -(-8 * width // 3 // 64) * 64 or 64, 4 * width])
+    """2d, 8d/3 rounded up to a multiple of 64 (the Llama rule), 4d."""
+    llama = -(-8 * width // (3 * 64)) * 64
+    return _distinct([2 * width, llama, 4 * width])
 
 
 KV = ("k", "v")
@@ -220,7 +227,7 @@ def _recurrences(width: int) -> tuple[OpClass, ...]:
         OpClass(
             "Rec-2",
             Ctor("std.recurrence", "GLA", (("heads", gla_heads),)),
-            (Hyper("key_dim", _distinct([width // 2 if width % 2 == 0 else width, width]), True, True),),
+            (Hyper("key_dim", (width // 2, width), True, True),),
         ),
     )
 
@@ -259,8 +266,8 @@ def _memoryless(width: int) -> tuple[OpClass, ...]:
 def default_pool(width: int) -> tuple[OpClass, ...]:
     """The STAR-like pool at `width`: SA-1, SA-2, SWA, DiffSA, LinAttn, Rec-1, Rec-2, GConv-1, GConv-2,
     HyenaX, HyenaY, DiffGConv, GMemless, MoE."""
-    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
-        raise ValueError(f"width must be a positive integer, got {width!r}")
+    if not isinstance(width, int) or isinstance(width, bool) or width < 2 or width % 2:
+        raise ValueError(f"the default pool needs an even width (RoPE needs an even head_dim), got {width!r}")
     return _attention(width) + _recurrences(width) + _convolutions() + _memoryless(width)
 
 

@@ -10,6 +10,7 @@ per-generation populations and the front must equal those of an uninterrupted in
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -19,16 +20,17 @@ from pathlib import Path
 
 from livc.search.api import search
 from livc.search.archive import read_archive
-from livc.search.testing import sleepy_static_quality
+from livc.search.errors import SearchError
+from livc.search.testing import static_quality
 
 SPACE = """
 [search]
 population = 6
-generations = 4
+generations = 3
 seed = 11
 workers = 2
 objectives = ["quality", "cache@1K"]
-budgets = ["params<=60K"]
+budgets = ["params<=30K"]
 random_baseline = true
 
 [space]
@@ -42,10 +44,11 @@ classes = ["SA-1", "GConv-1", "GMemless", "Rec-2"]
 name = "tiny"
 """
 RUN = (
-    "import sys; from livc.search.api import search; from livc.search.testing import sleepy_static_quality as e; "
+    "import sys; from livc.search.api import search; from livc.search.testing import static_quality as e; "
     "search(sys.argv[1], sys.argv[2], resume=sys.argv[3] == '1', evaluator=e, report=False)"
 )
-KILL_AFTER_S = (4.0, 6.5, 5.0)
+# kill once this many more evaluations have finished, plus a little: lands mid-generation, mid-commit, ...
+KILLS = ((5, 0.0), (7, 0.12), (6, 0.31))
 
 
 def _start(space: Path, out: Path, resume: bool) -> subprocess.Popen:
@@ -54,17 +57,23 @@ def _start(space: Path, out: Path, resume: bool) -> subprocess.Popen:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # the group this test started: the driver and its workers
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 
+def _wait_for(proc: subprocess.Popen, out: Path, n: int, limit_s: float = 120) -> None:
+    """Until `n` evaluations are finished in the archive (or the run ended)."""
+    end = time.monotonic() + limit_s
+    while proc.poll() is None and len(_snapshot(out)) < n and time.monotonic() < end:
+        time.sleep(0.05)
+
+
 def _snapshot(out: Path) -> dict[str, tuple]:
-    if not (out / "archive.sqlite").exists():
+    try:
+        archive = read_archive(out)
+    except SearchError:  # not created yet
         return {}
-    archive = read_archive(out)
     try:
         return {r.key: (r.status, r.finished, r.attempts, r.metrics) for r in archive.records() if r.finished}
     finally:
@@ -83,14 +92,17 @@ def _final(out: Path) -> tuple[dict, list]:
 def test_kill_9_and_resume_matches_an_uninterrupted_run(tmp_path):
     space = tmp_path / "space.toml"
     space.write_text(SPACE, encoding="utf-8")
-    reference = search(space, tmp_path / "ref", evaluator=sleepy_static_quality, workers=0, report=False)
+    reference = search(
+        space, tmp_path / "ref", evaluator=static_quality, workers=0, report=False
+    )  # same results, no sleep
 
     out = tmp_path / "killed"
     finished: dict[str, tuple] = {}
     kills = 0
-    for i, delay in enumerate(KILL_AFTER_S):
+    for i, (more, extra) in enumerate(KILLS):
         proc = _start(space, out, resume=i > 0)
-        time.sleep(delay)
+        _wait_for(proc, out, len(finished) + more)
+        time.sleep(extra)
         alive = proc.poll() is None
         _kill(proc)
         kills += alive
@@ -101,7 +113,7 @@ def test_kill_9_and_resume_matches_an_uninterrupted_run(tmp_path):
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
 
-    assert kills >= 2, "the kills should land mid-run (raise KILL_AFTER_S coverage)"
+    assert kills >= 3, "the kills should land mid-run"
     assert finished, "some evaluations should have finished before the kills"
     after = _snapshot(out)
     lost_or_repeated = {k: (v, after.get(k)) for k, v in finished.items() if after.get(k) != v}

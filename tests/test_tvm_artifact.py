@@ -19,6 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("tvm")
 safetensors_torch = pytest.importorskip("safetensors.torch")
+safetensors_numpy = pytest.importorskip("safetensors.numpy")
 
 from tvm_util import torch_module  # noqa: E402
 
@@ -161,6 +162,9 @@ def test_artifact_manifest_describes_the_entry_functions(built_x86: Path) -> Non
     assert args[5:] == [f"weight:{w['name']}" for w in m["weight_inputs"]]
     assert m["entries"]["prefill"]["args"] == ["tokens", *args[2:]]
     assert m["entries"]["prefill"]["outputs"] == ["logits", *args[2:5]]
+    stored = safetensors_numpy.load_file(str(built_x86 / "weights.safetensors"))  # the official reader agrees
+    assert sorted(stored) == sorted(w["name"] for w in m["weight_inputs"])
+    assert all(list(stored[w["name"]].shape) == w["shape"] for w in m["weight_inputs"])
 
 
 def test_artifact_session_matches_torch(built_x86: Path, reference: tuple[list[int], np.ndarray]) -> None:

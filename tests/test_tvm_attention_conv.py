@@ -104,7 +104,7 @@ def test_attention_prefill_short_prompt_into_a_ring() -> None:
     for length in (3, 11):
         spec = ka.AttnSpec(2, 1, 4, 4, 5, True, 5)
         k, v = _rand(1, length, 1, 4), _rand(1, length, 1, 4)
-        ck, cv = torch.zeros(1, 1, 5, 4), torch.zeros(1, 1, 5, 4)
+        ck = torch.zeros(1, 1, 5, 4)
         REF["store_prompt"](ck, _t(k).transpose(1, 2), 5)
         tk, tv = _nd(np.zeros((1, 1, 5, 4), "float32")), _nd(np.zeros((1, 1, 5, 4), "float32"))
         _compile(ka.kv_store_prefill(spec))(tk, tv, _nd(k), _nd(v))
@@ -119,7 +119,9 @@ def test_attention_key_mask(dtype: str) -> None:
     q, k, v = _rand(1, length, heads, dk, scale=2.0), _rand(1, length, kv, dk, scale=2.0), _rand(1, length, kv, dk)
     chosen = RNG.random((1, max_len)) > 0.5
     mask = chosen.astype(dtype)
-    ref = REF["attention"](_t(q), _t(k), _t(v), None, None, None, True, None, True, torch.from_numpy(chosen[:, :length]))
+    ref = REF["attention"](
+        _t(q), _t(k), _t(v), None, None, None, True, None, True, torch.from_numpy(chosen[:, :length])
+    )
     y = _nd(np.zeros((1, length, heads, dk), "float32"))
     _compile(ka.attention_prefill(spec))(_nd(q), _nd(k), _nd(v), _nd(mask[:, :length]), y)
     assert np.abs(y.numpy() - ref.numpy()).max() <= TOL
@@ -302,3 +304,26 @@ def test_bidirectional_prefill_matches_torch() -> None:
 def test_token_dense_max_len_beyond_its_size_is_refused() -> None:
     with pytest.raises(TvmError, match="token_dense"):
         build(ir_model(_source("[Dense(d, n = 16)]")), BuildOptions(weights="f32", max_len=MAX_LEN))
+
+
+def test_swa_prompt_shorter_than_the_window_then_wraps() -> None:
+    """A 2-token prompt into a 4-slot ring, then decode steps across the wrap."""
+    prefill, decode, again = _diffs(_source("[SWA(d, heads = 4, window = 4, kv_heads = 2)]"), length=2, steps=7)
+    assert prefill <= TOL and decode <= TOL and again <= TOL, (prefill, decode, again)
+
+
+def test_large_caches_are_updated_in_place() -> None:
+    """KV and token_dense history: decode mutates the very buffers passed in; the conv state is rebuilt."""
+    _, session = _pair(_source("[GQA(d, heads = 4, kv_heads = 2) + GatedShortConv(d) + Dense(d)]"))
+    session.prefill(np.arange(5))
+    before = list(session.cache)
+    snapshot = [c.numpy() for c in before]
+    session.decode(3)
+    keys = [e.key for e in session.plan.cache]
+    large = [i for i, key in enumerate(keys) if key.endswith((".k", ".v", ".y"))]
+    assert len(large) == 3, keys
+    for i in large:
+        assert np.array_equal(before[i].numpy(), session.cache[i].numpy()), keys[i]
+        assert not np.array_equal(before[i].numpy(), snapshot[i]), keys[i]
+    conv = keys.index(next(k for k in keys if k.endswith(".conv")))
+    assert np.array_equal(before[conv].numpy(), snapshot[conv])

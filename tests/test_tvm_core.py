@@ -110,7 +110,9 @@ def single_thread():  # noqa: ANN201
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("source", [SWIGLU, WRAPPERS, ELEMENTWISE, ROPE], ids=["swiglu", "wrappers", "elementwise", "rope"])
+@pytest.mark.parametrize(
+    "source", [SWIGLU, WRAPPERS, ELEMENTWISE, ROPE], ids=["swiglu", "wrappers", "elementwise", "rope"]
+)
 def test_matches_torch(source: str) -> None:
     assert_matches(source, T=7, steps=4, tol=TOL)
 

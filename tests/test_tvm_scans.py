@@ -352,7 +352,9 @@ def test_tiny_model_matches_torch(name):
     assert name == "moe" or c["effect"] > 1e-3, c  # the token mixers really change the logits
 
 
-@pytest.mark.parametrize("length", [1, 4, 13])
+@pytest.mark.parametrize(
+    "length", [1, pytest.param(4, marks=pytest.mark.slow), pytest.param(13, marks=pytest.mark.slow)]
+)
 def test_prefill_lengths_and_long_decode(length):
     """Prefill lengths around the Toeplitz row block (1, one block, a partial block), then decode up to max_len."""
     source = tiny_source("hyena")
@@ -360,7 +362,9 @@ def test_prefill_lengths_and_long_decode(length):
     assert max(c["prefill"], c["decode"], c["consistency"]) < MODEL_TOL, c
 
 
-@pytest.mark.parametrize("fmt", ["bf16", "q8", "q4"])
+@pytest.mark.parametrize(
+    "fmt", ["q4", pytest.param("bf16", marks=pytest.mark.slow), pytest.param("q8", marks=pytest.mark.slow)]
+)
 def test_moe_experts_in_storage_formats(fmt):
     """Prefill slices and decode takes experts of every stored array; torch gets the same dequantised values."""
     c = compare_model(tiny_source("moe"), fmt=fmt)

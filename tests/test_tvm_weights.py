@@ -10,9 +10,7 @@ from hypothesis import strategies as st
 from livc.backends.tvm import weights as W
 from livc.backends.tvm.errors import TvmError
 
-shapes = st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 100)).map(
-    lambda s: s[1:] if s[0] == 1 else s
-)
+shapes = st.tuples(st.integers(1, 3), st.integers(1, 40), st.integers(1, 100)).map(lambda s: s[1:] if s[0] == 1 else s)
 
 
 def _matrix(shape: tuple[int, ...], seed: int) -> np.ndarray:
@@ -99,3 +97,115 @@ def test_bad_input_is_a_coded_error(args, code):
 def test_f16_overflow_is_rejected():
     with pytest.raises(TvmError, match="f16"):
         W.pack(np.full((2, 2), 1e5, np.float32), "f16")
+
+
+# --------------------------------------------------------------------------------------------- kernels
+
+tvm = pytest.importorskip("tvm")
+from tvm import relax, tirx  # noqa: E402
+
+from livc.backends.tvm import matmul as M  # noqa: E402
+from livc.backends.tvm import schedules as S  # noqa: E402
+
+TARGET = tvm.target.Target({"kind": "llvm", "mtriple": "x86_64-linux-gnu", "num-cores": 2})
+
+
+class _Ctx:
+    """What matmul.linear / gather_rows read of an EmitCtx: the BlockBuilder."""
+
+    def __init__(self, bb: relax.BlockBuilder) -> None:
+        self.bb = bb
+
+
+def _fused(mod: tvm.IRModule) -> tvm.IRModule:
+    with TARGET:
+        for p in (relax.transform.LegalizeOps, relax.transform.AnnotateTIROpPattern, relax.transform.FuseOps):
+            mod = p()(mod)
+        return relax.transform.FuseTIR()(mod)
+
+
+def _strict_schedule(mod: tvm.IRModule) -> tvm.IRModule:
+    """schedules.apply, but a matmul rule that TVM refuses fails the test instead of falling back."""
+    for gv, func in mod.functions_items():
+        if isinstance(func, tirx.PrimFunc):
+            mod.update_func(gv, S.schedule_func(func, strict=True))
+    return mod
+
+
+def _linear_module(fmt: str, out: int, inp: int, rows: int | None, bias: bool) -> tvm.IRModule:
+    """x [1, rows or T, inp] -> silu(linear(x) + bias): the epilogue fuses into the kernel."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, rows or tirx.Var("T", "int64"), inp), "float32"))
+    ws = [relax.Var(f"w{k}", relax.TensorType(shp, dt)) for k, (_, shp, dt) in enumerate(W.storage((out, inp), fmt))]
+    b = relax.Var("b", relax.TensorType((out,), "float32"))
+    with bb.function("main", [x, *ws, *([b] if bias else [])]):
+        with bb.dataflow():
+            y = M.linear(_Ctx(bb), x, M.Weight(fmt, tuple(ws), out, inp), b if bias else None)
+            o = bb.emit_output(bb.emit(relax.op.nn.silu(y)))
+        bb.emit_func_output(o)
+    return bb.get()
+
+
+def _run(mod: tvm.IRModule, *arrays: np.ndarray) -> np.ndarray:
+    vm = relax.VirtualMachine(tvm.compile(mod, target=TARGET), tvm.cpu())
+    return vm["main"](*[tvm.runtime.tensor(a) for a in arrays]).numpy()
+
+
+def _loop_kinds(mod: tvm.IRModule) -> str:
+    return "\n".join(f.script() for _, f in mod.functions_items() if isinstance(f, tirx.PrimFunc))
+
+
+@pytest.mark.parametrize("fmt", W.FORMATS)
+@pytest.mark.parametrize(("out", "inp", "rows"), [(128, 96, 1), (40, 50, 1), (64, 64, None)])
+def test_linear_matches_dequantised_reference(fmt, out, inp, rows):
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((out, inp)).astype(np.float32) / np.sqrt(inp)
+    bias = rng.standard_normal(out).astype(np.float32)
+    mod = _strict_schedule(_fused(_linear_module(fmt, out, inp, rows, bias=True)))
+    script = _loop_kinds(mod)
+    assert "T.parallel" in script and "T.vectorized" in script
+    stored = list(W.pack(w, fmt).values())
+    ref_w = W.unpack(W.pack(w, fmt), fmt, w.shape)
+    for t in (1,) if rows else (1, 5, 13):
+        x = rng.standard_normal((1, t, inp)).astype(np.float32)
+        y = x @ ref_w.T + bias
+        np.testing.assert_allclose(_run(mod, x, *stored, bias), y / (1 + np.exp(-y)), rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("fmt", W.FORMATS)
+def test_gather_rows_matches_dequantised_rows(fmt):
+    rng = np.random.default_rng(2)
+    table = rng.standard_normal((37, 40)).astype(np.float32)
+    bb = relax.BlockBuilder()
+    tok = relax.Var("tok", relax.TensorType((1, tirx.Var("T", "int64")), "int32"))
+    ws = [relax.Var(f"w{k}", relax.TensorType(s, d)) for k, (_, s, d) in enumerate(W.storage(table.shape, fmt))]
+    with bb.function("main", [tok, *ws]):
+        with bb.dataflow():
+            o = bb.emit_output(M.gather_rows(_Ctx(bb), M.Weight(fmt, tuple(ws), 37, 40), tok))
+        bb.emit_func_output(o)
+    ids = np.array([[0, 36, 5, 17, 16]], np.int32)
+    got = _run(S.apply(_fused(bb.get()), TARGET), ids, *W.pack(table, fmt).values())
+    np.testing.assert_array_equal(got[0], W.unpack(W.pack(table, fmt), fmt, table.shape)[ids[0]])
+
+
+def test_default_schedule_parallelises_a_dynamic_reduction():
+    """A kernel no rule knows (RMSNorm over a symbolic T) still gets parallel loops and stays correct."""
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, tirx.Var("T", "int64"), 4096), "float32"))
+    g = relax.Var("g", relax.TensorType((4096,), "float32"))
+    with bb.function("main", [x, g]):
+        with bb.dataflow():
+            o = bb.emit_output(bb.emit(relax.op.nn.rms_norm(x, g, axes=[-1], epsilon=1e-5)))
+        bb.emit_func_output(o)
+    mod = S.apply(_fused(bb.get()), TARGET)
+    assert "T.parallel" in _loop_kinds(mod)
+    xs = np.random.default_rng(3).standard_normal((1, 9, 4096)).astype(np.float32)
+    gs = np.linspace(0.5, 1.5, 4096).astype(np.float32)
+    ref = xs / np.sqrt((xs**2).mean(-1, keepdims=True) + 1e-5) * gs
+    np.testing.assert_allclose(_run(mod, xs, gs), ref, rtol=1e-5, atol=1e-5)
+
+
+def test_already_scheduled_functions_are_left_alone():
+    mod = S.apply(_fused(_linear_module("f32", 64, 64, 1, bias=False)), TARGET)
+    again = S.apply(mod, TARGET)
+    tvm.ir.assert_structural_equal(mod, again)

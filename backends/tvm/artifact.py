@@ -183,29 +183,30 @@ def manifest(c: Contents, weight_bytes: int) -> dict[str, Any]:
 # safetensors (written and read here: the format is an 8-byte header length, a JSON header, the data)
 
 
-def safetensors_bytes(named: list[tuple[str, np.ndarray]], metadata: dict[str, str]) -> tuple[bytes, list[bytes]]:
-    """(header, data chunks) of a safetensors file; arrays are written in the given order, 8-byte aligned."""
+def safetensors_header(named: list[tuple[str, np.ndarray]], metadata: dict[str, str]) -> bytes:
+    """The 8-byte length and JSON header of a safetensors file holding `named` in that order, back to back
+    (the header is padded with spaces to a multiple of 8 bytes, as the format allows)."""
     header: dict[str, Any] = {"__metadata__": metadata}
-    chunks, offset = [], 0
+    offset = 0
     for name, arr in named:
-        data = np.ascontiguousarray(arr).tobytes()
         header[name] = {
             "dtype": ST_DTYPES[arr.dtype.name],
             "shape": list(arr.shape),
-            "data_offsets": [offset, offset + len(data)],
+            "data_offsets": [offset, offset + arr.nbytes],
         }
-        chunks.append(data)
-        offset += len(data)
+        offset += arr.nbytes
     text = json.dumps(header, separators=(",", ":")).encode()
-    text += b" " * (-(len(text)) % 8)
-    return len(text).to_bytes(8, "little") + text, chunks
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text
 
 
 def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """Every tensor of a safetensors file, as read-only views of a memory map (no copy)."""
     try:
-        blob = path.read_bytes()
-        n = int.from_bytes(blob[:8], "little")
-        header = json.loads(blob[8 : 8 + n])
+        with path.open("rb") as f:
+            n = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(n))
+        data = np.memmap(path, dtype=np.uint8, mode="r")
     except (OSError, ValueError) as exc:
         raise TvmError(ARTIFACT, f"{path}: not a readable safetensors file ({exc})") from exc
     tags = {v: k for k, v in ST_DTYPES.items()}
@@ -213,16 +214,10 @@ def _read_safetensors(path: Path) -> dict[str, np.ndarray]:
     for name, spec in header.items():
         if name == "__metadata__":
             continue
-        lo, hi = spec["data_offsets"]
-        if spec.get("dtype") not in tags or 8 + n + hi > len(blob):
+        lo, hi = (8 + n + int(o) for o in spec["data_offsets"])
+        if spec.get("dtype") not in tags or hi > len(data):
             raise TvmError(ARTIFACT, f"{path}: tensor {name} has an unknown dtype or lies beyond the file's end")
-        arr = np.frombuffer(
-            blob,
-            dtype=tags[spec["dtype"]],
-            count=(hi - lo) // np.dtype(tags[spec["dtype"]]).itemsize,
-            offset=8 + n + lo,
-        )
-        out[name] = arr.reshape(spec["shape"])
+        out[name] = data[lo:hi].view(tags[spec["dtype"]]).reshape(spec["shape"])
     return out
 
 
@@ -246,11 +241,12 @@ def _write_weights(path: Path, c: Contents) -> int:
             raise TvmError(
                 ARTIFACT, f"weight {w.name}: got {arr.dtype.name}{list(arr.shape)}, need {w.dtype}{list(w.shape)}"
             )
-    head, chunks = safetensors_bytes(list(zip(names, c.weights)), {"format": c.plan.fmt, "livc": __version__})
+    arrays = [np.ascontiguousarray(a) for a in c.weights]
+    head = safetensors_header(list(zip(names, arrays)), {"format": c.plan.fmt, "livc": __version__})
     with path.open("wb") as f:
         f.write(head)
-        for chunk in chunks:
-            f.write(chunk)
+        for arr in arrays:
+            f.write(memoryview(arr.reshape(-1)).cast("B"))
     return path.stat().st_size
 
 

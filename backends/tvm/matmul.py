@@ -133,9 +133,7 @@ def gemm_te(fmt: str, out: int, x: te.Tensor, *args: te.Tensor) -> te.Tensor:
     rows, inp = x.shape[1], int(x.shape[2])
     tp = padded_rows(rows)
     zero = tirx.const(0.0, "float32")
-    xp = te.compute(
-        (1, tp, inp), lambda b, t, i: tirx.if_then_else(t < rows, x[b, t, i], zero), name="livc_pad"
-    )
+    xp = te.compute((1, tp, inp), lambda b, t, i: tirx.if_then_else(t < rows, x[b, t, i], zero), name="livc_pad")
     wd = dequant(fmt, stored, inp)
     out_p = int(wd.shape[0]) * W.LANES
     y = _product(xp, wd, tp, out_p, "livc_gemm")

@@ -30,7 +30,7 @@ from livc.backends.tvm import weights as W
 from livc.backends.tvm.matmul import ROWS
 
 VECTOR = 8  # f32 lanes of one AVX2 / two NEON registers
-PARALLEL_MIN = 2048  # spatial points below which a block stays serial (thread wake-up costs more)
+PARALLEL_MIN = 1 << 15  # spatial points below which a block stays serial (waking a busy second core costs more)
 SCHEDULED_ATTR = "livc.scheduled"
 GEMV_BLOCKS = 4  # row blocks of 16 accumulated together in the GEMV (independent FMA chains)
 GEMV_UNROLL = False
@@ -250,6 +250,15 @@ def gemm(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
 RULES: dict[str, Rule] = {"livc_gemv": gemv, "livc_gemm": gemm}
 
 
+def _rule_for(sch: Schedule) -> tuple[Rule, str] | None:
+    names = _block_names(sch)
+    for prefix, rule in RULES.items():
+        match = next((n for n in names if n.startswith(prefix)), None)
+        if match is not None:
+            return rule, match
+    return None
+
+
 def schedule_func(func: tirx.PrimFunc, strict: bool = False) -> tirx.PrimFunc:
     """One PrimFunc scheduled by the first matching rule (or `default`); unchanged if already scheduled.
 
@@ -257,33 +266,24 @@ def schedule_func(func: tirx.PrimFunc, strict: bool = False) -> tirx.PrimFunc:
     sch = Schedule(func)
     if _already_scheduled(func, sch):
         return func
-    names = _block_names(sch)
-    for prefix, rule in RULES.items():
-        match = next((n for n in names if n.startswith(prefix)), None)
-        if match is None:
-            continue
+    found = _rule_for(sch)
+    if found is not None:
+        rule, block = found
         if strict:
-            rule(sch, sch.get_sblock(match))
+            rule(sch, sch.get_sblock(block))
             return sch.mod["main"]
-        if _ok(lambda r=rule, m=match: r(sch, sch.get_sblock(m))):
+        if _ok(lambda: rule(sch, sch.get_sblock(block))):
             return sch.mod["main"]
         sch = Schedule(func)  # the rule failed half-way: start again from the default
-        break
     default(sch)
     return sch.mod["main"]
 
 
 def apply(mod: tvm.IRModule, target: tvm.target.Target | None = None) -> tvm.IRModule:
-    """Schedule every PrimFunc of `mod` (the target only selects CPU rules; all targets are CPUs here)."""
+    """A copy of `mod` with every PrimFunc scheduled (the target only selects CPU rules: all are CPUs here)."""
     del target
-    out = mod
+    out = mod.clone()
     for gv, func in mod.functions_items():
         if isinstance(func, tirx.PrimFunc):
-            out = _replace(out, gv, schedule_func(func))
+            out.update_func(gv, schedule_func(func))
     return out
-
-
-def _replace(mod: tvm.IRModule, gv: tvm.ir.GlobalVar, func: tirx.PrimFunc) -> tvm.IRModule:
-    mod = mod.shallow_copy() if hasattr(mod, "shallow_copy") else mod
-    mod.update_func(gv, func)
-    return mod

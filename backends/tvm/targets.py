@@ -34,8 +34,8 @@ class Target:
     """One deployment target: the LLVM target attributes and how the library is produced.
 
     `library` is the file written into the artifact; `linker` the C++ driver used to link it (None: an
-    object archive that is linked elsewhere); `runs_here` whether the host can load it (x86) and `emulator`
-    the command that can run it here (qemu for arm64-linux), else None.
+    object archive that is linked elsewhere); `runs_here` whether this host can load it (x86; arm64-linux
+    runs here only through the native runner under qemu, see native.py).
     """
 
     name: str
@@ -43,7 +43,6 @@ class Target:
     library: str
     linker: str | None
     runs_here: bool
-    emulator: tuple[str, ...] | None = None
     link_command: str | None = None  # for archives: the command that links them on a machine with a toolchain
 
     @property
@@ -111,9 +110,7 @@ def host_feature_mask(flags: frozenset[str]) -> tuple[str, ...]:
 def _arm64_linux(probe: Probe) -> Target:
     llvm = {"kind": "llvm", "mtriple": "aarch64-linux-gnu", "mattr": ["+neon"]}
     linker = _need(probe, "aarch64-linux-gnu-g++", APT_CROSS)
-    qemu = probe.which("qemu-aarch64-static")
-    emulator = (qemu, "-L", "/usr/aarch64-linux-gnu") if qemu else None
-    return Target("arm64-linux", _frozen(llvm), "model.so", linker, False, emulator)
+    return Target("arm64-linux", _frozen(llvm), "model.so", linker, False)
 
 
 def _arm64_android(probe: Probe) -> Target:
@@ -123,7 +120,7 @@ def _arm64_android(probe: Probe) -> Target:
         "mcpu": "cortex-a76",
         "mattr": ["+neon", "+dotprod", "+fullfp16"],
     }
-    return Target("arm64-android", _frozen(llvm), "model.tar", None, False, None, android_link_command())
+    return Target("arm64-android", _frozen(llvm), "model.tar", None, False, android_link_command())
 
 
 def android_link_command(archive: str = "model.tar", out: str = "model.so") -> str:

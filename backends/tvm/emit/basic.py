@@ -14,6 +14,7 @@ from tvm import relax, te, tirx
 
 from livc.backends.tvm import matmul
 from livc.backends.tvm.context import EmitCtx
+from livc.backends.tvm.errors import unsupported
 from livc.compiler.ir.nodes import Op
 
 
@@ -154,8 +155,6 @@ def shared_feature(op: Op, ctx: EmitCtx) -> None:
     """The source layer's exported (un-repeated) value, keyed like torch `features`."""
     key = re.sub(r"\[(\d+)\]", r".\1", str(op.attr("source"))).lstrip(".")
     if key not in ctx.features:
-        from livc.backends.tvm.errors import unsupported
-
         raise unsupported(f"{ctx.prefix}: shared_feature", f"{key} is not exported before this layer")
     _out(op, ctx, ctx.features[key])
 

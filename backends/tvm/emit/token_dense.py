@@ -65,14 +65,14 @@ def mix_decode(channels: int, slots: int, n: int) -> tirx.PrimFunc:
         full: T.int64 = count // T.int64(lk)
         for c in T.parallel(channels):
             part = T.alloc_local((lk,), "float32")
-            for l in T.vectorized(lk):
-                part[l] = T.float32(0)
+            for ln in T.vectorized(lk):
+                part[ln] = T.float32(0)
             for s0 in range(full):
-                for l in T.vectorized(lk):
-                    part[l] = part[l] + w[pos, s0 * lk + l] * hist[0, c, s0 * lk + l]
+                for ln in T.vectorized(lk):
+                    part[ln] = part[ln] + w[pos, s0 * lk + ln] * hist[0, c, s0 * lk + ln]
             total: T.float32 = T.float32(0)
-            for l in range(lk):
-                total = total + part[l]
+            for ln in range(lk):
+                total = total + part[ln]
             for s in range(count - full * T.int64(lk)):
                 total = total + w[pos, full * lk + s] * hist[0, c, full * lk + s]
             y[0, 0, c] = total

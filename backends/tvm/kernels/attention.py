@@ -25,7 +25,8 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 KEY_BLOCK = 16  # prefill: keys per online-softmax block (two AVX2 / four NEON f32 vectors)
-ROW_BLOCK = 16  # prefill: query rows sharing each loaded key block
+ROW_TILE = 16  # prefill: query rows (heads of one KV group x positions) sharing each loaded key block
+VEC = 8  # f32 lanes of the vectorised exp loops
 NEG = -3.0e38  # "minus infinity" that stays finite (exp(NEG - NEG) is a harmless 1, never NaN)
 
 
@@ -70,6 +71,21 @@ def without_param(func: tirx.PrimFunc, name: str) -> tirx.PrimFunc:
 
 def _attrs(kind: str) -> dict[str, object]:
     return {"tirx.noalias": True, "op_pattern": 8, "livc.kernel": kind, "livc.scheduled": True}
+
+
+def fast_exp(x: tirx.PrimExpr) -> tirx.PrimExpr:
+    """exp(x) in f32 as plain arithmetic (Cephes expf: 2^n times a degree-7 polynomial, relative error ~1e-7),
+    so that loops over it vectorise: LLVM has no vector expf here and calls libm once per lane otherwise.
+    Inputs are clamped to [-87.3, 88.3] (below: ~1e-38, never 0; callers select 0 for masked keys)."""
+    x = T.max(T.min(x, T.float32(88.3)), T.float32(-87.3))
+    n = T.floor(x * T.float32(1.44269504088896341) + T.float32(0.5))
+    r = x - n * T.float32(0.693359375) - n * T.float32(-2.12194440e-4)
+    p = T.float32(1.9875691500e-4)
+    for c in (1.3981999507e-3, 8.3334519073e-3, 4.1665795894e-2, 1.6666665459e-1, 5.0000001201e-1):
+        p = p * r + T.float32(c)
+    p = p * r * r + r + T.float32(1.0)
+    scale = tirx.reinterpret("float32", tirx.shift_left(n.astype("int32") + 127, tirx.const(23, "int32")))
+    return p * scale
 
 
 def _capped(spec: AttnSpec, s: tirx.PrimExpr) -> tirx.PrimExpr:
@@ -143,6 +159,7 @@ def attention_decode(spec: AttnSpec) -> tirx.PrimFunc:
     """(q [1,1,H,dk], cache_k, cache_v, pos[, key_mask [1, N]]) -> y [1,1,H,dv] over the n = min(pos+1, S) slots."""
     h_, kvh, s, dk, dv, rep = spec.heads, spec.kv_heads, spec.slots, spec.dk, spec.dv, spec.rep
     lk = lanes(dk)
+    padded = (s + VEC - 1) // VEC * VEC
     scale = spec.scale
     masked = spec.key_mask is not None
     km_dtype = spec.key_mask or "float32"
@@ -156,32 +173,38 @@ def attention_decode(spec: AttnSpec) -> tirx.PrimFunc:
         km = T.match_buffer(km_h, (1, nk), km_dtype)
         n: T.int64 = T.min(pos + T.int64(1), T.int64(s))
         for h in T.parallel(h_):
-            sc = T.alloc_local((s,), "float32")
+            sc = T.alloc_local((padded,), "float32")
             part = T.alloc_local((lk,), "float32")
             acc = T.alloc_local((dv,), "float32")
             mx: T.float32 = T.float32(NEG)
             for j in range(n):
-                for l in T.vectorized(lk):
-                    part[l] = T.float32(0)
+                for ln in T.vectorized(lk):
+                    part[ln] = T.float32(0)
                 for d0 in range(dk // lk):
-                    for l in T.vectorized(lk):
-                        part[l] = part[l] + q[0, 0, h, d0 * lk + l] * ck[0, h // rep, j, d0 * lk + l]
+                    for ln in T.vectorized(lk):
+                        part[ln] = part[ln] + q[0, 0, h, d0 * lk + ln] * ck[0, h // rep, j, d0 * lk + ln]
                 dot: T.float32 = T.float32(0)
-                for l in range(lk):
-                    dot = dot + part[l]
+                for ln in range(lk):
+                    dot = dot + part[ln]
                 sc[j] = _capped(spec, dot * T.float32(scale))
                 if masked:
                     key: T.int64 = pos - T.floormod(pos - j, T.int64(s))
                     sc[j] = T.if_then_else(_visible(spec, km, key, pos), sc[j], T.float32(NEG))
                 mx = T.max(mx, sc[j])
+            for j0 in range((n + T.int64(VEC - 1)) // T.int64(VEC)):
+                for ln in T.vectorized(T.int64(VEC)):
+                    sc[j0 * VEC + ln] = T.if_then_else(
+                        tirx.And(j0 * VEC + ln < n, sc[j0 * VEC + ln] > T.float32(NEG)),
+                        fast_exp(sc[j0 * VEC + ln] - mx),
+                        T.float32(0),
+                    )
             for d in T.vectorized(dv):
                 acc[d] = T.float32(0)
             total: T.float32 = T.float32(0)
             for j in range(n):
-                p: T.float32 = T.if_then_else(sc[j] > T.float32(NEG), T.exp(sc[j] - mx), T.float32(0))
-                total = total + p
+                total = total + sc[j]
                 for d in T.vectorized(dv):
-                    acc[d] = acc[d] + p * cv[0, h // rep, j, d]
+                    acc[d] = acc[d] + sc[j] * cv[0, h // rep, j, d]
             for d in T.vectorized(dv):
                 y[0, 0, h, d] = acc[d] / total
 
@@ -209,15 +232,18 @@ def _visible_prefill(spec: AttnSpec, km: tirx.Buffer | None, i: tirx.PrimExpr, j
 def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
     """(q [1,T,H,dk], k [1,T,KV,dk], v [1,T,KV,dv][, key_mask [1, N]]) -> y [1,T,H,dv].
 
-    Parallel over (head, block of ROW_BLOCK query rows). Keys go in blocks of KEY_BLOCK: the block is
-    transposed into registers so that the ROW_BLOCK x KEY_BLOCK scores are a small GEMM vectorised over keys,
-    then masked (causal, window, key_mask) and folded into an online softmax (running max, rescaled sum and
-    accumulator, vectorised over dv)."""
-    h_, kvh, dk, dv, rep = spec.heads, spec.kv_heads, spec.dk, spec.dv, spec.rep
-    bq, bk = ROW_BLOCK, KEY_BLOCK
+    Parallel over (KV head, block of bq positions); a tile holds the R = rep * bq query rows (the rep query
+    heads of that KV head at those positions, R >= ROW_TILE). Keys go in blocks of KEY_BLOCK: the block is
+    transposed into a local tile once for all R rows, the R x KEY_BLOCK scores are a small GEMM vectorised over
+    keys, then masked (causal, window, key_mask) and folded into an online softmax (running max, rescaled sum
+    and accumulator, vectorised over dv)."""
+    kvh, dk, dv, rep = spec.kv_heads, spec.dk, spec.dv, spec.rep
+    bq, bk = max(1, ROW_TILE // rep), KEY_BLOCK
+    rt = rep * bq
     scale = spec.scale
     masked = spec.key_mask is not None
     km_dtype = spec.key_mask or "float32"
+    h_ = spec.heads
 
     @T.prim_func
     def attention_prefill(q_h: T.handle, k_h: T.handle, v_h: T.handle, km_h: T.handle, y_h: T.handle):
@@ -230,19 +256,21 @@ def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
         km = T.match_buffer(km_h, (1, nk), km_dtype)
         y = T.match_buffer(y_h, (1, t, h_, dv), "float32")
         nb: T.int64 = (t + T.int64(bq - 1)) // T.int64(bq)
-        for hb in T.parallel(h_ * nb):
-            h: T.int64 = hb // nb
-            i0: T.int64 = T.floormod(hb, nb) * T.int64(bq)
+        for cb in T.parallel(kvh * nb):
+            c: T.int64 = cb // nb
+            i0: T.int64 = T.floormod(cb, nb) * T.int64(bq)
             rows: T.int64 = T.min(T.int64(bq), t - i0)
-            qs = T.alloc_local((bq, dk), "float32")
+            qs = T.alloc_local((rt, dk), "float32")
             kt = T.alloc_local((dk, bk), "float32")
-            sc = T.alloc_local((bq, bk), "float32")
-            acc = T.alloc_local((bq, dv), "float32")
-            mx = T.alloc_local((bq,), "float32")
-            total = T.alloc_local((bq,), "float32")
-            for r in range(T.int64(bq)):
+            sc = T.alloc_local((rt, bk), "float32")
+            acc = T.alloc_local((rt, dv), "float32")
+            mx = T.alloc_local((rt,), "float32")
+            total = T.alloc_local((rt,), "float32")
+            for r in range(T.int64(rt)):
                 for d in T.vectorized(dk):
-                    qs[r, d] = T.if_then_else(r < rows, q[0, T.min(i0 + r, t - 1), h, d], T.float32(0))
+                    qs[r, d] = T.if_then_else(
+                        r % bq < rows, q[0, T.min(i0 + r % bq, t - 1), c * rep + r // bq, d], T.float32(0)
+                    )
                 for d in T.vectorized(dv):
                     acc[r, d] = T.float32(0)
                 mx[r] = T.float32(NEG)
@@ -252,35 +280,40 @@ def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
                 j0: T.int64 = lo + blk * T.int64(bk)
                 width: T.int64 = T.min(T.int64(bk), end - j0)
                 for d, jj in T.grid(dk, T.int64(bk)):
-                    kt[d, jj] = T.if_then_else(jj < width, k[0, T.min(j0 + jj, t - 1), h // rep, d], T.float32(0))
-                for r in range(T.int64(bq)):
+                    kt[d, jj] = T.if_then_else(jj < width, k[0, T.min(j0 + jj, t - 1), c, d], T.float32(0))
+                for r in range(T.int64(rt)):
                     for jj in T.vectorized(bk):
                         sc[r, jj] = T.float32(0)
                     for d in range(dk):
                         for jj in T.vectorized(bk):
                             sc[r, jj] = sc[r, jj] + qs[r, d] * kt[d, jj]
-                for r in range(T.int64(bq)):
-                    bmx: T.float32 = T.float32(NEG)
-                    for jj in range(T.int64(bk)):
+                for r in range(T.int64(rt)):
+                    for jj in T.vectorized(T.int64(bk)):
                         sc[r, jj] = T.if_then_else(
-                            tirx.And(jj < width, _visible_prefill(spec, km, i0 + r, j0 + jj)),
+                            tirx.And(jj < width, _visible_prefill(spec, km, i0 + r % bq, j0 + jj)),
                             _capped(spec, sc[r, jj] * T.float32(scale)),
                             T.float32(NEG),
                         )
+                    bmx: T.float32 = T.float32(NEG)
+                    for jj in range(bk):
                         bmx = T.max(bmx, sc[r, jj])
                     new: T.float32 = T.max(mx[r], bmx)
-                    corr: T.float32 = T.exp(mx[r] - new)
+                    corr: T.float32 = fast_exp(mx[r] - new)
                     mx[r] = new
-                    total[r] = total[r] * corr
+                    for jj in T.vectorized(bk):
+                        sc[r, jj] = T.if_then_else(sc[r, jj] > T.float32(NEG), fast_exp(sc[r, jj] - new), T.float32(0))
+                    bsum: T.float32 = T.float32(0)
+                    for jj in range(bk):
+                        bsum = bsum + sc[r, jj]
+                    total[r] = total[r] * corr + bsum
                     for d in T.vectorized(dv):
                         acc[r, d] = acc[r, d] * corr
                     for jj in range(width):
-                        p: T.float32 = T.if_then_else(sc[r, jj] > T.float32(NEG), T.exp(sc[r, jj] - new), T.float32(0))
-                        total[r] = total[r] + p
                         for d in T.vectorized(dv):
-                            acc[r, d] = acc[r, d] + p * v[0, j0 + jj, h // rep, d]
-            for r in range(rows):
-                for d in T.vectorized(dv):
-                    y[0, i0 + r, h, d] = acc[r, d] / total[r]
+                            acc[r, d] = acc[r, d] + sc[r, jj] * v[0, j0 + jj, c, d]
+            for r in range(T.int64(rt)):
+                if r % bq < rows:
+                    for d in T.vectorized(dv):
+                        y[0, i0 + r % bq, c * rep + r // bq, d] = acc[r, d] / total[r]
 
     return attention_prefill if masked else without_param(attention_prefill, "km")

@@ -8,7 +8,7 @@ cached state, T = 1). The math is the PyTorch helpers' (templates/helpers/{scan,
 long_conv}.py) written as a recurrence; their chunked parallel forms are the same sums in another order.
 
 Preconditions: batch 1, f32 buffers, the static sizes given to the builders. Kernels are marked
-`tirx.is_scheduled` (no schedule or tuner touches them) and opaque (`op_pattern` 8: never fused).
+`tirx.is_scheduled` and `livc.scheduled` (no schedule or tuner touches them) and opaque (`op_pattern` 8: never fused).
 Non-goals: chunked parallel forms (the sequential form does the same FLOPs per token), other dtypes.
 """
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from tvm.script import tirx as T
 from tvm.tirx import PrimFunc
 
-_ATTRS = {"tirx.is_scheduled": True, "tirx.noalias": True, "op_pattern": 8}
+_ATTRS = {"tirx.is_scheduled": True, "livc.scheduled": True, "tirx.noalias": True, "op_pattern": 8}
 NORM_EPS = 1e-6  # helpers/linear_attention.py: o / (den + 1e-6)
 
 

@@ -8,7 +8,7 @@
   y[c] = sum_{s <= p} history[0, c, s] h[p - s, c] (helpers/long_conv.py `_implicit` decode branch).
 
 Preconditions: batch 1, f32, `h` holds at least T (prefill) or p + 1 (decode) filter rows. Kernels are marked
-`tirx.is_scheduled` and opaque (`op_pattern` 8). Non-goals: FFT convolution, other dtypes.
+`tirx.is_scheduled` + `livc.scheduled` and opaque (`op_pattern` 8). Non-goals: FFT convolution, other dtypes.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 from tvm.script import tirx as T
 from tvm.tirx import PrimFunc
 
-_ATTRS = {"tirx.is_scheduled": True, "tirx.noalias": True, "op_pattern": 8}
+_ATTRS = {"tirx.is_scheduled": True, "livc.scheduled": True, "tirx.noalias": True, "op_pattern": 8}
 ROWS = 4  # output rows per block in the prefill product
 
 
