@@ -113,11 +113,12 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="a .liv file defining one model")
-    p.add_argument("--target", default="x86", help="target to tune for: x86, arm64-linux, arm64-android")
+    p.add_argument("--target", default="x86", help="target to tune for (this host: x86)")
     p.add_argument("--trials", type=_int_at_least(1), default=64, metavar="N", help="MetaSchedule trials in all")
     p.add_argument("--db", default="tune-db", metavar="DIR", help="the tuning database folder (created or extended)")
     p.add_argument("--weights", choices=FORMATS, default="f32", help="matrix-weight storage format")
     p.add_argument("--max-len", type=_int_at_least(1), default=None, metavar="N", help="cache capacity in positions")
+    p.add_argument("--seed", type=_int_at_least(0), default=0, help="the tuner's random seed")
 
 
 def check_torch_build(args: argparse.Namespace) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from livc.compiler.check import check_path
 from livc.compiler.ir.nodes import Model
 from livc.compiler.pipeline import compile_checked
 from livc.dsl.diagnostics import Severity, count
-from livc.outputs import write_stdout
+from livc.outputs import OutputError, write_stdout
 from livc.results import diagnostics_text
 
 EXIT_OK, EXIT_ERRORS = 0, 1
@@ -134,6 +135,8 @@ def _artifact_dir(args: argparse.Namespace) -> Path:
         raise UsageError(f"-o {args.output}: exists and is not a directory (an artifact is a directory)")
     if not out.parent.is_dir():
         raise UsageError(f"-o {args.output}: directory '{out.parent}' does not exist")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise UsageError(f"-o {args.output}: permission denied (cannot create files in '{out.parent}')")
     return out
 
 
@@ -161,7 +164,10 @@ def cmd_build_tvm(args: argparse.Namespace) -> int:
         export=lambda d: targets.export(built.executable, target, d),
         decodes=built.decodes,
     )
-    art = artifact.write(out, contents)
+    try:
+        art = artifact.write(out, contents)
+    except OSError as exc:  # disk full, permissions: nothing was replaced (exit 1 like any unwritable output)
+        raise OutputError(args.output, exc.strerror or str(exc), usage=False) from exc
     size = art.weights_file.stat().st_size
     _status(
         f"wrote {args.output}: {target.library} ({art.library.stat().st_size / 1e6:.1f} MB, {target.describe()}), "
@@ -287,25 +293,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 @_guarded
 def cmd_tune(args: argparse.Namespace) -> int:
-    from livc.backends.tvm import targets
-    from livc.backends.tvm.errors import UNSUPPORTED, TvmError
+    from livc.backends.tvm import targets, tune
+    from livc.backends.tvm.errors import TARGET, TvmError
 
     target = targets.resolve(args.target)
+    if not target.runs_here:
+        raise TvmError(
+            TARGET,
+            f"tuning times kernels on the machine that runs them: {args.target} needs an RPC runner on the device "
+            "(not implemented by livc tune); tune --target x86 here",
+        )
     c = compile_model(args)
     if c is None:
         return EXIT_ERRORS
-    try:
-        from livc.backends.tvm import tune
-    except ImportError as exc:
-        raise TvmError(
-            UNSUPPORTED, f"tuning is not available: backends/tvm/tune.py cannot be imported ({exc})"
-        ) from exc
     db = Path(args.db)
-    start = time.perf_counter()
-    report = tune.tune(
-        c.lowered, target, trials=args.trials, db=db, weights=args.weights, max_len=_max_len(args, c.lowered)
+    options = tune.TuneOptions(db, args.trials, target, args.weights, _max_len(args, c.lowered), seed=args.seed)
+    report = tune.tune(c.lowered, options, progress=_status)
+    write_stdout(
+        f"tuned {len(report.tasks)} kernels of decode_step ({len(report.skipped)} skipped) in {report.seconds:.0f} s; "
+        f"{report.records} records in {db}\n"
+        f"apply them: livc build {args.file} --target {args.target} --weights {args.weights} --db {db} -o out/\n"
     )
-    _status(f"tuned {args.trials} trials in {time.perf_counter() - start:.1f} s into {db}")
-    write_stdout(f"{report}\n" if report is not None else "")
-    write_stdout(f"use it: livc build {args.file} --target {args.target} --weights {args.weights} --db {db} -o out/\n")
     return EXIT_OK

@@ -45,7 +45,7 @@ def search(
     latency: Latency | None = None,
     workers: int | None = None,
     ray: str | None = None,
-    gpus: float = 0,
+    gpus: float | None = None,
     progress: Progress | None = None,
     report: bool = True,
 ) -> SearchResult:
@@ -57,6 +57,8 @@ def search(
     archive = open_archive(directory, config.fingerprint(), resume=resume)
     wants_latency = any(o.name == "latency" for o in config.objectives)
     lat = (latency or default_latency()) if wants_latency else None
+    if gpus is None:  # a Ray task per GPU when candidates train on CUDA
+        gpus = 1.0 if config.device.startswith("cuda") else 0.0
     pool = make_pool(config.workers, evaluator or default_evaluator(), lat, ray, gpus)
     try:
         Engine(config, archive, pool, Codec(config.space), progress or NullProgress()).run()

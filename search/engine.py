@@ -59,6 +59,12 @@ class Counters:
     def as_dict(self) -> dict[str, int]:
         return {"trained": self.trained, "failed": self.failed, "cached": self.cached, **self._by_reason()}
 
+    @staticmethod
+    def from_dict(d: dict[str, int]) -> Counters:
+        """The counters a generation row stored (a resumed search continues counting from them)."""
+        reasons = {k.split(":", 1)[1]: v for k, v in d.items() if k.startswith("rejected:")}
+        return Counters(d.get("trained", 0), d.get("failed", 0), d.get("cached", 0), reasons)
+
     def _by_reason(self) -> dict[str, int]:
         return {f"rejected:{k}": v for k, v in sorted(self.rejected.items())}
 
@@ -97,6 +103,7 @@ class Engine:
     def _restore(self, problem: SearchProblem) -> tuple[Any, int]:
         last = self.archive.last_generation()
         if last is not None:
+            self.counters = Counters.from_dict(last.counters)
             try:
                 return pickle.loads(last.algorithm), last.gen
             except Exception as exc:

@@ -56,19 +56,20 @@ class _State:
         self.config: Any = None
         self.gen, self.total, self.phase = 0, 0, "search"
         self.counts: Counter[str] = Counter()
-        self.front: list[tuple[str, tuple[float, ...]]] = []
+        self.front: list[tuple[Record, tuple[float, ...]]] = []
         self.hv: list[float] = []
 
     def summarise(self, records: Sequence[Record]) -> None:
-        from livc.search.front import bounds, front, hypervolume, objective_vector
+        """The front so far and its hypervolume, normalised over every feasible record seen so far."""
+        from livc.search.front import bounds, feasible, front, hypervolume, objective_vector
 
         objectives, budgets = self.config.objectives, self.config.budgets
         best = front(records, objectives, budgets)
-        self.front = [(r.key, objective_vector(r, objectives)) for r in best]
-        points = np.array([objective_vector(r, objectives) for r in best], dtype=float)
-        if len(points):
-            ideal, nadir = bounds(points, objectives)
-            self.hv.append(hypervolume(points, ideal, nadir))
+        self.front = sorted(((r, objective_vector(r, objectives)) for r in best), key=lambda p: p[1])
+        seen = [objective_vector(r, objectives) for r in records if feasible(r, budgets)]
+        if best:
+            ideal, nadir = bounds(np.array(seen, dtype=float), objectives)
+            self.hv.append(hypervolume(np.array([v for _, v in self.front], dtype=float), ideal, nadir))
 
     def line(self) -> str:
         counts = " ".join(f"{k} {self.counts[k]}" for k in KINDS)
@@ -77,11 +78,13 @@ class _State:
         return f"{where}: {counts}; front {len(self.front)}{hv}"
 
     def front_rows(self) -> list[list[str]]:
+        from livc.search.report import backbone, short_id
+
         labels = [o.label for o in self.config.objectives]
         rows = []
-        for key, vector in self.front[:12]:
+        for record, vector in self.front[:12]:
             shown = [_shown(label, v) for label, v in zip(labels, vector)]
-            rows.append([key[:16], *shown])
+            rows.append([short_id(record.key), backbone(record.liv), *shown])
         return rows
 
 
@@ -159,7 +162,8 @@ class RichProgress(LineProgress):
         if self.state.config is None:
             return
         table = Table(title=self.state.line(), title_justify="left")
-        table.add_column("front key")
+        table.add_column("front")
+        table.add_column("backbone")
         for o in self.state.config.objectives:
             table.add_column(o.label, justify="right")
         for row in self.state.front_rows():

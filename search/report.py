@@ -13,6 +13,8 @@ Non-goals: interactive plots, statistics over several seeds (run several searche
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,12 +30,29 @@ PLOTS = (("cache", "cache bytes"), ("params", "parameters"), ("latency", "latenc
 
 
 def front_table(records: Sequence[Record], objectives: Sequence[Objective]) -> str:
-    """A plain-text table of front records: key, then each objective (quality as measured)."""
-    head = ["key", *(o.label for o in objectives)]
-    rows = [[r.key[:16], *(_value(r, o) for o in objectives)] for r in records]
+    """A plain-text table of front records (best quality first): id, backbone, then each objective."""
+    ordered = sorted(records, key=lambda r: objective_vector(r, objectives))
+    head = ["id", "backbone", *(o.label for o in objectives)]
+    rows = [[short_id(r.key), backbone(r.liv), *(_value(r, o) for o in objectives)] for r in ordered]
     widths = [max(len(str(x)) for x in col) for col in zip(head, *rows)]
-    fmt = lambda row: "  ".join(str(x).rjust(w) for x, w in zip(row, widths))  # noqa: E731
-    return "\n".join([fmt(head), *(fmt(r) for r in rows)]) if rows else "(empty front)"
+    return "\n".join(_row(r, widths) for r in [head, *rows]) if rows else "(empty front)"
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    """Text columns left-aligned, numbers right-aligned."""
+    return "  ".join(x.ljust(w) if i < 2 else x.rjust(w) for i, (x, w) in enumerate(zip(cells, widths))).rstrip()
+
+
+def short_id(key: str) -> str:
+    """A file-name-safe id of an archive key (the key itself holds `|` and `:`)."""
+    return hashlib.sha1(key.encode()).hexdigest()[:10]
+
+
+def backbone(liv: str) -> str:
+    """`GatedShortConv+SwiGLU / GQA+SwiGLU`: the LIVs of each layer of a decoded candidate."""
+    body = liv.split("layers:", 1)[-1].split("final_norm:", 1)[0]
+    layers = [re.findall(r"\b([A-Z]\w*)\(", line) for line in body.splitlines()]
+    return " / ".join("+".join(names) for names in layers if names) or "?"
 
 
 def _value(record: Record, o: Objective) -> str:
@@ -50,7 +69,9 @@ def write(directory: Path, config: SearchConfig, archive: Archive, codec: Any) -
     (out / "front").mkdir(parents=True, exist_ok=True)
     records = archive.records()
     search = [r for r in records if r.origin == "search"]
-    best = front(search, config.objectives, config.budgets)
+    best = sorted(
+        front(search, config.objectives, config.budgets), key=lambda r: objective_vector(r, config.objectives)
+    )
     files = _front_files(out / "front", best)
     random = _baseline_records(archive, codec, config, len(search)) if config.random_baseline else []
     hv = hypervolume_table(config, search, random)
@@ -102,7 +123,7 @@ def _front_files(folder: Path, best: list[Record]) -> list[tuple[Record, Path, s
         old.unlink()
     written = []
     for i, r in enumerate(best):
-        path = folder / f"{i:02d}_{r.key[:12]}.liv"
+        path = folder / f"{i:02d}_{short_id(r.key)}.liv"
         text = format_text(r.liv, str(path))
         path.write_text(text, encoding="utf-8")
         diags = check_source(text, str(path)).diagnostics

@@ -151,6 +151,7 @@ def test_search_memoises_rejects_and_reports(tmp_path):
     # over-budget candidates are rejected with a reason and never trained
     rejected = [r for r in rows if r.status == "rejected"]
     assert rejected and all("params" in r.failure and r.costs["params"] > 30_000 for r in rejected)
+    assert gens[-1].counters["rejected:params"] == sum(r.origin == "search" for r in rejected)
     assert not {r.liv for r in rejected} & set(counting.calls)
     assert all(r.costs["params"] <= 30_000 for r in rows if r.status == "done")
     # the seed architecture is in generation 1's population; one generation row per generation (+ setup)
@@ -175,6 +176,20 @@ def test_report_front_files_check_clean_and_plots_exist(tmp_path):
         assert (report / name).stat().st_size > 1000
     text = result.report.read_text()
     assert "| 3 |" in text and "random search" in text and "DOES NOT CHECK" not in text
+
+
+def _fake_latency(liv_text: str, device: str, seq: int) -> float:
+    """FAKE latency: proportional to the text length (measures nothing)."""
+    return len(liv_text) * seq * 1e-9
+
+
+def test_latency_objective_is_measured_by_the_worker_and_plotted(tmp_path):
+    text = SPACE.replace('"cache@1K", "params"', '"latency@64"')
+    result = search(write_space(tmp_path, text), tmp_path / "run", evaluator=TEST_EVALUATOR, latency=_fake_latency)
+    rows, _ = records(tmp_path / "run")
+    done = [r for r in rows if r.status == "done"]
+    assert done and all(r.metrics["latency_s"] == _fake_latency(r.liv, "cpu", 64) for r in done)
+    assert (tmp_path / "run" / "report" / "pareto_latency.png").exists() and result.front
 
 
 def test_same_seed_same_search_other_seed_other_search(tmp_path):

@@ -414,3 +414,25 @@ def test_cli_bench_prints_both_backends(work: Path, capsys: pytest.CaptureFixtur
         ("torch", "f32", "tg4"),
     ]
     assert all(float(r[4].split("±")[0]) > 0 for r in rows)
+
+
+def test_cli_tune_refuses_targets_it_cannot_time(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = livc("tune", str(work / "tiny.liv"), "--target", "arm64-linux", capsys=capsys)
+    assert code == 1 and "error[E0702]" in err and "RPC runner" in err
+
+
+@pytest.mark.slow  # MetaSchedule: about a minute even for 4 trials (task extraction, builder workers)
+def test_cli_tune_then_build_with_the_database(work: Path, built_x86: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = work / "tune-db"
+    code, out, err = livc(
+        "tune", str(work / "tiny.liv"), "--trials", "4", "--max-len", "32", "--db", str(db), capsys=capsys
+    )
+    assert code == 0, err
+    assert "records in" in out and "--db" in out and any(db.iterdir())
+    tuned = work / "out_tuned"
+    ckpt = str(work / "ckpt.safetensors")
+    argv = ["build", str(work / "tiny.liv"), "--target", "x86", "--max-len", "32", "--checkpoint", ckpt]
+    assert main([*argv, "--db", str(db), "-o", str(tuned)]) == 0
+    ids = ",".join(map(str, PROMPT))
+    outs = [livc("run", str(d), "--prompt-ids", ids, capsys=capsys)[1].splitlines()[0] for d in (tuned, built_x86)]
+    assert outs[0] == outs[1]

@@ -83,7 +83,7 @@ def test_attention_kernels_match_the_torch_helper(
     ck, cv = torch.zeros(1, kv, slots, dk), torch.zeros(1, kv, slots, dk)
     ref = REF["attention"](_t(q), _t(k), _t(v), ck, cv, None, causal, window, True, None, cap).numpy()
     y = _nd(np.zeros((1, length, heads, dk), "float32"))
-    _compile(ka.attention_prefill(spec))(_nd(q), _nd(k), _nd(v), y)
+    _compile(ka.attention_prefill(spec))(_nd(q), _nd(k.transpose(0, 2, 3, 1)), _nd(v), y)
     assert np.abs(y.numpy() - ref).max() <= TOL
     tk, tv = _nd(np.zeros((1, kv, slots, dk), "float32")), _nd(np.zeros((1, kv, slots, dk), "float32"))
     _compile(ka.kv_store_prefill(spec))(tk, tv, _nd(k), _nd(v))
@@ -123,7 +123,7 @@ def test_attention_key_mask(dtype: str) -> None:
         _t(q), _t(k), _t(v), None, None, None, True, None, True, torch.from_numpy(chosen[:, :length])
     )
     y = _nd(np.zeros((1, length, heads, dk), "float32"))
-    _compile(ka.attention_prefill(spec))(_nd(q), _nd(k), _nd(v), _nd(mask[:, :length]), y)
+    _compile(ka.attention_prefill(spec))(_nd(q), _nd(k.transpose(0, 2, 3, 1)), _nd(v), _nd(mask[:, :length]), y)
     assert np.abs(y.numpy() - ref.numpy()).max() <= TOL
     ck, cv = torch.zeros(1, kv, max_len, dk), torch.zeros(1, kv, max_len, dk)
     ck[:, :, :length], cv[:, :, :length] = _t(k).transpose(1, 2), _t(v).transpose(1, 2)
@@ -327,3 +327,18 @@ def test_large_caches_are_updated_in_place() -> None:
         assert not np.array_equal(before[i].numpy(), snapshot[i]), keys[i]
     conv = keys.index(next(k for k in keys if k.endswith(".conv")))
     assert np.array_equal(before[conv].numpy(), snapshot[conv])
+
+
+EDGES = {
+    # kernel 1 (an empty conv state), a 1-slot ring, a 1-token prompt
+    "tiny": ("[GatedShortConv(d, kernel = 1) + SWA(d, heads = 4, window = 1) + HyenaSE(d, groups = 2)]", 1, 4),
+    # MQA and token_dense filling the cache to its last position (n = max_len = 24)
+    "full_cache": ("[GQA(d, heads = 4, kv_heads = 1) + Dense(d, n = 24)]", MAX_LEN - 2, 1),
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGES))
+def test_edge_shapes_match_torch(name: str) -> None:
+    layers, length, steps = EDGES[name]
+    prefill, decode, again = _diffs(_source(layers), length, steps)
+    assert prefill <= TOL and decode <= TOL and again <= TOL, (prefill, decode, again)

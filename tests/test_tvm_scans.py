@@ -246,6 +246,10 @@ MODELS = {
         "from std.attention import LinearAttention",
         "[LinearAttention(d, heads = 2, normalize = false, feature_map = relu_map)]",
     ),
+    "linear_attention_identity_plain": (
+        "from std.attention import LinearAttention",
+        "[LinearAttention(d, heads = 4, normalize = false, feature_map = identity_map)]",
+    ),
     "gla": ("from std.recurrence import GLA", "2 * [GLA(d, heads = 2, gate_rank = 4)]"),
     "mamba": ("from std.recurrence import Mamba", "2 * [Mamba(d, state = 4)]"),
     "hyena": ("from std.hyena import Hyena", "[Hyena(d, filter_order = 8)]"),
@@ -369,3 +373,45 @@ def test_moe_experts_in_storage_formats(fmt):
     """Prefill slices and decode takes experts of every stored array; torch gets the same dequantised values."""
     c = compare_model(tiny_source("moe"), fmt=fmt)
     assert max(c["prefill"], c["decode"], c["consistency"]) < MODEL_TOL, c
+
+
+def _expert_reads(fn) -> list[tuple[str, str]]:
+    """(op, weight input) of every slice / take of a stacked expert weight in a Relax function."""
+    found = []
+
+    def visit(e) -> None:
+        op = getattr(getattr(e, "op", None), "name", "")
+        weight = e.args[0] if isinstance(e, relax.Call) and e.args else None
+        if (
+            op in ("relax.take", "relax.strided_slice")
+            and isinstance(weight, relax.Var)
+            and ".mlp.w" in str(weight.name)
+        ):
+            found.append((op, str(weight.name)))
+
+    relax.analysis.post_order_visit(fn.body, visit)
+    return found
+
+
+def test_moe_decode_reads_only_the_chosen_experts():
+    """Prefill slices all 4 experts; decode takes only top_k = 2 of them (per layer, per weight, per stored array)."""
+    from tvm_util import ir_model
+
+    from livc.backends.tvm.lower import lower
+    from livc.backends.tvm.plan import make_plan
+
+    model = ir_model(tiny_source("moe"))
+    mod = lower(model, make_plan(model, "q8", 32))  # q8: two stored arrays (quants + scales) per weight
+    prefill, decode = _expert_reads(mod["prefill"]), _expert_reads(mod["decode_step"])
+    assert len(prefill) == 2 * 4 * 3 * 2 and {op for op, _ in prefill} == {"relax.strided_slice"}
+    assert len(decode) == 2 * 2 * 3 * 2 and {op for op, _ in decode} == {"relax.take"}
+
+
+def test_mor_outer_layers_middle_cycle():
+    from tvm_util import ir_model
+
+    from livc.backends.tvm.emit.mor import outer_layers
+
+    model = ir_model(tiny_source("mor_expert_kv_share"))
+    assert model.recursion is not None and model.recursion.steps == ((1,), (2,), (3,))
+    assert outer_layers(model) == ([0], [4])

@@ -209,3 +209,41 @@ def test_already_scheduled_functions_are_left_alone():
     mod = S.apply(_fused(_linear_module("f32", 64, 64, 1, bias=False)), TARGET)
     again = S.apply(mod, TARGET)
     tvm.ir.assert_structural_equal(mod, again)
+
+
+# --------------------------------------------------------------------------------------------- tuning
+
+TINY_LFM2 = {"vocab": 64, "d": 64, "heads": 4, "kv_heads": 2, "ff_dim": 128}
+
+
+@pytest.mark.slow  # ~100 s on 2 busy cores: MetaSchedule builds and runs every trial
+def test_tuning_database_is_reused_by_later_builds(tmp_path):
+    from pathlib import Path
+
+    from tvm_util import ir_model, state_of, torch_module
+
+    from livc.backends.tvm import tune
+    from livc.backends.tvm.compile import BuildOptions, build
+    from livc.backends.tvm.runtime import Session
+
+    source = (Path(__file__).resolve().parents[1] / "examples" / "lfm2_350m.liv").read_text()
+    model = ir_model(source, **TINY_LFM2)
+    lines: list[str] = []
+    report = tune.tune(model, tune.TuneOptions(db_dir=tmp_path, trials=6, per_iter=3, max_len=64), lines.append)
+    assert report.records > 0 and report.tasks
+    assert any("dynamic" in why or "opaque" in why or "excluded" in why for _, why in report.skipped)
+    assert any(line.startswith("tune: done") for line in lines)
+    state = state_of(torch_module(source, **TINY_LFM2))
+    tuned = Session(build(model, BuildOptions(max_len=64, tune_db=tmp_path)), state)
+    hand = Session(build(model, BuildOptions(max_len=64)), state)
+    for s in (tuned, hand):
+        s.prefill([1, 2, 3])
+    np.testing.assert_allclose(tuned.decode(5), hand.decode(5), atol=1e-5)
+
+
+def test_apply_database_without_a_database_is_a_coded_error(tmp_path):
+    from livc.backends.tvm import tune
+
+    with pytest.raises(TvmError) as err:
+        tune.apply_database(tvm.IRModule(), TARGET, tmp_path)
+    assert err.value.code == "E0701"

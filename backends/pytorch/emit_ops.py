@@ -186,7 +186,7 @@ def attention(op: Op, ctx: Ctx) -> Emitted:
     window = op.attr("window")
     line = (
         f'{_out(op, ctx)} = attention({q}, {k}, {v}, *self.kv(cache, "{name}"), pos, {causal}, {lit(window)}, '
-        f"self.kv_owner is None, self.key_mask(features), {lit(op.attr('softcap'))})"
+        f"{lit(not op.attr('cache_owner'))}, self.key_mask(features), {lit(op.attr('softcap'))})"
     )
     if op.attr("cache_owner"):
         return Emitted(lines=(line,), helpers=("base", "attention"))

@@ -1,7 +1,8 @@
 """View model: everything the template needs, computed in Python from an IR model.
 
 Classes are deduplicated by structure (same LIV, arguments and ops -> one class); instances carry
-their parameter prefix, wrapper, norm, KV owner and exported feature groups. Parameters are created
+their parameter prefix, wrapper, norm, KV owners (per shared attention: the cache entry it reads) and exported
+feature groups. Parameters are created
 by each block under their IR ids; sharing becomes `tie(model, target, source)` calls.
 """
 
@@ -14,6 +15,7 @@ from livc.backends.pytorch.emit_ops import EMITTERS, BackendError, CacheAxis, Ct
 from livc.backends.pytorch.inference import InferenceView, inference_view
 from livc.backends.pytorch.names import Scope, method_scope, module_scope
 from livc.compiler.ir.nodes import Block, Model, Op, Role, Section, TensorType
+from livc.compiler.passes.expand import cache_key
 from livc.compiler.passes.rewrite import all_blocks, before_repeats
 
 _PREFIX = re.compile(r"^(layers\.\d+\.\d+\.norm|layers\.\d+\.\d+|embedding|head|final_norm)\.(.+)$")
@@ -50,7 +52,7 @@ class InstanceView:
     class_name: str
     norm: str | None = None
     wrap: str = "pre_norm"
-    kv_owner: str | None = None
+    kv_owner: tuple[tuple[str, str], ...] = ()  # (attention output, the owner's cache key stem it reads)
     exports: tuple[str, ...] = ()
 
     def expr(self) -> str:
@@ -60,7 +62,7 @@ class InstanceView:
         if self.wrap != "pre_norm":
             args.append(f'wrap="{self.wrap}"')
         if self.kv_owner:
-            args.append(f'kv_owner="{self.kv_owner}"')
+            args.append(f"kv_owner={dict(self.kv_owner)!r}".replace("'", '"'))
         if self.exports:
             args.append(f"exports={self.exports!r}")
         return f"{self.class_name}({', '.join(args)})"
@@ -143,6 +145,7 @@ def _check_shared_uses(block: Block) -> None:
 
 
 MAX_LINE = 100  # statement width inside a method (8 columns of indentation are added by the template)
+LAYER_LINE = 100  # an entry of the layer list (16 columns of indentation and a comma are added)
 
 
 def _split_args(text: str) -> list[str]:
@@ -257,7 +260,7 @@ def _class_key(block: Block, exports: tuple[str, ...]) -> object:
             tuple(op.inputs),
             tuple(o.name for o in op.outputs),
             tuple(r for r, _ in op.params),
-            tuple((k, v) for k, v in op.attrs if k != "cache_owner"),
+            tuple((k, v) for k, v in op.attrs if k not in ("cache_owner", "cache_entry")),
             tuple(param_base(p, r) for r, p in op.params),
             bool(op.attr("cache_owner")),
         )
@@ -319,18 +322,22 @@ class Builder:
         self.view.cache += [(f"{prefix}.{name}", shape) for name, shape in emitter.cache]
         self.view.positions += [CacheAxis(f"{prefix}.{a.key}", a.axis, a.window) for a in emitter.positions]
         self._ties(block, prefix)
-        owner = next((str(op.attr("cache_owner")) for op in block.ops if op.attr("cache_owner")), None)
-        kv_owner = self._owner_key(owner, block) if owner else None
+        kv_owner = self._owner_keys(block, prefix)
         return InstanceView(prefix, self.classes[key].name, kv_owner=kv_owner, exports=groups).expr()
 
-    def _owner_key(self, owner: str, block: Block) -> str:
-        prefix = re.sub(r"\[(\d+)\]", r".\1", owner).lstrip(".")
-        i, j = (int(n) for n in prefix.split(".")[1:3])
-        source = self.model.layers[i].sublayers[j].block
-        attention = [op for op in source.ops if op.prim == "attention"]
-        if not attention:
-            raise BackendError(f"{owner} has no attention whose cache could be shared")
-        return f"{prefix}.{attention[0].outputs[0].name}"
+    def _owner_keys(self, block: Block, prefix: str) -> tuple[tuple[str, str], ...]:
+        """Each shared attention -> the owner's cache entry it reads (`expand.cache_key`), which an earlier
+        layer must have allocated: a missing one is an IR bug, reported rather than read as another entry."""
+        owned = {key for key, _ in self.view.cache}
+        keys = []
+        for op in block.ops:
+            stem = cache_key(op) if op.prim == "attention" else None
+            if stem is None:
+                continue
+            if f"{stem}.k" not in owned:
+                raise BackendError(f"{prefix}: attention %{op.outputs[0].name} reads cache {stem}, which no layer owns")
+            keys.append((op.outputs[0].name, stem))
+        return tuple(keys)
 
     def _class(self, block: Block, emitter: BlockEmitter) -> ClassView:
         init, body = emitter.body()
@@ -399,7 +406,7 @@ def build_view(model: Model) -> ModelView:
             norm = b.instance(sub.norm, f"{prefix}.norm") if sub.norm is not None else None
             inst = b.instance(sub.block, prefix)
             inst = _with_wrap(inst, norm, sub.wrap.value)
-            row.append(inst)
+            row.append(wrap_statement(inst, LAYER_LINE))
         view.layers.append(row)
     view.final_norm = b.instance(model.final_norm, "final_norm") if model.final_norm else None
     view.head = b.instance(model.head, "head")

@@ -3,8 +3,8 @@
 `cache_entries(model, max_len)` lists the inference state exactly as the PyTorch backend's
 `init_cache(1, max_len)` allocates it (same keys, same order, same shapes; see emit_ops.py), so emitters,
 artifacts and the torch reference agree. `make_plan` adds the weight inputs: every used parameter in the
-IR table order, matrix weights (linear / lm_head / embed / MoE experts) in the build's storage format
-(weights.storage: one input per stored array, named param id + suffix), every other parameter f32.
+IR table order (with the MoR router's), matrix weights (linear / lm_head / embed / MoE experts) in the build's
+storage format (weights.storage: one input per stored array, named param id + suffix), every other one f32.
 
 Preconditions: a canonicalize- or lower-stage ir.Model (sharing applied). Non-goal: allocating anything.
 """
@@ -89,7 +89,7 @@ def _matrix_ids(model: Model) -> frozenset[str]:
 
 def make_plan(model: Model, fmt: str = "f32", max_len: int = 2048) -> Plan:
     weights.check_format(fmt)
-    used = used_param_ids(model)
+    used = used_param_ids(model) | set(model.recursion.router_params if model.recursion else ())
     shapes = tuple((p.id, p.shape) for p in model.params if p.id in used)
     matrices = _matrix_ids(model)
     inputs = []

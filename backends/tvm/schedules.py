@@ -32,6 +32,7 @@ from livc.backends.tvm.matmul import ROWS
 VECTOR = 8  # f32 lanes of one AVX2 / two NEON registers
 PARALLEL_MIN = 1 << 15  # spatial points below which a block stays serial (waking a busy second core costs more)
 SCHEDULED_ATTR = "livc.scheduled"
+TUNED_ATTRS = ("tirx.is_scheduled", "tir.is_scheduled")  # set by MetaScheduleApplyDatabase (tune.py)
 GEMV_BLOCKS = 4  # row blocks of 16 accumulated together in the GEMV (independent FMA chains)
 GEMV_UNROLL = False
 Rule = Callable[[Schedule, s_tir.schedule.SBlockRV], None]
@@ -62,7 +63,7 @@ def _block_names(sch: Schedule) -> list[str]:
 
 def _already_scheduled(func: tirx.PrimFunc, sch: Schedule) -> bool:
     """The attribute "livc.scheduled", or any root block under a parallel / vectorised / unrolled loop."""
-    if func.attrs is not None and SCHEDULED_ATTR in func.attrs:
+    if func.attrs is not None and any(k in func.attrs for k in (SCHEDULED_ATTR, *TUNED_ATTRS)):
         return True
     serial = int(tirx.ForKind.SERIAL)
     return any(int(sch.get(lp).kind) != serial for b in _root_blocks(sch) for lp in sch.get_loops(b))

@@ -3,7 +3,10 @@
 - `share weights`: the target's parameters become the source's (layers must match op for op);
 - `share featurizer`: the target's featurizer parameters become the source's;
 - `share features g, ...`: the target no longer computes groups g; a `shared_feature` op imports the
-  source's values (the token mixer's cache is then owned by the source: attr `cache_owner`);
+  source's values. A token mixer whose K and V are both imported reads a cache it does not own: attr
+  `cache_owner` names the sublayer that owns it (`layers[i][j]`, followed through chains of sharing to the
+  one that stores it) and `cache_entry` that sublayer's attention (its output name) over exactly the same
+  K and V, so a block with several attentions reads one entry per attention (`cache_key`);
 - Mixture-of-Recursions: layers of recursion step r > 0 use step 0's parameters (norms included);
   with `kv = kv_share`, their attention K/V are imported from step 0; router parameters are added.
 Incompatible sharing is E0314. Postcondition: `model.shares == ()`; unused parameters removed.
@@ -12,6 +15,7 @@ Incompatible sharing is E0314. Postcondition: `model.shares == ()`; unused param
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from livc.compiler.ir.nodes import Block, Model, Op, Param, Role, Share, Sublayer, Value
 from livc.compiler.passes.rewrite import (
@@ -103,22 +107,24 @@ def _feature(block: Block, group: str) -> Value:
     raise Incompatible(f"{block.name} has no feature group '{group}'")
 
 
-def import_values(block: Block, imports: list[tuple[str, Value, str]]) -> Block:
-    """Replace values computed in `block` by `shared_feature` ops: (local value, its type, source label)."""
-    new_ops, mapping = [], {}
-    for local, value, source in imports:
+def import_values(block: Block, imports: list[tuple[str, Value, str]], source: Block) -> Block:
+    """Replace values computed in `block` by `shared_feature` ops: (local value, the source block's value,
+    source label). Token mixers reading only imported K/V get the source's cache (`_mark_cache_owner`)."""
+    new_ops, mapping, origins = [], {}, {}
+    for local, value, label in imports:
         name = f"{local}_shared"
         new_ops.append(
             Op(
                 prim="shared_feature",
                 inputs=(),
                 outputs=(Value(name=name, type=value.type),),
-                attrs=(("source", source),),
+                attrs=(("source", label),),
             )
         )
         mapping[local] = name
+        origins[name] = (value.name, label.rsplit(".", 1)[1])
     renamed = rename_inputs(block, mapping)
-    renamed = _mark_cache_owner(renamed, set(mapping.values()), imports[0][2].rsplit(".", 1)[0])
+    renamed = _mark_cache_owner(renamed, origins, imports[0][2].rsplit(".", 1)[0], source)
     features = tuple(
         dataclasses.replace(
             f, name=f.name.split("=")[0] + "=" + mapping.get(f.name.split("=")[1], f.name.split("=")[1])
@@ -131,15 +137,19 @@ def import_values(block: Block, imports: list[tuple[str, Value, str]]) -> Block:
     return prune_features(dead_code(dataclasses.replace(renamed, sections=tuple(sections), features=features)))
 
 
-def _mark_cache_owner(block: Block, shared: set[str], owner: str) -> Block:
-    """A token mixer whose K and V both come from another layer uses that layer's cache."""
+def _mark_cache_owner(block: Block, origins: dict[str, tuple[str, str]], owner: str, source: Block) -> Block:
+    """A token mixer whose K and V both come from another layer uses that layer's cache: the entry of the
+    source attention over the same K and V (`origins`: imported value -> the source's value, its group)."""
 
     def mark(op: Op) -> Op:
         if op.prim not in ("attention", "linear_attention", "gated_scan"):
             return op
-        hits = [name in shared for name in op.inputs[1:3]]
+        hits = [name in origins for name in op.inputs[1:3]]
         if all(hits):
-            return dataclasses.replace(op, attrs=op.attrs + (("cache_owner", owner),))
+            if op.prim != "attention":  # the backends reject shared recurrent state (no entry to name)
+                return dataclasses.replace(op, attrs=op.attrs + (("cache_owner", owner),))
+            entry = _owner_entry(op, block.name, source, origins, owner)
+            return dataclasses.replace(op, attrs=op.attrs + (("cache_owner", owner), ("cache_entry", entry)))
         if any(hits):
             raise Incompatible(
                 f"{block.name} would take only one of its keys/values from {owner}: share both "
@@ -150,6 +160,80 @@ def _mark_cache_owner(block: Block, shared: set[str], owner: str) -> Block:
     return dataclasses.replace(
         block, sections=tuple(dataclasses.replace(s, ops=tuple(mark(op) for op in s.ops)) for s in block.sections)
     )
+
+
+def _owner_entry(op: Op, reader: str, source: Block, origins: dict[str, tuple[str, str]], owner: str) -> str:
+    """The output name of `source`'s attention that caches exactly the K and V `op` imports (heads before
+    any repeat, as caches store them) with a window at least `op`'s; Incompatible if there is none."""
+    producers = {o.name: p for p in source.ops for o in p.outputs}
+    wanted = tuple(before_repeats(origins[name][0], producers) for name in op.inputs[1:3])
+    pairs = [a for a in source.ops if a.prim == "attention" and _kv_of(a, producers) == wanted]
+    if not pairs:
+        k, v = (origins[name][1] for name in op.inputs[1:3])
+        raise Incompatible(
+            f"attention {op.outputs[0].name} of {reader} would read keys '{k}' and values '{v}' from {owner}, "
+            "but no attention there attends over both, so no cache holds them: share the groups of one "
+            "attention of the source"
+        )
+    ours = _window(op)
+    covering = [a for a in pairs if _window(a) >= ours]
+    if not covering:
+        theirs = max(_window(a) for a in pairs)
+        raise Incompatible(
+            f"{reader} attends {'all' if ours == float('inf') else int(ours)} past tokens "
+            f"but {owner} keeps only {int(theirs)} (its sliding window): the shared cache would be too short"
+        )
+    return covering[0].outputs[0].name
+
+
+def _kv_of(op: Op, producers: dict[str, Op]) -> tuple[str, str]:
+    return before_repeats(op.inputs[1], producers), before_repeats(op.inputs[2], producers)
+
+
+def _window(op: Op) -> float:
+    """An attention's window (inf for full attention)."""
+    window = op.attr("window")
+    return float(window) if isinstance(window, int) else float("inf")
+
+
+def cache_key(op: Op) -> str | None:
+    """The cache key stem (add ".k" / ".v") a shared attention reads, e.g. "layers.0.0.y2"; None for an op
+    that owns its cache. Backends use this instead of guessing the owner's attention."""
+    owner, entry = op.attr("cache_owner"), op.attr("cache_entry")
+    if not owner:
+        return None
+    return _LABEL.sub(r".\1", str(owner)).lstrip(".") + f".{entry}"
+
+
+_LABEL = re.compile(r"\[(\d+)\]")
+
+
+def _follow_chains(model: Model) -> Model:
+    """A shared attention whose owner's attention itself reads another layer's cache reads that cache: every
+    `cache_owner` / `cache_entry` ends at the attention that stores it (owners are earlier layers, so layers
+    are resolved in order and an owner is already final)."""
+    for i, layer in enumerate(model.layers):
+        for j, sub in enumerate(layer.sublayers):
+            block = _rooted(model, sub.block)
+            if block is not sub.block:
+                model = replace_sublayer(model, i, j, dataclasses.replace(sub, block=block))
+    return model
+
+
+def _rooted(model: Model, block: Block) -> Block:
+    def root(op: Op) -> Op:
+        if op.prim != "attention" or not op.attr("cache_owner"):
+            return op
+        i, j = (int(n) for n in _LABEL.findall(str(op.attr("cache_owner"))))
+        owner = model.layers[i].sublayers[j].block
+        entry = next(a for a in owner.ops if a.outputs[0].name == op.attr("cache_entry"))
+        if not entry.attr("cache_owner"):
+            return op
+        moved = {"cache_owner": entry.attr("cache_owner"), "cache_entry": entry.attr("cache_entry")}
+        return dataclasses.replace(op, attrs=tuple((k, moved.get(k, v)) for k, v in op.attrs))
+
+    sections = tuple(dataclasses.replace(s, ops=tuple(root(op) for op in s.ops)) for s in block.sections)
+    return block if sections == block.sections else dataclasses.replace(block, sections=sections)
 
 
 def _base_type(block: Block, value: Value) -> object:
@@ -172,27 +256,8 @@ def _share_features(model: Model, share: Share, dst: tuple[int, int | None]) -> 
                 "(different head layouts)"
             )
         imports.append((ours.name, theirs, f"{label}.{group}"))
-    _check_windows(s.block, d.block, label)
-    return replace_sublayer(model, dst[0], dst[1] or 0, dataclasses.replace(d, block=import_values(d.block, imports)))
-
-
-def _window(block: Block) -> float | None:
-    """The attention window of a block (inf for full attention), None if it has no attention."""
-    for op in block.ops:
-        if op.prim == "attention":
-            window = op.attr("window")
-            return float(window) if isinstance(window, int) else float("inf")
-    return None
-
-
-def _check_windows(source: Block, target: Block, label: str) -> None:
-    """A reader of shared K/V cannot look further back than the source layer keeps."""
-    theirs, ours = _window(source), _window(target)
-    if theirs is not None and ours is not None and ours > theirs:
-        raise Incompatible(
-            f"{target.name} attends {'all' if ours == float('inf') else int(ours)} past tokens but "
-            f"{label} keeps only {int(theirs)} (its sliding window): the shared cache would be too short"
-        )
+    block = import_values(d.block, imports, s.block)
+    return replace_sublayer(model, dst[0], dst[1] or 0, dataclasses.replace(d, block=block))
 
 
 def share_label(share: Share) -> str:
@@ -252,7 +317,8 @@ def _share_kv(model: Model, base: int, layer: int) -> Model:
             )
             for i in (1, 2)
         ]
-        model = replace_sublayer(model, layer, j, dataclasses.replace(sub, block=import_values(sub.block, imports)))
+        block = import_values(sub.block, imports, src)
+        model = replace_sublayer(model, layer, j, dataclasses.replace(sub, block=block))
     return model
 
 
@@ -279,4 +345,5 @@ def run(model: Model, sink: DiagnosticSink) -> Model | None:
     if failed:
         return None
     expanded = _recursion(dataclasses.replace(model, shares=()), sink)
+    expanded = _follow_chains(expanded) if expanded is not None else None
     return drop_unused_params(expanded) if expanded is not None and expanded.recursion is None else expanded

@@ -3,9 +3,10 @@
 Mirrors emit_ops.attention + helpers/attention.py: q [1, T, H, dk]; K/V arrive un-repeated [1, T, KV, d] (GQA
 reads head h // (H / KV)); the cache entries `<stem>.k` / `<stem>.v` are [1, KV, S, d] with S = max_len or
 min(window, max_len) (a ring when S == window). Prefill writes the prompt (positions 0..T-1, a ring keeps the
-last S) and attends over q/k/v themselves; decode writes `pos` and attends over the cache. A block that reads
-another layer's cache (`cache_owner`, torch `kv_owner`) writes nothing and reads the owner's entries, which the
-owner has already updated in this step. `features["key_mask"]` (Mixture-of-Recursions) restricts the keys.
+last S) and attends over q/k/v themselves (K transposed once); decode writes `pos` and attends over the cache.
+A block that reads another layer's cache (`cache_owner`, torch `kv_owner`) writes nothing and reads the
+owner's entries, which the owner has already updated in this step. `features["key_mask"]` (Mixture-of-
+Recursions: bool or f32 > 0.5, [1, T] in prefill, the valid row [1, max_len] in decode) restricts the keys.
 
 Preconditions: EmitCtx of context.py; the cache plan holds the entries (plan.cache_entries).
 Non-goals: batch > 1, K/V of another dtype than f32.
@@ -92,7 +93,8 @@ def attention(op: Op, ctx: EmitCtx) -> None:
     out_ty = relax.TensorType((1, ctx.seq, spec.heads, spec.dv), "float32")
     if ctx.mode == "prefill":
         gv = ctx.bb.add_func(kernels.attention_prefill(spec), "attention_prefill")
-        args = [q, k, v, *mask]
+        kt = ctx.bb.emit(relax.op.permute_dims(k, [0, 2, 3, 1]))  # [1, KV, dk, T]: scores vectorise over keys
+        args = [q, kt, v, *mask]
     else:
         gv = ctx.bb.add_func(kernels.attention_decode(spec), "attention_decode")
         ck, cv = ctx.cache_in(stem + ".k"), ctx.cache_in(stem + ".v")

@@ -25,6 +25,10 @@ def _input(op: Op, ctx: EmitCtx) -> relax.Expr:
     return ctx.bb.emit(relax.op.reshape(x, relax.ShapeExpr([1, ctx.seq, t.numel])))
 
 
+def _te(ctx: EmitCtx, builder: object, name: str, *args: relax.Expr) -> relax.Expr:
+    return ctx.bb.emit_te(builder, *args, primfunc_name_hint=name)
+
+
 def spec_of(op: Op, ctx: EmitCtx) -> kernels.ConvSpec:
     channels, k = ctx.type(op.inputs[0]).numel, int(op.attr("kernel"))  # type: ignore[arg-type]
     groups = op.attr("groups")
@@ -38,13 +42,13 @@ def conv(op: Op, ctx: EmitCtx) -> None:
     params = [ctx.param(op, "weight"), *([ctx.param(op, "bias")] if spec.bias else [])]
     key = ctx.key(ctx.base(op, op.params[0][0]))
     if spec.kernel == 1:  # no history: the same pointwise product in both modes, the empty state untouched
-        ctx.set(op.outputs[0].name, ctx.bb.emit_te(kernels.prefill(spec), x, *params))
+        ctx.set(op.outputs[0].name, _te(ctx, kernels.prefill(spec), "causal_conv", x, *params))
         return
     if ctx.mode == "prefill":
-        y = ctx.bb.emit_te(kernels.prefill(spec), x, *params)
-        ctx.cache_out(key, ctx.bb.emit_te(kernels.prefill_state(spec), x))
+        y = _te(ctx, kernels.prefill(spec), "causal_conv", x, *params)
+        ctx.cache_out(key, _te(ctx, kernels.prefill_state(spec), "causal_conv_state", x))
     else:
         state = ctx.cache_in(key)
-        y = ctx.bb.emit_te(kernels.decode(spec), x, state, *params)
-        ctx.cache_out(key, ctx.bb.emit_te(kernels.decode_state(spec), x, state))
+        y = _te(ctx, kernels.decode(spec), "causal_conv_step", x, state, *params)
+        ctx.cache_out(key, _te(ctx, kernels.decode_state(spec), "causal_conv_state_step", x, state))
     ctx.set(op.outputs[0].name, y)

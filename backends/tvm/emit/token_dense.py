@@ -110,7 +110,7 @@ def token_dense(op: Op, ctx: EmitCtx) -> None:
     if ctx.mode == "prefill":
         gv = ctx.bb.add_func(store_prefill(channels, slots), "token_dense_store_prefill")
         ctx.cache_out(key, ctx.bb.emit(relax.call_tir_inplace(gv, [hist, x], 0, hist.ty)))
-        ctx.set(op.outputs[0].name, ctx.bb.emit_te(_mix_prefill, x, w))
+        ctx.set(op.outputs[0].name, ctx.bb.emit_te(_mix_prefill, x, w, primfunc_name_hint="token_dense_prefill"))
         return
     pos = relax.prim_value(ctx.pos)
     gv = ctx.bb.add_func(store_decode(channels, slots), "token_dense_store_decode")

@@ -25,7 +25,7 @@ from tvm import tirx
 from tvm.script import tirx as T
 
 KEY_BLOCK = 16  # prefill: keys per online-softmax block (two AVX2 / four NEON f32 vectors)
-ROW_TILE = 16  # prefill: query rows (heads of one KV group x positions) sharing each loaded key block
+ROW_TILE = 32  # prefill: query rows (heads of one KV group x positions) sharing each loaded key block
 VEC = 8  # f32 lanes of the vectorised exp loops
 NEG = -3.0e38  # "minus infinity" that stays finite (exp(NEG - NEG) is a harmless 1, never NaN)
 
@@ -158,7 +158,7 @@ def kv_store_prefill(spec: AttnSpec) -> tirx.PrimFunc:
 def attention_decode(spec: AttnSpec) -> tirx.PrimFunc:
     """(q [1,1,H,dk], cache_k, cache_v, pos[, key_mask [1, N]]) -> y [1,1,H,dv] over the n = min(pos+1, S) slots."""
     h_, kvh, s, dk, dv, rep = spec.heads, spec.kv_heads, spec.slots, spec.dk, spec.dv, spec.rep
-    lk = lanes(dk)
+    lk, lv = lanes(dk), lanes(dv)
     padded = (s + VEC - 1) // VEC * VEC
     scale = spec.scale
     masked = spec.key_mask is not None
@@ -198,13 +198,15 @@ def attention_decode(spec: AttnSpec) -> tirx.PrimFunc:
                         fast_exp(sc[j0 * VEC + ln] - mx),
                         T.float32(0),
                     )
-            for d in T.vectorized(dv):
-                acc[d] = T.float32(0)
             total: T.float32 = T.float32(0)
             for j in range(n):
                 total = total + sc[j]
-                for d in T.vectorized(dv):
-                    acc[d] = acc[d] + sc[j] * cv[0, h // rep, j, d]
+            for d0 in range(dv // lv):
+                for ln in T.vectorized(lv):
+                    acc[d0 * lv + ln] = T.float32(0)
+                for j in range(n):
+                    for ln in T.vectorized(lv):
+                        acc[d0 * lv + ln] = acc[d0 * lv + ln] + sc[j] * cv[0, h // rep, j, d0 * lv + ln]
             for d in T.vectorized(dv):
                 y[0, 0, h, d] = acc[d] / total
 
@@ -230,13 +232,13 @@ def _visible_prefill(spec: AttnSpec, km: tirx.Buffer | None, i: tirx.PrimExpr, j
 
 
 def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
-    """(q [1,T,H,dk], k [1,T,KV,dk], v [1,T,KV,dv][, key_mask [1, N]]) -> y [1,T,H,dv].
+    """(q [1,T,H,dk], k^T [1,KV,dk,T], v [1,T,KV,dv][, key_mask [1, N]]) -> y [1,T,H,dv].
 
-    Parallel over (KV head, block of bq positions); a tile holds the R = rep * bq query rows (the rep query
-    heads of that KV head at those positions, R >= ROW_TILE). Keys go in blocks of KEY_BLOCK: the block is
-    transposed into a local tile once for all R rows, the R x KEY_BLOCK scores are a small GEMM vectorised over
-    keys, then masked (causal, window, key_mask) and folded into an online softmax (running max, rescaled sum
-    and accumulator, vectorised over dv)."""
+    K comes transposed (the caller permutes it once) so that scores vectorise over keys. Parallel over (KV
+    head, block of bq positions); a tile holds the R = rep * bq query rows (the rep query heads of that KV
+    head at those positions, R >= ROW_TILE). Keys go in blocks of KEY_BLOCK: the R x KEY_BLOCK scores are a
+    small GEMM vectorised over keys, then masked (causal, window, key_mask) and folded into an online softmax
+    (running max, rescaled sum and accumulator, vectorised over dv)."""
     kvh, dk, dv, rep = spec.kv_heads, spec.dk, spec.dv, spec.rep
     bq, bk = max(1, ROW_TILE // rep), KEY_BLOCK
     rt = rep * bq
@@ -246,12 +248,12 @@ def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
     h_ = spec.heads
 
     @T.prim_func
-    def attention_prefill(q_h: T.handle, k_h: T.handle, v_h: T.handle, km_h: T.handle, y_h: T.handle):
+    def attention_prefill(q_h: T.handle, kt_h: T.handle, v_h: T.handle, km_h: T.handle, y_h: T.handle):
         T.func_attr(_attrs("attention_prefill"))
         t = T.int64()
         nk = T.int64()
         q = T.match_buffer(q_h, (1, t, h_, dk), "float32")
-        k = T.match_buffer(k_h, (1, t, kvh, dk), "float32")
+        kt = T.match_buffer(kt_h, (1, kvh, dk, t), "float32")
         v = T.match_buffer(v_h, (1, t, kvh, dv), "float32")
         km = T.match_buffer(km_h, (1, nk), km_dtype)
         y = T.match_buffer(y_h, (1, t, h_, dv), "float32")
@@ -261,7 +263,6 @@ def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
             i0: T.int64 = T.floormod(cb, nb) * T.int64(bq)
             rows: T.int64 = T.min(T.int64(bq), t - i0)
             qs = T.alloc_local((rt, dk), "float32")
-            kt = T.alloc_local((dk, bk), "float32")
             sc = T.alloc_local((rt, bk), "float32")
             acc = T.alloc_local((rt, dv), "float32")
             mx = T.alloc_local((rt,), "float32")
@@ -279,14 +280,19 @@ def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
             for blk in range((end - lo + T.int64(bk - 1)) // T.int64(bk)):
                 j0: T.int64 = lo + blk * T.int64(bk)
                 width: T.int64 = T.min(T.int64(bk), end - j0)
-                for d, jj in T.grid(dk, T.int64(bk)):
-                    kt[d, jj] = T.if_then_else(jj < width, k[0, T.min(j0 + jj, t - 1), c, d], T.float32(0))
                 for r in range(T.int64(rt)):
                     for jj in T.vectorized(bk):
                         sc[r, jj] = T.float32(0)
-                    for d in range(dk):
-                        for jj in T.vectorized(bk):
-                            sc[r, jj] = sc[r, jj] + qs[r, d] * kt[d, jj]
+                    if width == T.int64(bk):  # a full block: contiguous vector loads of kt
+                        for d in range(dk):
+                            for jj in T.vectorized(bk):
+                                sc[r, jj] = sc[r, jj] + qs[r, d] * kt[0, c, d, j0 + jj]
+                    else:
+                        for d in range(dk):
+                            for jj in T.vectorized(T.int64(bk)):
+                                sc[r, jj] = sc[r, jj] + qs[r, d] * T.if_then_else(
+                                    jj < width, kt[0, c, d, T.min(j0 + jj, t - 1)], T.float32(0)
+                                )
                 for r in range(T.int64(rt)):
                     for jj in T.vectorized(T.int64(bk)):
                         sc[r, jj] = T.if_then_else(

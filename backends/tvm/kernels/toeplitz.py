@@ -1,7 +1,7 @@
 """Hand TIR kernels for the Hyena long convolution with an implicit filter (TVM has no FFT).
 
 - `toeplitz_func`: prefill, y[t, c] = sum_{s <= t} h[t - s, c] u[s, c], the causal Toeplitz product done directly,
-  rows blocked by `ROWS` so each loaded u row serves several outputs; channels innermost (contiguous, vectorisable).
+  in register tiles of `ROWS` output rows x up to 16 channels (each loaded u vector serves ROWS outputs).
 - `history_write_func`: prefill, history[0, c, s] = u[0, s, c] for s < T, in place (the rest stays as it arrived:
   zero in a fresh cache), like helpers/long_conv.py `history[:, :, :L].copy_(u^T)`.
 - `history_decode_func`: decode at position p, history[0, c, p] = u[c] in place, then
@@ -17,12 +17,21 @@ from tvm.script import tirx as T
 from tvm.tirx import PrimFunc
 
 _ATTRS = {"tirx.is_scheduled": True, "livc.scheduled": True, "tirx.noalias": True, "op_pattern": 8}
-ROWS = 4  # output rows per block in the prefill product
+ROWS = 8  # output rows per block in the prefill product
+
+
+def lanes(channels: int) -> int:
+    """Channels per register tile: the largest divisor of `channels` up to 16."""
+    return max(j for j in range(1, min(channels, 16) + 1) if channels % j == 0)
 
 
 def toeplitz_func(channels: int) -> PrimFunc:
-    """(u [1,T,C], h [T,C]) -> y [1,T,C], the causal convolution of u with the per-channel filter h."""
-    CH, RB = channels, ROWS
+    """(u [1,T,C], h [T,C]) -> y [1,T,C], the causal convolution of u with the per-channel filter h.
+
+    One parallel task per (block of ROWS output rows, tile of `lanes` channels) with its accumulator in registers;
+    row blocks are visited small, large, small ... so the static split over cores gets even work."""
+    CH, RB, LN = channels, ROWS, lanes(channels)
+    NCB = CH // LN
 
     @T.prim_func(private=True, s_tir=True)
     def toeplitz(uh: T.handle, hh: T.handle, yh: T.handle):
@@ -31,19 +40,22 @@ def toeplitz_func(channels: int) -> PrimFunc:
         U = T.match_buffer(uh, (1, n, CH), "float32")
         H = T.match_buffer(hh, (n, CH), "float32")
         Y = T.match_buffer(yh, (1, n, CH), "float32")
-        for blk in T.parallel((n + RB - 1) // RB):
-            acc = T.alloc_buffer((RB, CH), "float32", scope="local")
-            for r, c in T.grid(RB, CH):
+        for task in T.parallel((n + RB - 1) // RB * NCB):
+            acc = T.alloc_buffer((RB, LN), "float32", scope="local")
+            i = task // NCB
+            blk = T.if_then_else(i % 2 == 0, i // 2, (n + RB - 1) // RB - 1 - i // 2)
+            c0 = task % NCB * LN
+            for r, c in T.grid(RB, LN):
                 acc[r, c] = T.float32(0)
             for s in range(T.min(blk * RB + RB, n)):
-                for r in range(RB):
+                for r in T.unroll(RB):
                     if blk * RB + r < n and s <= blk * RB + r:
-                        for c in range(CH):
-                            acc[r, c] = acc[r, c] + H[blk * RB + r - s, c] * U[0, s, c]
+                        for c in T.vectorized(LN):
+                            acc[r, c] = acc[r, c] + H[blk * RB + r - s, c0 + c] * U[0, s, c0 + c]
             for r in range(RB):
                 if blk * RB + r < n:
-                    for c in range(CH):
-                        Y[0, blk * RB + r, c] = acc[r, c]
+                    for c in T.vectorized(LN):
+                        Y[0, blk * RB + r, c0 + c] = acc[r, c]
 
     return toeplitz
 

@@ -102,7 +102,7 @@ class Block(Sublayer):
     def __init__(self, prefix, norm=None, wrap="pre_norm", kv_owner=None, exports=()):
         super().__init__(norm, wrap)
         self.prefix = prefix
-        self.kv_owner = kv_owner
+        self.kv_owner = dict(kv_owner or {})  # attention output -> the owner's cache key stem (KV sharing)
         self.exports = tuple(exports)
 
     def train(self, mode=True):
@@ -117,9 +117,10 @@ class Block(Sublayer):
         return None if cache is None else cache[self.prefix + "." + name]
 
     def kv(self, cache, name):
+        """The K/V cache of attention `name`: its own, or under KV sharing the owner's entry it reads."""
         if cache is None:
             return None, None
-        key = self.kv_owner or self.prefix + "." + name
+        key = self.kv_owner.get(name, self.prefix + "." + name)
         return cache[key + ".k"], cache[key + ".v"]
 
     @staticmethod
@@ -512,18 +513,7 @@ class GQA(Block):
         v = v_proj.unflatten(-1, (2, -1))
         self.export(features, {"k": kr, "v": v})
         # token mixing: low_rank, softmax, causal
-        y = attention(
-            q,
-            kr,
-            v,
-            *self.kv(cache, "y"),
-            pos,
-            True,
-            None,
-            self.kv_owner is None,
-            self.key_mask(features),
-            None,
-        )
+        y = attention(q, kr, v, *self.kv(cache, "y"), pos, True, None, True, self.key_mask(features), None)
         # channel mixing: dense
         o = y.flatten(-2)
         out_proj = self.out_proj(o)
@@ -557,7 +547,7 @@ class GQA_2(Block):
             pos,
             True,
             None,
-            self.kv_owner is None,
+            False,
             self.key_mask(features),
             None,
         )
@@ -599,7 +589,7 @@ class TinyHybrid(nn.Module):
                 SwiGLU("layers.2.1", norm=RMSNorm("layers.2.1.norm")),
             ]),
             nn.ModuleList([
-                GQA_2("layers.3.0", kv_owner="layers.1.0.y", norm=RMSNorm("layers.3.0.norm")),
+                GQA_2("layers.3.0", kv_owner={"y": "layers.1.0.y"}, norm=RMSNorm("layers.3.0.norm")),
                 SwiGLU("layers.3.1", norm=RMSNorm("layers.3.1.norm")),
             ]),
         ])

@@ -81,7 +81,7 @@ class Block(Sublayer):
     def __init__(self, prefix, norm=None, wrap="pre_norm", kv_owner=None, exports=()):
         super().__init__(norm, wrap)
         self.prefix = prefix
-        self.kv_owner = kv_owner
+        self.kv_owner = dict(kv_owner or {})  # attention output -> the owner's cache key stem (KV sharing)
         self.exports = tuple(exports)
 
     def train(self, mode=True):
@@ -96,9 +96,10 @@ class Block(Sublayer):
         return None if cache is None else cache[self.prefix + "." + name]
 
     def kv(self, cache, name):
+        """The K/V cache of attention `name`: its own, or under KV sharing the owner's entry it reads."""
         if cache is None:
             return None, None
-        key = self.kv_owner or self.prefix + "." + name
+        key = self.kv_owner.get(name, self.prefix + "." + name)
         return cache[key + ".k"], cache[key + ".v"]
 
     @staticmethod
