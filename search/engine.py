@@ -166,9 +166,10 @@ class Engine:
             self.progress.event("failed", key)
         elif statics.over is not None:
             self.archive.reject(key, statics.over)
-            for reason in _reasons(statics.over):
+            reasons = _reasons(statics.over)
+            for reason in reasons:
                 self.counters.rejected[reason] = self.counters.rejected.get(reason, 0) + 1
-            self.progress.event("rejected", key)
+            self.progress.event("rejected", key, tuple(reasons))
         return key
 
     def _train(self, keys: Sequence[str]) -> None:

@@ -1,7 +1,7 @@
 """Progress of a running search: a live `rich` panel, a plain line log, or nothing.
 
-The engine calls `start`, `generation`, `event(kind, key)` for each candidate (kind: trained, failed,
-cached, rejected), `generation_done(gen, records)` with the archive's search records (the panel shows
+The engine calls `start`, `generation`, `event(kind, key, reasons)` for each candidate (kind: trained, failed,
+cached, rejected; reasons: the budgets a rejected one exceeds), `generation_done(gen, records)` with the archive's search records (the panel shows
 the current front and its hypervolume, normalised over the records seen so far), `baseline(n)` and
 `finish(records)`. Rendering only: nothing here changes the search. Non-goals: a web dashboard.
 """
@@ -23,7 +23,7 @@ KINDS = ("trained", "failed", "cached", "rejected")
 class Progress(Protocol):
     def start(self, config: Any, gen: int) -> None: ...
     def generation(self, gen: int) -> None: ...
-    def event(self, kind: str, key: str) -> None: ...
+    def event(self, kind: str, key: str, reasons: tuple[str, ...] = ()) -> None: ...
     def generation_done(self, gen: int, records: Sequence[Record]) -> None: ...
     def baseline(self, n: int) -> None: ...
     def finish(self, records: Sequence[Record]) -> None: ...
@@ -36,7 +36,7 @@ class NullProgress:
     def generation(self, gen: int) -> None:
         pass
 
-    def event(self, kind: str, key: str) -> None:
+    def event(self, kind: str, key: str, reasons: tuple[str, ...] = ()) -> None:
         pass
 
     def generation_done(self, gen: int, records: Sequence[Record]) -> None:
@@ -56,6 +56,7 @@ class _State:
         self.config: Any = None
         self.gen, self.total, self.phase = 0, 0, "search"
         self.counts: Counter[str] = Counter()
+        self.reasons: Counter[str] = Counter()  # rejections per budget
         self.front: list[tuple[Record, tuple[float, ...]]] = []
         self.hv: list[float] = []
 
@@ -73,6 +74,8 @@ class _State:
 
     def line(self) -> str:
         counts = " ".join(f"{k} {self.counts[k]}" for k in KINDS)
+        if self.reasons:
+            counts += " (" + ", ".join(f"{b} {n}" for b, n in sorted(self.reasons.items())) + ")"
         hv = f" hv {self.hv[-1]:.3f}" if self.hv else ""
         where = "random baseline" if self.phase == "baseline" else f"generation {self.gen}/{self.total}"
         return f"{where}: {counts}; front {len(self.front)}{hv}"
@@ -110,8 +113,9 @@ class LineProgress:
     def generation(self, gen: int) -> None:
         self.state.gen = gen
 
-    def event(self, kind: str, key: str) -> None:
+    def event(self, kind: str, key: str, reasons: tuple[str, ...] = ()) -> None:
         self.state.counts[kind] += 1
+        self.state.reasons.update(reasons)
 
     def generation_done(self, gen: int, records: Sequence[Record]) -> None:
         self.state.summarise(records)
@@ -148,8 +152,8 @@ class RichProgress(LineProgress):
     def _say(self, text: str) -> None:
         self._refresh()
 
-    def event(self, kind: str, key: str) -> None:
-        super().event(kind, key)
+    def event(self, kind: str, key: str, reasons: tuple[str, ...] = ()) -> None:
+        super().event(kind, key, reasons)
         self._refresh()
 
     def finish(self, records: Sequence[Record]) -> None:

@@ -192,11 +192,13 @@ def _save(fig: Any, path: Path) -> Path:
 def _markdown(
     config: SearchConfig, records: list[Record], best: list[Record], files: list, hv: list, plots: list[Path]
 ) -> str:
-    status = Counter(r.status for r in records if r.origin == "search")
-    kinds = Counter((r.failure or "").split(":", 1)[0] for r in records if r.status == "failed")
+    ours = [r for r in records if r.origin == "search"]
+    status = Counter(r.status for r in ours)
+    kinds = Counter((r.failure or "").split(":", 1)[0] for r in ours if r.status == "failed")
     rejected = Counter(
-        part.split(" = ", 1)[0] for r in records if r.status == "rejected" for part in (r.failure or "").split("; ")
+        part.split(" = ", 1)[0] for r in ours if r.status == "rejected" for part in (r.failure or "").split("; ")
     )
+    baseline = Counter(r.status for r in records if r.origin == "random")
     lines = [
         f"# Search report: {config.source}",
         "",
@@ -209,6 +211,8 @@ def _markdown(
         "search candidates: " + ", ".join(f"{n} {s}" for s, n in sorted(status.items())),
         "failures by kind: " + (", ".join(f"{n} {k}" for k, n in sorted(kinds.items())) or "none"),
         "rejected by budget: " + (", ".join(f"{n} {k}" for k, n in sorted(rejected.items())) or "none"),
+        "random-search baseline (new architectures): "
+        + (", ".join(f"{n} {s}" for s, n in sorted(baseline.items())) or "none"),
         "",
         "## Pareto front",
         "",

@@ -2,9 +2,11 @@
 
 Tiny models (d 16-32, vocab 32-64) built from .liv text; the torch module (f32, parameters perturbed so norm
 weights and biases are not 1/0) is the reference. Checked: last-position prefill logits and decode logits equal
-torch's within 1e-5 abs (measured <= 2e-7), prefill(T) + decode == prefill(T + 1), greedy generate equals torch's
-generate(temperature=0), `cache_entries` equals the torch `init_cache(1, max_len)` of every example, weight
-inputs, coded errors, and a hypothesis property over generated bodies of the stateless primitives.
+torch's within 1e-5 abs (measured <= 2.4e-7), prefill(T) + decode == prefill(T + 1), greedy generate equals
+torch's generate(temperature=0), GQA K/V not repeated (view._gqa_aliases), shared features + KV owner,
+`cache_entries` equals the torch `init_cache(1, max_len)` of every example, weight inputs, coded errors, and a
+hypothesis property over generated bodies of the stateless primitives (5 examples). Attention comes from
+emit/attention.py (H2); these tests check the driver around it.
 """
 
 from __future__ import annotations
@@ -138,6 +140,30 @@ def test_gqa_kv_is_not_repeated() -> None:
     mod = lower(model, make_plan(model, "f32", 16))
     assert "R.repeat" not in mod["prefill"].script() and "R.repeat" not in mod["decode_step"].script()
     assert_matches(GQA_ONLY, T=6, steps=3, tol=TOL, max_len=16)
+
+
+SHARED = """from std.norms import RMSNorm
+from std.embedding import Embedding, LMHead
+from std.attention import GQA
+from std.mlp import SwiGLU
+
+model TinyShared(vocab: int = 61, d: int = 32) {
+    let attn = GQA(d, heads = 4, kv_heads = 2) + SwiGLU(d, 64)
+    embedding: Embedding(vocab, d)
+    norm: RMSNorm(d)
+    layers: [attn, SwiGLU(d, 32), attn]
+    head: LMHead(vocab, d, tied = true)
+    share features k, v from layers[0][0] to layers[2][0]
+    share featurizer from layers[0][1] to layers[2][1]
+}
+"""
+
+
+def test_shared_features_and_kv_owner() -> None:
+    """Layer 2 reads layer 0's exported K/V (features) and its KV cache (cache_owner); one KV cache in the plan."""
+    keys = [e.key for e in cache_entries(ir_model(SHARED), 16)]
+    assert keys == ["layers.0.0.y.k", "layers.0.0.y.v"]
+    assert_matches(SHARED, T=6, steps=3, tol=TOL, max_len=16)
 
 
 def test_generate_equals_torch_greedy() -> None:

@@ -415,3 +415,22 @@ def test_mor_outer_layers_middle_cycle():
     model = ir_model(tiny_source("mor_expert_kv_share"))
     assert model.recursion is not None and model.recursion.steps == ((1,), (2,), (3,))
     assert outer_layers(model) == ([0], [4])
+
+
+def test_unsupported_cases_are_coded_errors():
+    """Shared recurrent state and a router missing from the build plan are E0701 naming the op, never a guess."""
+    from types import SimpleNamespace
+
+    from livc.backends.tvm.emit.mor import _router
+    from livc.backends.tvm.emit.scans import no_shared_state
+    from livc.backends.tvm.errors import TvmError
+    from livc.compiler.ir.nodes import Op
+
+    op = Op(prim="gated_scan", inputs=(), outputs=(), attrs=(("cache_owner", "layers[0][0]"),))
+    with pytest.raises(TvmError) as err:
+        no_shared_state(op, SimpleNamespace(prefix="layers.1.0"))
+    assert err.value.code == "E0701" and "gated_scan" in err.value.message
+    lowering = SimpleNamespace(inputs=SimpleNamespace(params={}))
+    with pytest.raises(TvmError) as err:
+        _router(lowering, "recursion.router.0.weight")
+    assert err.value.code == "E0701" and "recursion.router.0.weight" in err.value.message

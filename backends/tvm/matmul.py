@@ -58,11 +58,15 @@ def _bf16(v: tirx.Expr) -> tirx.Expr:
     return tirx.reinterpret("float32", bits)
 
 
-def _q4_code(data: te.Tensor, ob: tirx.Expr, i: tirx.Expr, lane: tirx.Expr) -> tirx.Expr:
+def _q4_nibble(data: te.Tensor, ob: tirx.Expr, i: tirx.Expr, lane: tirx.Expr) -> tirx.Expr:
+    """The raw 4-bit code (0..15) of input i as f32."""
     byte = data[ob, (i // W.GROUP) * 16 + i % 16, lane]
     shift = tirx.Cast("uint8", (i % W.GROUP) // 16 * 4)
-    nib = tirx.bitwise_and(tirx.shift_right(byte, shift), tirx.const(15, "uint8"))
-    return tirx.Cast("float32", nib) - tirx.const(8.0, "float32")
+    return tirx.Cast("float32", tirx.bitwise_and(tirx.shift_right(byte, shift), tirx.const(15, "uint8")))
+
+
+def _q4_code(data: te.Tensor, ob: tirx.Expr, i: tirx.Expr, lane: tirx.Expr) -> tirx.Expr:
+    return _q4_nibble(data, ob, i, lane) - tirx.const(8.0, "float32")
 
 
 def value_fn(fmt: str, data: te.Tensor, scale: te.Tensor | None) -> Value:
@@ -116,11 +120,57 @@ def _needs_epilogue(bias: te.Tensor | None, out: int, out_p: int, padded: bool) 
 def gemv_te(fmt: str, out: int, x: te.Tensor, *args: te.Tensor) -> te.Tensor:
     """x [1, 1, inp] -> [1, 1, out]; args = stored weight arrays (+ bias [out])."""
     stored, bias = _stored_and_bias(fmt, args)
-    inp = int(x.shape[2])
-    wd = dequant(fmt, stored, inp)
-    out_p = int(wd.shape[0]) * W.LANES
-    y = _product(x, wd, 1, out_p, "livc_gemv")
+    if W.quantized(fmt):
+        y = _grouped_gemv(fmt, x, stored[0], stored[1])
+    else:
+        y = _product(x, dequant(fmt, stored, int(x.shape[2])), 1, int(stored[0].shape[0]) * W.LANES, "livc_gemv")
+    out_p = int(y.shape[2])
     return _epilogue(y, bias, 1, out) if _needs_epilogue(bias, out, out_p, False) else y
+
+
+def _grouped_gemv(fmt: str, x: te.Tensor, data: te.Tensor, scale: te.Tensor) -> te.Tensor:
+    """q8/q4 GEMV with the scale (and the q4 offset 8) taken out of the inner sum:
+    y[o] = sum_g d[o, g] * (sum_j x[32g + j] * code[o, 32g + j] - 8 * sum_j x[32g + j]), code = raw q / nibble.
+    Blocks: "livc_gpart" (per-group partial sums), "livc_gxsum" (q4), "livc_gemv" (scaled sum)."""
+    inp, groups = int(x.shape[2]), int(scale.shape[1])
+    width = groups * W.GROUP
+    zero = tirx.const(0.0, "float32")
+    xp = (
+        x
+        if width == inp
+        else te.compute(
+            (1, 1, width),
+            lambda b, t, i: tirx.if_then_else(i < inp, x[b, t, tirx.min(i, inp - 1)], zero),
+            name="livc_xpad",
+        )
+    )
+    code = _q4_nibble if fmt == "q4" else (lambda d, ob, i, lane: _f32(d[ob, i, lane]))
+    out_p = int(data.shape[0]) * W.LANES
+    j = te.reduce_axis((0, W.GROUP), name="j")
+    part = te.compute(
+        (1, 1, out_p, groups),
+        lambda b, t, o, g: te.sum(
+            xp[b, t, g * W.GROUP + j] * code(data, o // W.LANES, g * W.GROUP + j, o % W.LANES), axis=j
+        ),
+        name="livc_gpart",
+    )
+    g = te.reduce_axis((0, groups), name="g")
+
+    def scaled(b: tirx.Var, t: tirx.Var, o: tirx.Var, grp: tirx.Expr) -> tirx.Expr:
+        return _f32(scale[o // W.LANES, grp, o % W.LANES])
+
+    if fmt == "q8":
+        return te.compute(
+            (1, 1, out_p), lambda b, t, o: te.sum(scaled(b, t, o, g) * part[b, t, o, g], axis=g), name="livc_gemv"
+        )
+    jj = te.reduce_axis((0, W.GROUP), name="jj")
+    xsum = te.compute((1, 1, groups), lambda b, t, gg: te.sum(xp[b, t, gg * W.GROUP + jj], axis=jj), name="livc_gxsum")
+    eight = tirx.const(8.0, "float32")
+    return te.compute(
+        (1, 1, out_p),
+        lambda b, t, o: te.sum(scaled(b, t, o, g) * (part[b, t, o, g] - eight * xsum[b, t, g]), axis=g),
+        name="livc_gemv",
+    )
 
 
 def padded_rows(rows: tirx.Expr) -> tirx.Expr:

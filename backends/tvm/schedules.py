@@ -202,8 +202,29 @@ def _prepare(sch: Schedule, block: s_tir.schedule.SBlockRV, prefix: str) -> tupl
     return keep
 
 
+def _part(sch: Schedule, part: s_tir.schedule.SBlockRV, g: s_tir.schedule.LoopRV, pair: int) -> None:
+    """The q8/q4 per-group partial sums in registers inside the group loop: 32 inputs x (pair x 16) lanes."""
+    sch.compute_at(part, g)
+    sch.set_scope(part, 0, "local")
+    po, pj = sch.get_loops(part)[-2:]  # unit loops dropped: the (pair x 16) output region, then the 32 inputs
+    pt, plane = sch.split(po, [pair, W.LANES])
+    ph, pjj = sch.split(pj, [2, 16])
+    sch.reorder(ph, pjj, pt, plane)
+    sch.vectorize(plane)
+    sch.unroll(pt)
+    sch.unroll(ph)
+    _vectorise_init(sch, sch.decompose_reduction(part, ph))
+
+
 def gemv(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
-    """y[0, 0, o] = sum_i x[i] * Wd[o // 16, i, o % 16] -> 16 lanes per row block, parallel row blocks."""
+    """y[0, 0, o] = sum_i x[i] * Wd[o // 16, i, o % 16] -> 16 lanes per row block, parallel row blocks.
+
+    q8/q4 ("livc_gpart" present): the group loop replaces the input loop and the partial sums of each group
+    are computed in registers at it (see matmul._grouped_gemv)."""
+    names = _block_names(sch)
+    if "livc_gpart" in names:
+        _grouped_gemv(sch, block)
+        return
     keep = _prepare(sch, block, "livc_gemv")
     b, t, o, i = sch.get_loops(block)
     out = _const(_extent(sch, o)) or W.LANES
@@ -222,6 +243,27 @@ def gemv(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
     _vectorise_init(sch, sch.decompose_reduction(block, inputs[0]))
     wb_loops = sch.get_loops(writeback)
     _try(lambda: sch.vectorize(wb_loops[-1]))
+    default(sch, keep)
+
+
+def _grouped_gemv(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
+    keep = _prepare(sch, block, "livc_gemv")
+    keep = tuple(k for k in keep if k != "livc_gpart")  # computed at the group loop below
+    b, t, o, g = sch.get_loops(block)
+    out = _const(_extent(sch, o)) or W.LANES
+    pair = GEMV_BLOCKS if out % (GEMV_BLOCKS * W.LANES) == 0 else 1
+    ob, ot, lane = sch.split(o, [None, pair, W.LANES])
+    sch.reorder(b, t, ob, g, ot, lane)
+    writeback = sch.cache_write(block, 0, "local")
+    _inline_epilogues(sch, writeback)
+    sch.reverse_compute_at(writeback, ob)
+    sch.vectorize(lane)
+    sch.unroll(ot)
+    sch.parallel(sch.fuse(b, t, ob))
+    _part(sch, sch.get_sblock("livc_gpart"), g, pair)
+    _vectorise_init(sch, sch.decompose_reduction(block, g))
+    wb_loops = sch.get_loops(writeback)
+    _ok(lambda: sch.vectorize(wb_loops[-1]))
     default(sch, keep)
 
 

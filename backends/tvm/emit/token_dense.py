@@ -27,7 +27,7 @@ def _attrs(kind: str) -> dict[str, object]:
 def store_prefill(channels: int, slots: int) -> tirx.PrimFunc:
     """(history [1, C, S], x [1, T, C]): history[:, :, t] <- x[:, t] for t < min(T, S). In place."""
 
-    @T.prim_func
+    @T.prim_func(private=True)  # no global symbol: Relax names each added copy
     def token_dense_store_prefill(hist: T.Buffer((1, channels, slots), "float32"), x_h: T.handle):
         T.func_attr(_attrs("token_dense_store"))
         t = T.int64()
@@ -42,7 +42,7 @@ def store_prefill(channels: int, slots: int) -> tirx.PrimFunc:
 def store_decode(channels: int, slots: int) -> tirx.PrimFunc:
     """(history, x [1, 1, C], pos): history[:, :, pos] <- x. In place."""
 
-    @T.prim_func
+    @T.prim_func(private=True)  # no global symbol: Relax names each added copy
     def token_dense_store_decode(hist: T.Buffer((1, channels, slots), "float32"),
                                  x: T.Buffer((1, 1, channels), "float32"), pos: T.int64):  # fmt: skip
         T.func_attr(_attrs("token_dense_store"))
@@ -57,7 +57,7 @@ def mix_decode(channels: int, slots: int, n: int) -> tirx.PrimFunc:
     """(history, W [n, n], pos) -> y [1, 1, C]: y[c] = sum_{s <= pos} W[pos, s] history[c, s]."""
     lk = lanes(slots)
 
-    @T.prim_func
+    @T.prim_func(private=True)  # no global symbol: Relax names each added copy
     def token_dense_decode(hist: T.Buffer((1, channels, slots), "float32"), w: T.Buffer((n, n), "float32"),
                            pos: T.int64, y: T.Buffer((1, 1, channels), "float32")):  # fmt: skip
         T.func_attr(_attrs("token_dense_decode"))

@@ -11,9 +11,12 @@ Semantics = backends/pytorch/templates/helpers/attention.py at batch 1, f32:
 - key_mask [1, N] (f32 > 0.5 or bool; Mixture-of-Recursions): key position p is visible iff key_mask[p],
   and a query always sees its own position.
 
-The kernels are already scheduled (parallel over heads / (head, row), vectorised over head_dim, prefill
-blocked over keys with an online softmax); they carry `livc.kernel`, `livc.scheduled` and `op_pattern` 8 (opaque: never
-fused, never rescheduled). Non-goals: batch > 1, non-f32 caches, a parallel split over keys in decode.
+The kernels are already scheduled: decode parallel over heads, vectorised over head_dim (dot products in
+8-lane partial sums, the exp loop vectorised through `fast_exp`); prefill takes K transposed [1, KV, dk, T],
+runs parallel over (KV head, block of positions) with the rep query heads of that KV head in one tile, scores
+as a small GEMM vectorised over a block of keys, online softmax over key blocks. They carry `livc.kernel`,
+`livc.scheduled` and `op_pattern` 8 (opaque: never fused, never rescheduled by schedules.py).
+Non-goals: batch > 1, non-f32 caches, a parallel split over keys in decode.
 """
 
 from __future__ import annotations
@@ -110,7 +113,7 @@ def kv_store_decode(spec: AttnSpec) -> tirx.PrimFunc:
     """(cache_k, cache_v, k [1,1,KV,dk], v [1,1,KV,dv], pos): slot pos (ring: pos % S) <- k, v. In place."""
     kvh, s, dk, dv, ring = spec.kv_heads, spec.slots, spec.dk, spec.dv, spec.ring
 
-    @T.prim_func
+    @T.prim_func(private=True)  # no global symbol: Relax names each added copy
     def kv_store_decode(
         ck: T.Buffer((1, kvh, s, dk), "float32"),
         cv: T.Buffer((1, kvh, s, dv), "float32"),
@@ -134,7 +137,7 @@ def kv_store_prefill(spec: AttnSpec) -> tirx.PrimFunc:
     """(cache_k, cache_v, k [1,T,KV,dk], v [1,T,KV,dv]): positions max(0, T-S)..T-1 into their slots. In place."""
     kvh, s, dk, dv, ring = spec.kv_heads, spec.slots, spec.dk, spec.dv, spec.ring
 
-    @T.prim_func
+    @T.prim_func(private=True)  # no global symbol: Relax names each added copy
     def kv_store_prefill(ck: T.Buffer((1, kvh, s, dk), "float32"), cv: T.Buffer((1, kvh, s, dv), "float32"),
                          k_h: T.handle, v_h: T.handle):  # fmt: skip
         T.func_attr(_attrs("kv_store"))
@@ -158,13 +161,13 @@ def kv_store_prefill(spec: AttnSpec) -> tirx.PrimFunc:
 def attention_decode(spec: AttnSpec) -> tirx.PrimFunc:
     """(q [1,1,H,dk], cache_k, cache_v, pos[, key_mask [1, N]]) -> y [1,1,H,dv] over the n = min(pos+1, S) slots."""
     h_, kvh, s, dk, dv, rep = spec.heads, spec.kv_heads, spec.slots, spec.dk, spec.dv, spec.rep
-    lk, lv = lanes(dk), lanes(dv)
+    lk = lanes(dk)
     padded = (s + VEC - 1) // VEC * VEC
     scale = spec.scale
     masked = spec.key_mask is not None
     km_dtype = spec.key_mask or "float32"
 
-    @T.prim_func
+    @T.prim_func(private=True)  # no global symbol: Relax names each added copy
     def attention_decode(q: T.Buffer((1, 1, h_, dk), "float32"), ck: T.Buffer((1, kvh, s, dk), "float32"),
                          cv: T.Buffer((1, kvh, s, dv), "float32"), pos: T.int64, km_h: T.handle,
                          y: T.Buffer((1, 1, h_, dv), "float32")):  # fmt: skip
@@ -198,15 +201,13 @@ def attention_decode(spec: AttnSpec) -> tirx.PrimFunc:
                         fast_exp(sc[j0 * VEC + ln] - mx),
                         T.float32(0),
                     )
+            for d in T.vectorized(dv):
+                acc[d] = T.float32(0)
             total: T.float32 = T.float32(0)
             for j in range(n):
                 total = total + sc[j]
-            for d0 in range(dv // lv):
-                for ln in T.vectorized(lv):
-                    acc[d0 * lv + ln] = T.float32(0)
-                for j in range(n):
-                    for ln in T.vectorized(lv):
-                        acc[d0 * lv + ln] = acc[d0 * lv + ln] + sc[j] * cv[0, h // rep, j, d0 * lv + ln]
+                for d in T.vectorized(dv):
+                    acc[d] = acc[d] + sc[j] * cv[0, h // rep, j, d]
             for d in T.vectorized(dv):
                 y[0, 0, h, d] = acc[d] / total
 
@@ -247,7 +248,7 @@ def attention_prefill(spec: AttnSpec) -> tirx.PrimFunc:
     km_dtype = spec.key_mask or "float32"
     h_ = spec.heads
 
-    @T.prim_func
+    @T.prim_func(private=True)  # no global symbol: Relax names each added copy
     def attention_prefill(q_h: T.handle, kt_h: T.handle, v_h: T.handle, km_h: T.handle, y_h: T.handle):
         T.func_attr(_attrs("attention_prefill"))
         t = T.int64()
