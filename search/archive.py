@@ -137,18 +137,30 @@ class Archive:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM evaluations WHERE key = ?", (key,)).fetchone()
         return _record(row) if row else None
 
-    def add(self, key: str, genome: tuple[int, ...], liv: str, origin: str, costs: dict, seed: int, gen: int) -> None:
-        """A new architecture, `pending` (nothing happens if the key is already archived)."""
+    def add(
+        self,
+        key: str,
+        genome: tuple[int, ...],
+        liv: str,
+        origin: str,
+        costs: dict,
+        seed: int,
+        gen: int,
+        *,
+        status: Status = "pending",
+        failure: str | None = None,
+    ) -> None:
+        """A new architecture (nothing happens if the key is already archived). `status` "rejected" (over
+        budget) or "failed" (did not compile) with `failure` archives it finished, in the same transaction."""
+        finished = time.time() if status in FINISHED else None
+        wall = 0.0 if finished else None
         with self._db:
             self._db.execute(
-                "INSERT OR IGNORE INTO evaluations (key, genome, liv, origin, status, costs, seed, generation, created)"
-                " VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                (key, json.dumps(list(genome)), liv, origin, json.dumps(costs), seed, gen, time.time()),
-            )
-
-    def reject(self, key: str, reason: str) -> None:
-        """Over budget: finished without training."""
-        self._finish(key, "rejected", None, None, reason, 0.0)
+                "INSERT OR IGNORE INTO evaluations (key, genome, liv, origin, status, costs, failure, seed, wall_s,"
+                " generation, created, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (key, json.dumps(list(genome)), liv, origin, status, json.dumps(costs), failure, seed, wall, gen,
+                 time.time(), finished),
+            )  # fmt: skip
 
     def start(self, key: str) -> None:
         with self._db:

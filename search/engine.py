@@ -159,17 +159,23 @@ class Engine:
         text = self.codec.decode(genome)
         statics = static_costs(text, self.config.objectives, self.config.budgets)
         vector = tuple(int(v) for v in self.codec.to_vector(genome))
-        self.archive.add(key, vector, text, origin, statics.costs, candidate_seed(self.config.seed, key), gen)
+        seed = candidate_seed(self.config.seed, key)
         if statics.error is not None:
-            self.archive.finish(key, None, None, statics.error, 0.0)
+            self.archive.add(
+                key, vector, text, origin, statics.costs, seed, gen, status="failed", failure=statics.error
+            )
             self.counters.failed += 1
             self.progress.event("failed", key)
         elif statics.over is not None:
-            self.archive.reject(key, statics.over)
+            self.archive.add(
+                key, vector, text, origin, statics.costs, seed, gen, status="rejected", failure=statics.over
+            )
             reasons = _reasons(statics.over)
             for reason in reasons:
                 self.counters.rejected[reason] = self.counters.rejected.get(reason, 0) + 1
             self.progress.event("rejected", key, tuple(reasons))
+        else:
+            self.archive.add(key, vector, text, origin, statics.costs, seed, gen)
         return key
 
     def _train(self, keys: Sequence[str]) -> None:

@@ -1,9 +1,10 @@
 """Progress of a running search: a live `rich` panel, a plain line log, or nothing.
 
-The engine calls `start`, `generation`, `event(kind, key, reasons)` for each candidate (kind: trained, failed,
-cached, rejected; reasons: the budgets a rejected one exceeds), `generation_done(gen, records)` with the archive's search records (the panel shows
-the current front and its hypervolume, normalised over the records seen so far), `baseline(n)` and
-`finish(records)`. Rendering only: nothing here changes the search. Non-goals: a web dashboard.
+The engine calls `start`, `generation`, `event(kind, key, reasons)` for each candidate (kind: trained,
+failed, cached, rejected; reasons: the budgets a rejected one exceeds), `generation_done(gen, records)`
+with the archive's search records (the panel shows the current front and its hypervolume, normalised
+over the feasible records seen so far), `baseline(n)` and `finish(records)`. Rendering only: nothing
+here changes the search. Non-goals: a web dashboard.
 """
 
 from __future__ import annotations

@@ -187,6 +187,23 @@ def test_native_runner_x86_matches_session(
     assert result.logits is not None and np.abs(result.logits.reshape(STEPS, 64) - logits).max() < TOL
 
 
+def test_native_runner_errors_are_E0703(built_x86: Path, work: Path) -> None:
+    runner = native.build_runner("x86_64", work / "runner-cache")
+    for prompt, steps, words in (
+        ((1,) * 30, 8, "need 37 positions; the artifact's cache holds 32"),
+        ((99,), 2, "outside"),
+    ):
+        with pytest.raises(TvmError) as err:
+            native.run(runner, built_x86, prompt, steps, "x86_64")
+        assert err.value.code == "E0703" and words in str(err.value)
+
+
+def test_a_model_without_decode_has_no_decode_entry(built_x86: Path) -> None:
+    plan = artifact.read(built_x86).plan
+    assert set(artifact.entries(plan, decodes=False)) == {"prefill"}
+    assert artifact.entries(plan)["decode_step"]["args"][1] == "pos"
+
+
 def test_quantized_weights_are_stored_in_their_format(work: Path, reference: tuple[list[int], np.ndarray]) -> None:
     out = work / "out_q8"
     ckpt = str(work / "ckpt.safetensors")

@@ -276,7 +276,8 @@ MODELS = {
     "hyena_x_bias": "[HyenaX(d, bias = true)]",
     "token_dense": "[Dense(d)]",
     # several kernel variants in one module (each copy gets its own symbol)
-    "mixed": "[GQA(d, heads = 4, kv_heads = 2), SWA(d, heads = 4, window = 3, kv_heads = 1), Dense(d), Dense(d, n = 30)]",
+    "mixed": "[GQA(d, heads = 4, kv_heads = 2), SWA(d, heads = 4, window = 3, kv_heads = 1), "
+    "Dense(d), Dense(d, n = 30)]",
 }
 
 

@@ -28,6 +28,7 @@ from livc.compiler.ir.nodes import Model
 
 HOST = {"kind": "llvm", "mtriple": "x86_64-linux-gnu"}
 SCHEDULES = "livc.backends.tvm.schedules"
+GPU_SCHEDULES = "livc.backends.tvm.gpu.schedules"  # GPU targets (kind other than llvm/c): issue 10
 TUNE = "livc.backends.tvm.tune"
 
 
@@ -99,7 +100,8 @@ def optimize(
             if apply_db is None:
                 raise TvmError(UNSUPPORTED, "tune_db: backends/tvm/tune.py defines no apply_database")
             mod = apply_db(mod, target, tune_db)
-        apply = _optional(SCHEDULES, "apply") if schedule else None
+        gpu = str(target.kind.name) not in ("llvm", "c")
+        apply = _optional(GPU_SCHEDULES if gpu else SCHEDULES, "apply") if schedule else None
         return apply(mod, target) if apply is not None else mod
 
 

@@ -54,7 +54,7 @@ class EmitCtx:
     base: Callable[[Op, str], str]  # (op, role) -> parameter base ("conv" of "layers.3.0.conv.weight")
     aliases: dict[str, str] = field(default_factory=dict)  # value -> the value it stands for (GQA, tokens)
     unrepeated: dict[str, str] = field(default_factory=dict)  # repeat_heads output -> the value before repeats
-    kv_owner: str | None = None  # the attention cache key this block reads instead of its own (KV sharing)
+    kv_owner: dict[str, str] = field(default_factory=dict)  # shared attention name -> owner cache key stem
     pos_shape: relax.Expr | None = None  # the decode R.Shape([pos]) argument itself (None in prefill)
     env: dict[str, relax.Expr] = field(default_factory=dict)
 
@@ -110,8 +110,9 @@ class EmitCtx:
         return f"{self.prefix}.{name}"
 
     def kv_key(self, name: str) -> str:
-        """The attention cache key stem (add ".k" / ".v"): the owner's under KV sharing (like Block.kv)."""
-        return self.kv_owner or self.key(name)
+        """The cache key stem of attention `name` (add ".k" / ".v"): its owner's entry under KV sharing (like
+        torch Block.kv with the per-attention `kv_owner` map), else its own."""
+        return self.kv_owner.get(name, self.key(name))
 
     def cache_in(self, key: str) -> relax.Expr:
         """The current value of cache entry `key` (a full key: use `key()` / `kv_key()`)."""

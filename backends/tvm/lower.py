@@ -33,6 +33,7 @@ from livc.backends.tvm.errors import UNSUPPORTED, TvmError
 from livc.backends.tvm.matmul import Weight
 from livc.backends.tvm.plan import Plan
 from livc.compiler.ir.nodes import Block, Model, Op, Sublayer, Wrap
+from livc.compiler.passes.expand import cache_key
 
 MOR_MODULE = "livc.backends.tvm.emit.mor"
 
@@ -51,7 +52,7 @@ class Lowering:
     inputs: Inputs
     exports: dict[str, set[str]] = field(default_factory=dict)
 
-    def ctx(self, prefix: str, block: Block, kv_owner: str | None = None) -> EmitCtx:
+    def ctx(self, prefix: str, block: Block, kv_owner: dict[str, str] | None = None) -> EmitCtx:
         unrepeated = _unrepeated(block)
         types = _types(block)
         types.update(self._shared_types(block))
@@ -67,7 +68,7 @@ class Lowering:
             base=lambda op, role: param_base(str(op.param(role)), role),
             aliases={"tokens": "x", **_gqa_aliases(block, unrepeated)},
             unrepeated=unrepeated,
-            kv_owner=kv_owner,
+            kv_owner=kv_owner or {},
             pos_shape=self.pos_shape,
         )
 
@@ -99,17 +100,10 @@ class Lowering:
                 self.inputs.features[f"{prefix}.{group}"] = ctx.kv(value)
                 self.inputs.feature_types[f"{prefix}.{group}"] = ctx.kv_type(value)
 
-    def _kv_owner(self, block: Block) -> str | None:
-        owner = next((str(op.attr("cache_owner")) for op in block.ops if op.attr("cache_owner")), None)
-        if owner is None:
-            return None
-        prefix = re.sub(r"\[(\d+)\]", r".\1", owner).lstrip(".")
-        i, j = (int(n) for n in prefix.split(".")[1:3])
-        source = self.model.layers[i].sublayers[j].block
-        attention = [op for op in source.ops if op.prim == "attention"]
-        if not attention:
-            raise TvmError(UNSUPPORTED, f"{owner} has no attention whose cache could be shared")
-        return f"{prefix}.{attention[0].outputs[0].name}"
+    @staticmethod
+    def _kv_owner(block: Block) -> dict[str, str]:
+        """Shared attention name -> the owner's cache key stem (expand's cache_owner + cache_entry)."""
+        return {op.outputs[0].name: key for op in block.ops if op.prim == "attention" and (key := cache_key(op))}
 
     def sublayer(self, i: int, j: int, h: relax.Expr) -> relax.Expr:
         """Layer i, sublayer j on the residual stream h (Sublayer.residual)."""

@@ -7,6 +7,8 @@
 
 Weights arrive in the storage of weights.py (packed [out_p/16, inp_s, 16] + scales); each kernel dequantises
 inside the reduction (block "livc_dequant": f16/bf16 -> f32, q8/q4 codes * f16 scale) and accumulates in f32.
+The q8/q4 GEMV takes the scale and the q4 offset out of the inner sum (per-group partial sums "livc_gpart" of
+x * raw code, then sum_g d * (part - 8 * sum of x over the group)): one FMA per weight instead of three ops.
 Every PrimFunc carries `"livc.kernel"` ("gemv", "gemm", "gather") and the blocks keep their names through
 FuseOps/FuseTIR, so schedules.py dispatches on them. The matmul kernels are marked op_pattern 4
 (out-elementwise fusable) so that bias / activation epilogues fuse into them.

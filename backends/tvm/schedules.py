@@ -4,7 +4,9 @@ Dispatch (first match wins), by the names of the blocks the kernels of matmul.py
 FuseOps/FuseTIR, function attributes do not):
 - a block "livc_gemv*": GEMV on packed weights: 16 output lanes vectorised, the input axis serial (split by
   the q8/q4 group of 32 so dequant indices are affine), accumulator in registers (cache_write), epilogues
-  inlined into the write-back, parallel over blocks of 16 output rows.
+  inlined into the write-back, parallel over blocks of 64 output rows (4 x 16: independent FMA chains).
+  q8/q4 (block "livc_gpart"): the loop runs over groups of 32, the partial sums of a group live in registers
+  (computed at the group loop), then one scaled FMA per group and lane.
 - a block "livc_gemm*": GEMM: 6x16 register tiles (rows unrolled, lanes vectorised) on rows padded to 6,
   accumulator via cache_write + reverse_compute_at, parallel over blocks of 16 output columns.
 - a PrimFunc already carrying a parallel/vectorised loop, or the attribute `"livc.scheduled"`: left as it is

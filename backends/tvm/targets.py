@@ -9,8 +9,9 @@ TVM. `Probe` holds what was found on the machine (compilers on PATH, /proc/cpuin
 passed in explicitly, so tests can describe any machine.
 
 Preconditions: `export` needs the compiler the target names (host `g++`, `aarch64-linux-gnu-g++`).
-Non-goals: GPU targets (OpenCL/Vulkan are refused with E0702: the PyPI TVM has no OpenCL runtime and no
-Vulkan codegen), linking for Android (no NDK here: the exact command is written next to the archive).
+GPU targets (adreno, mali, webgpu, cuda) are specified in gpu/targets.py (a Target with `device` set; `llvm`
+is then its host). Non-goals: Vulkan (E0702: the PyPI TVM has no Vulkan codegen), linking for Android (no NDK
+here: the exact command is written next to the archive).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ class Target:
     linker: str | None
     runs_here: bool
     link_command: str | None = None  # for archives: the command that links them on a machine with a toolchain
+    device: tuple[tuple[str, Any], ...] | None = None  # GPU targets (gpu/targets.py): the device; llvm = its host
 
     @property
     def llvm_dict(self) -> dict[str, Any]:
@@ -141,18 +143,25 @@ def _need(probe: Probe, exe: str, fix: str) -> str:
     return path
 
 
+_GPU_NAMES = ("adreno", "mali", "adreno-linux", "mali-linux", "webgpu", "cuda")  # gpu/targets.py SPECS
+
+
+def _gpu(name: str, probe: Probe) -> Target:
+    from livc.backends.tvm.gpu import targets as gpu_targets
+
+    return gpu_targets.target(name, probe)
+
+
 TARGETS: dict[str, Callable[[Probe], Target]] = {
     "x86": _x86,
     "arm64-linux": _arm64_linux,
     "arm64-android": _arm64_android,
+    **{name: (lambda probe, n=name: _gpu(n, probe)) for name in _GPU_NAMES},
 }
 # Known names that cannot be served, with the reason (anything else is an unknown target).
 UNSERVED = {
-    "vulkan": "the PyPI TVM build has no Vulkan codegen (target.build.vulkan is not registered)",
-    "opencl": "the PyPI TVM runtime is built without OpenCL (USE_OPENCL=OFF), so no OpenCL library could run",
-    "adreno": "OpenCL (Adreno) needs a TVM runtime with USE_OPENCL=ON, which the PyPI build lacks",
-    "mali": "OpenCL (Mali) needs a TVM runtime with USE_OPENCL=ON, which the PyPI build lacks",
-    "cuda": "the TVM backend targets phone and desktop CPUs; GPU code generation is not implemented",
+    "vulkan": "not in this TVM build (USE_VULKAN=OFF: target.build.vulkan is not registered)",
+    "opencl": "name the GPU: adreno or mali (OpenCL kernels inside an Android host library; -linux for aarch64 Linux)",
 }
 
 
@@ -173,6 +182,8 @@ def tvm_target(target: Target) -> Any:
     """The `tvm.target.Target` (never a raw dict: relax.build crashes on one)."""
     import tvm
 
+    if target.device is not None:
+        return tvm.target.Target(dict(target.device), host=target.llvm_dict)
     return tvm.target.Target(target.llvm_dict)
 
 

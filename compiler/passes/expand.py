@@ -226,8 +226,8 @@ def _rooted(model: Model, block: Block) -> Block:
             return op
         i, j = (int(n) for n in _LABEL.findall(str(op.attr("cache_owner"))))
         owner = model.layers[i].sublayers[j].block
-        entry = next(a for a in owner.ops if a.outputs[0].name == op.attr("cache_entry"))
-        if not entry.attr("cache_owner"):
+        entry = next((a for a in owner.ops if a.outputs[0].name == op.attr("cache_entry")), None)
+        if entry is None or not entry.attr("cache_owner"):  # a missing entry: the backends report it
             return op
         moved = {"cache_owner": entry.attr("cache_owner"), "cache_entry": entry.attr("cache_entry")}
         return dataclasses.replace(op, attrs=tuple((k, moved.get(k, v)) for k, v in op.attrs))

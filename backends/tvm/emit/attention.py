@@ -76,10 +76,11 @@ def _store(ctx: EmitCtx, spec: kernels.AttnSpec, stem: str, k: relax.Expr, v: re
 
 
 def _writes(op: Op, ctx: EmitCtx) -> bool:
-    """torch `self.kv_owner is None`: a block reading another layer's cache writes nothing."""
-    if op.attr("cache_owner") and ctx.kv_owner is None:
+    """An attention that reads another layer's cache (`cache_owner`) writes nothing; every other one writes its
+    own entry (per attention, like the torch backend's fixed write flags)."""
+    if op.attr("cache_owner") and op.outputs[0].name not in ctx.kv_owner:
         raise unsupported(f"{ctx.prefix}: attention", f"shares the cache of {op.attr('cache_owner')} but has no owner")
-    return ctx.kv_owner is None
+    return not op.attr("cache_owner")
 
 
 def attention(op: Op, ctx: EmitCtx) -> None:
