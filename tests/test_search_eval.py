@@ -111,3 +111,16 @@ def test_corpus_loss_on_generated_text(tmp_path) -> None:  # noqa: ANN001 - pyte
     with pytest.raises(SearchError) as err:
         corpus_loss(HYBRID, CorpusSpec(path=str(tmp_path / "missing.txt")), seed=0)
     assert err.value.code == "E0801"
+
+
+def test_a_decoded_search_candidate_takes_the_task_vocabulary() -> None:
+    import numpy as np
+
+    from livc.search.genome import decode
+    from livc.search.space import SearchSpace
+    from livc.search.variation import random_genome
+
+    space = SearchSpace(width=16, slots=2, per_layer=1)
+    text = decode(random_genome(space, np.random.default_rng(1)), space)
+    ev = evaluate(text, tiny(tasks=("memorization",), steps=3), seed=0)  # vocab 64 from the task, not the file
+    assert ev.ok, ev.failure

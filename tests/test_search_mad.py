@@ -147,3 +147,10 @@ def test_protocols_match_mad_and_reject_bad_settings() -> None:
         P.tiny().replace(settings=(COPY.replace(copy=30),))
     with pytest.raises(ValueError, match="unknown MAD task"):
         P.tiny().only(("recall",))
+
+
+def test_protocols_pickle_for_worker_processes() -> None:
+    import pickle
+
+    for protocol in (P.full(), P.light(), P.tiny()):
+        assert pickle.loads(pickle.dumps(protocol)) == protocol

@@ -317,3 +317,28 @@ def stateless_programs(draw: st.DrawFn) -> Program:
 @given(stateless_programs())
 def test_generated_stateless_models_match_torch(program: Program) -> None:
     assert_matches(program.source, T=5, steps=2, tol=TOL, max_len=16)
+
+
+TWO_SHARED_ATTENTIONS = """
+from std.embedding import Embedding, LMHead
+from std.norms import RMSNorm
+from std.search_pool import DiffGQA
+
+model TwoShared(vocab: int = 32) {
+    let d = 16
+    embedding: Embedding(vocab, d)
+    norm: RMSNorm(d)
+    layers: [DiffGQA(d, heads = 4), DiffGQA(d, heads = 4)]
+    final_norm: RMSNorm(d)
+    head: LMHead(vocab, d, tied = true)
+    share features k1, k2, v from layers[0][0] to layers[1][0]
+}
+"""
+
+
+def test_each_shared_attention_reads_its_own_owner_entry() -> None:
+    """Two attentions in one block share two different owner entries (y1 and y2): each must read its own
+    (the torch backend once read y1 for both, a silent decode miscompile)."""
+    keys = [e.key for e in cache_entries(ir_model(TWO_SHARED_ATTENTIONS), 16)]
+    assert keys == ["layers.0.0.y1.k", "layers.0.0.y1.v", "layers.0.0.y2.k", "layers.0.0.y2.v"]
+    assert_matches(TWO_SHARED_ATTENTIONS, T=7, steps=4, tol=TOL, max_len=16)
