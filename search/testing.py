@@ -5,14 +5,17 @@
 signature of `livc.search.evaluate.evaluate` and is a module-level function, so worker processes and
 Ray tasks can import it: tests of the engine (memo, budgets, failures, resume after kill -9, Ray) run
 in seconds with it. `sleepy_static_quality` adds a short sleep (so a test can kill a search mid-run);
-`failing_static_quality` makes attention candidates "diverge" and crashes on GLA candidates.
+`failing_static_quality` makes attention candidates "diverge" and crashes on GLA candidates;
+`dying_static_quality` kills its worker process a given number of times.
 Never use these for results: a search driven by them finds nothing about architectures.
 """
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from livc.search.config import Objective
 from livc.search.statics import static_costs
@@ -54,4 +57,18 @@ def failing_static_quality(
         raise RuntimeError("boom")
     if "GQA(" in liv_text:
         return FakeEvaluation({}, {}, "diverged: fake", 0.0)
+    return static_quality(liv_text, protocol, seed)
+
+
+def dying_static_quality(
+    liv_text: str, protocol: object, seed: int, device: str = "cpu", time_limit_s: float | None = None
+) -> FakeEvaluation:
+    """FAKE: kills its own worker process while the file named by `protocol` (a path) holds fewer than
+    `seed` lines, appending one line per death; then as `static_quality`. Tests worker-death retries."""
+    marker = Path(str(protocol))
+    deaths = len(marker.read_text().splitlines()) if marker.exists() else 0
+    if deaths < seed:
+        with marker.open("a") as handle:
+            handle.write("died\n")
+        os._exit(17)
     return static_quality(liv_text, protocol, seed)

@@ -126,7 +126,7 @@ class LocalPool:
         self._futures: dict[cf.Future, Task] = {}
         self._attempts: dict[str, int] = {}
         self._ready: list[Outcome] = []
-        self._pool = self._start()
+        self._pool: cf.ProcessPoolExecutor | None = None  # started at the first task (a resume may need none)
 
     def _start(self) -> cf.ProcessPoolExecutor:
         try:
@@ -137,6 +137,7 @@ class LocalPool:
 
     def submit(self, task: Task) -> None:
         self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
+        self._pool = self._pool or self._start()
         self._futures[self._pool.submit(run_task, task, self._eval, self._latency)] = task
 
     def pending(self) -> int:
@@ -163,8 +164,7 @@ class LocalPool:
         """A worker died: every task in flight is lost with the pool; rebuild it and resubmit them."""
         lost = broken + list(self._futures.values())
         self._futures.clear()
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._pool = self._start()
+        self.close()
         for task in lost:
             if self._attempts[task.key] > self._retries:
                 failure = f"worker process died {self._attempts[task.key]} times while evaluating this candidate"
@@ -173,7 +173,9 @@ class LocalPool:
                 self.submit(task)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
 
 
 def _ray_task(task: Task, evaluator: Evaluator, latency: Latency | None) -> Outcome:

@@ -277,6 +277,22 @@ def test_local_pool_runs_spawned_workers():
     assert all(0 < o.metrics["quality"] <= 1 for o in outcomes)
 
 
+@pytest.mark.parametrize("deaths,ok", [(1, True), (5, False)])
+def test_local_pool_retries_a_dead_worker_then_gives_up(tmp_path, deaths, ok):
+    from livc.search.testing import dying_static_quality
+
+    marker = tmp_path / "deaths"
+    pool = LocalPool(1, dying_static_quality, None, retries=2)
+    try:
+        pool.submit(Task("a", SEED_LIV, str(marker), deaths))  # FAKE: dies `deaths` times (see testing.py)
+        outcome = pool.next()
+    finally:
+        pool.close()
+    assert (outcome.failure is None) is ok, outcome.failure
+    assert ok or "worker process died 3 times" in outcome.failure
+    assert len(marker.read_text().splitlines()) == (deaths if ok else 3)
+
+
 # ---- CLI -------------------------------------------------------------------------------------------
 
 

@@ -122,5 +122,5 @@ def test_a_decoded_search_candidate_takes_the_task_vocabulary() -> None:
 
     space = SearchSpace(width=16, slots=2, per_layer=1)
     text = decode(random_genome(space, np.random.default_rng(1)), space)
-    ev = evaluate(text, tiny(tasks=("memorization",), steps=3), seed=0)  # vocab 64 from the task, not the file
+    ev = evaluate(text, tiny(tasks=("compression",), steps=3), seed=0)  # vocab 8 from the task, not 64
     assert ev.ok, ev.failure
