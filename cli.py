@@ -162,13 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
     build = _parser(sub, "build", "generate code for a backend")
     build.add_argument("file", metavar="FILE", help="a .liv file defining one model")
     build.add_argument(
-        "--target", default="torch", help="torch (a PyTorch module) or a TVM target: x86, arm64-linux, arm64-android"
+        "--target",
+        default="torch",
+        help="torch (a PyTorch module) or a TVM target: x86, arm64-linux, arm64-android (GPUs: docs/tvm.md)",
     )
     build.add_argument(
         "-o", "--output", default="-", metavar="OUT", help="output file (torch; - is stdout) or artifact directory"
     )
     _add_analysis(build)
-    cli_tvm.add_build_arguments(build)
+    cli_tvm.add_build_arguments(build, _runner_cache())
     import_hf = _parser(sub, "import-hf", "write a .liv file for a Hugging Face config.json")
     import_hf.add_argument("config", metavar="CONFIG", help="config.json of an Lfm2/Llama/Qwen2ForCausalLM model")
     import_hf.add_argument("-o", "--output", default="-", metavar="OUT", help="output .liv file; - is stdout")

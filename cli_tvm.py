@@ -71,9 +71,15 @@ def _add_weights(p: argparse.ArgumentParser, default: str | None) -> None:
     )
 
 
-def add_build_arguments(p: argparse.ArgumentParser) -> None:
+def add_build_arguments(p: argparse.ArgumentParser, runner_cache: str) -> None:
     """The TVM options of `livc build` (its --target accepts torch and TVM_TARGETS)."""
     _add_weights(p, None)
+    p.add_argument(
+        "--bundle-runner",
+        action="store_true",
+        help="also put the native runner and its two TVM runtime libraries into DIR/runner (x86, arm64-linux)",
+    )
+    p.add_argument("--runner-cache", default=runner_cache, metavar="DIR", help="where runners are built and cached")
 
 
 def add_run_arguments(p: argparse.ArgumentParser, runner_cache: str) -> None:
@@ -123,6 +129,7 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
 
 def check_torch_build(args: argparse.Namespace) -> None:
     """`--target torch` takes none of the TVM options (a silently ignored --weights q4 would mislead)."""
-    given = [f"--{n.replace('_', '-')}" for n in ("weights", "max_len", "checkpoint", "db") if getattr(args, n, None)]
+    names = ("weights", "max_len", "checkpoint", "db", "bundle_runner")
+    given = [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None)]
     if given:
         raise UsageError(f"{', '.join(given)}: only for the TVM targets ({', '.join(TVM_TARGETS)}), not --target torch")

@@ -34,6 +34,9 @@ from livc.outputs import OutputError, write_stdout
 from livc.results import diagnostics_text
 
 EXIT_OK, EXIT_ERRORS = 0, 1
+RUNNABLE = ("x86", "arm64-linux")  # artifacts `livc run` can run here (arm64-linux: the native runner under qemu)
+RUNNER_ARCH = {"x86": "x86_64", "arm64-linux": "aarch64"}  # targets the native runner is built for
+RUNNER_DIR = "runner"
 DEFAULT_MAX_LEN = 2048
 
 
@@ -146,6 +149,8 @@ def cmd_build_tvm(args: argparse.Namespace) -> int:
 
     out = _artifact_dir(args)
     target = targets.resolve(args.target)
+    if args.bundle_runner and target.name not in RUNNER_ARCH:
+        raise UsageError(f"--bundle-runner: the native runner is built for {', '.join(RUNNER_ARCH)}, not {target.name}")
     c = compile_model(args)
     if c is None:
         return EXIT_ERRORS
@@ -153,7 +158,8 @@ def cmd_build_tvm(args: argparse.Namespace) -> int:
     state = _state(args, c)  # a bad checkpoint fails before the (long) compile
     built, seconds = _build(args, c, target, max_len)
     packed = built.plan.pack(state)
-    info = {"name": target.name, "llvm": target.llvm_dict, "link_command": target.link_command}
+    device = dict(target.device) if target.device else None  # GPU targets: llvm is then the host
+    info = {"name": target.name, "llvm": target.llvm_dict, "device": device, "link_command": target.link_command}
     contents = artifact.Contents(
         plan=built.plan,
         vocab=c.lowered.vocab,
@@ -161,8 +167,9 @@ def cmd_build_tvm(args: argparse.Namespace) -> int:
         library=target.library,
         source=artifact.Source(c.lowered.name, c.shown, c.sha256),
         weights=packed,
-        export=lambda d: targets.export(built.executable, target, d),
+        export=_exporter(args, built, target),
         decodes=built.decodes,
+        runner=f"{RUNNER_DIR}/livc-runner" if args.bundle_runner else None,
     )
     try:
         art = artifact.write(out, contents)
@@ -176,6 +183,19 @@ def cmd_build_tvm(args: argparse.Namespace) -> int:
     if target.link_command:
         _status(f"link it on a machine with the Android NDK: {args.output}/link.sh (ANDROID_NDK=...)")
     return EXIT_OK
+
+
+def _exporter(args: argparse.Namespace, built: Any, target: Any) -> Callable[[Path], Path]:
+    """Writes the library (and with --bundle-runner the runner + runtime libraries) into the new artifact."""
+    from livc.backends.tvm import native, targets
+
+    def export(directory: Path) -> Path:
+        library = targets.export(built.executable, target, directory)
+        if args.bundle_runner:
+            native.bundle(RUNNER_ARCH[target.name], Path(args.runner_cache), directory / RUNNER_DIR)
+        return library
+
+    return export
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -246,8 +266,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     needed, cap = len(ids) + args.max_new_tokens - 1, art.manifest.get("capacity")
     if cap is not None and needed > cap:
         raise UsageError(f"the prompt and new tokens need {needed} positions; the artifact holds {cap} (--max-len)")
-    if art.target == "arm64-android":
-        raise UsageError("an arm64-android artifact runs on the phone: link it with link.sh and push it (no NDK here)")
+    if art.target not in RUNNABLE:
+        how = "link it with link.sh and push it to the device" if (art.path / "link.sh").is_file() else "copy it"
+        raise UsageError(f"a {art.target} artifact runs on its device, not here: {how} (docs/tvm.md)")
     if args.native or art.target != "x86":
         return _run_native(args, art, ids)
     from livc.backends.tvm.runtime import Session
@@ -260,7 +281,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _run_native(args: argparse.Namespace, art: Any, ids: tuple[int, ...]) -> int:
     from livc.backends.tvm import native
 
-    arch = "x86_64" if art.target == "x86" else "aarch64"
+    arch = RUNNER_ARCH[art.target]
     runner = native.build_runner(arch, Path(args.runner_cache))
     r = native.run(runner, art.path, ids, args.max_new_tokens, arch)
     how = "natively" if arch == "x86_64" else "under qemu-aarch64 (emulated: the timings mean nothing)"

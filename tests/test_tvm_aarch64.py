@@ -10,8 +10,10 @@ g++ (no NDK here), and run the same way: that checks the archive and the link co
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@functools.cache
 def build(work: Path, target: str, weights: str) -> Path:
     out = work / f"{target}-{weights}"
     argv = ["build", str(work / "tiny.liv"), "--target", target, "--weights", weights, "--max-len", str(MAX_LEN)]
@@ -107,6 +110,29 @@ def test_arm64_linux_under_qemu_matches_host(work: Path, weights: str, tol: floa
         assert np.abs(got - torch_logits(work, list(result.tokens))).max() < tol
 
 
+def test_bundled_runner_is_relocatable(work: Path, tmp_path: Path) -> None:
+    """--bundle-runner: DIR/runner holds the runner (rpath $ORIGIN) and the aarch64 runtime libraries, so the
+    directory alone is what a device needs (here: moved elsewhere, run by qemu with no livc involved)."""
+    out = work / "bundled"
+    argv = ["build", str(work / "tiny.liv"), "--target", "arm64-linux", "--max-len", str(MAX_LEN), "--bundle-runner"]
+    argv += ["--runner-cache", str(work / "runner-cache"), "--checkpoint", str(work / "ckpt.safetensors")]
+    assert main([*argv, "-o", str(out)]) == 0
+    assert sorted(p.name for p in (out / "runner").iterdir()) == ["libtvm_ffi.so", "libtvm_runtime.so", "livc-runner"]
+    assert artifact.read(out).manifest["runner"] == "runner/livc-runner"
+    moved = tmp_path / "device" / "model"
+    shutil.move(str(out), moved)
+    cmd = [*native.emulator("aarch64"), str(moved / "runner" / "livc-runner"), str(moved)]
+    proc = subprocess.run(
+        [*cmd, "--prompt-ids", ",".join(map(str, PROMPT)), "--max-new-tokens", str(STEPS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    )
+    tokens = [int(t) for t in proc.stdout.splitlines()[0].split()[1:]]
+    assert tokens == [int(np.argmax(row)) for row in host_session(build(work, "x86", "f32"), tokens)]
+
+
 def test_arm64_android_archive_links_with_its_command(work: Path, tmp_path: Path) -> None:
     android = build(work, "arm64-android", "f32")
     assert sorted(p.name for p in android.iterdir()) == ["link.sh", "manifest.json", "model.tar", "weights.safetensors"]
@@ -115,8 +141,6 @@ def test_arm64_android_archive_links_with_its_command(work: Path, tmp_path: Path
     clang = ndk_bin / "aarch64-linux-android28-clang++"
     clang.write_text('#!/bin/sh\nexec aarch64-linux-gnu-g++ "$@"\n', encoding="utf-8")
     clang.chmod(0o755)
-    import subprocess
-
     env = {**os.environ, "ANDROID_NDK": str(tmp_path / "ndk")}
     subprocess.run(["sh", str(android / "link.sh")], check=True, env=env, capture_output=True)
     linked = tmp_path / "linked"

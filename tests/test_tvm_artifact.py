@@ -128,7 +128,7 @@ def test_targets_resolve_and_fail_with_the_fix() -> None:
     android = targets.resolve("arm64-android", probe)  # needs no local toolchain: an archive + the NDK command
     assert android.library == "model.tar" and android.linker is None
     assert "aarch64-linux-android28-clang++ -shared" in (android.link_command or "")
-    for name, words in (("vulkan", "Vulkan"), ("opencl", "OpenCL"), ("riscv", "unknown target")):
+    for name, words in (("vulkan", "USE_VULKAN=OFF"), ("opencl", "name the GPU"), ("riscv", "unknown target")):
         with pytest.raises(TvmError) as err:
             targets.resolve(name, probe)
         assert err.value.code == "E0702" and words in str(err.value) and "arm64-linux" in str(err.value)
@@ -416,6 +416,17 @@ def test_cli_errors_are_diagnostics(
     filled = [a.format(liv=work / "tiny.liv", tmp=tmp_path, art=built_x86) for a in argv]
     code, _, err = livc(*filled, capsys=capsys)
     assert code == status and words in err and "Traceback" not in err
+
+
+def test_cli_run_refuses_device_only_artifacts(
+    built_x86: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("arm64-android", "adreno"):
+        copy = tmp_path / name
+        shutil.copytree(built_x86, copy)
+        _edit(copy, lambda m, n=name: m["target"].update(name=n))
+        code, _, err = livc("run", str(copy), "--prompt-ids", "1", capsys=capsys)
+        assert code == 2 and f"a {name} artifact runs on its device" in err
 
 
 def test_cli_bench_prints_both_backends(work: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -64,6 +64,7 @@ class Contents:
     weights: list[np.ndarray]  # in plan.weight_inputs order
     export: Callable[[Path], Path]
     decodes: bool = True  # False: no decode_step (bidirectional attention)
+    runner: str | None = None  # a bundled native runner (relative path), written by `export`
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,7 @@ def manifest(c: Contents, weight_bytes: int) -> dict[str, Any]:
         "source": {"file": c.source.file, "sha256": c.source.sha256},
         "target": c.target,
         "library": c.library,
+        "runner": c.runner,
         "weights": {"file": WEIGHTS, "format": plan.fmt, "bytes": weight_bytes},
         "vocab": c.vocab,
         "max_len": plan.max_len,

@@ -2,6 +2,7 @@
 
     runtime_libs(arch, cache) -> RuntimeLibs      headers + libtvm_runtime.so/libtvm_ffi.so for `arch`
     build_runner(arch, cache) -> Path             the runner executable (cached by source + version hash)
+    bundle(arch, cache, dest) -> Path             the runner + its two libraries, relocatable (rpath $ORIGIN)
     run(runner, artifact, prompt, n, ...) -> RunResult   tokens, prefill/decode timings (+ logits)
 
 For x86 the libraries are the installed wheels' own. For aarch64 they come out of the official aarch64 wheels
@@ -131,12 +132,14 @@ def runner_source() -> str:
     return resources.files("livc.backends.tvm").joinpath("native", "runner.cc").read_text(encoding="utf-8")
 
 
-def build_runner(arch: str, cache: Path) -> Path:
-    """The runner for `arch`, compiled once per (source, TVM versions, arch) into `cache`."""
+def build_runner(arch: str, cache: Path, rpath: str | None = None) -> Path:
+    """The runner for `arch`, compiled once per (source, TVM versions, arch, rpath) into `cache`. Its rpath is
+    the runtime libraries' folders, or `rpath` (`$ORIGIN` for a bundle that carries the libraries along)."""
     cache.mkdir(parents=True, exist_ok=True)
     libs = runtime_libs(arch, cache)
     source = runner_source()
-    key = hashlib.sha256((source + "|".join(versions()) + arch + str(libs.lib_dirs)).encode()).hexdigest()[:16]
+    search = rpath if rpath is not None else ":".join(str(d) for d in libs.lib_dirs)
+    key = hashlib.sha256((source + "|".join(versions()) + arch + search).encode()).hexdigest()[:16]
     exe = cache / f"livc-runner-{arch}-{key}"
     if exe.is_file():
         return exe
@@ -144,12 +147,30 @@ def build_runner(arch: str, cache: Path) -> Path:
     src.write_text(source, encoding="utf-8")
     cmd = [libs.compiler, "-std=c++17", "-O2", f"-I{libs.include}", str(src), "-o", str(exe) + ".part"]
     cmd += [f"-L{d}" for d in libs.lib_dirs] + ["-Wl,--no-as-needed", "-ltvm_ffi", "-ltvm_runtime"]
-    cmd += ["-Wl,-rpath," + ":".join(str(d) for d in libs.lib_dirs)]
+    cmd += ["-Wl,-rpath," + search]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise TvmError(TARGET, f"building the native runner for {arch} failed:\n{proc.stderr.strip()[-2000:]}")
     Path(str(exe) + ".part").replace(exe)
     return exe
+
+
+BUNDLE_LIBS = ("libtvm_runtime.so", "libtvm_ffi.so")
+
+
+def bundle(arch: str, cache: Path, dest: Path) -> Path:
+    """A self-contained runner in `dest` (livc-runner, rpath $ORIGIN, and the two runtime libraries next to it):
+    copy the artifact directory to a device and run `runner/livc-runner ARTIFACT --prompt-ids ...` there."""
+    exe = build_runner(arch, cache, rpath="$ORIGIN")
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(exe, dest / "livc-runner")
+    dirs = runtime_libs(arch, cache).lib_dirs
+    for name in BUNDLE_LIBS:
+        found = next((d / name for d in dirs if (d / name).is_file()), None)
+        if found is None:
+            raise TvmError(TARGET, f"{name} for {arch} is not in {', '.join(map(str, dirs))}")
+        shutil.copy2(found, dest / name)
+    return dest / "livc-runner"
 
 
 def emulator(arch: str) -> tuple[str, ...]:

@@ -203,7 +203,7 @@ def export(executable: Any, target: Target, out_dir: Path) -> Path:
 def _link_script(target: Target) -> str:
     return (
         "#!/bin/sh\n"
-        f"# Link {target.library} into model.so for {target.name} (needs the Android NDK: set ANDROID_NDK).\n"
+        f"# Link {target.library} for {target.name} on a machine with its toolchain (Android: set ANDROID_NDK).\n"
         "set -eu\n"
         'cd "$(dirname "$0")"\n'
         f"{target.link_command}\n"

@@ -112,5 +112,5 @@ def target(name: str, probe: cpu_targets.Probe) -> cpu_targets.Target:
     fix = "apt-get install -y g++" if s.host_os == "x86" else cpu_targets.APT_CROSS
     path = probe.which(linker)
     if path is None:
-        raise TvmError(TARGET, f"the linker '{linker}' is not installed, so target '{name}' cannot be built; fix: {fix}")
+        raise TvmError(TARGET, f"the linker '{linker}' is not installed, so '{name}' cannot be built; fix: {fix}")
     return cpu_targets.Target(name, s.host, "model.so", path, False, None, s.device)

@@ -1,0 +1,228 @@
+"""Helpers of the TVM validation sweep (tests/test_tvm_sweep.py, tests/test_tvm_quality.py).
+
+- `std_classes()`: every `liv` and `op` of stdlib/*.liv, read from the files by the front end (parse_source over
+  loader.std_modules), so a new stdlib class is swept without editing a list; `class_model(cls)` puts one in a
+  tiny model (d 32, vocab 48): a `liv` as both layers, a norm-like `op` as the norm and final norm, an
+  embedding / head `op` in its slot (the first slot the compiler accepts, in SLOTS order). Required parameters
+  are filled from REQUIRED by name: a new required name fails loudly until it is added there.
+- `example_overrides(path)`: the `-D` overrides that shrink an example (width, vocab, heads, FFN, layer and stripe
+  counts) from REDUCE, for the parameters the example's model declares.
+- `measure(source, ...)`: TVM (in a weight format) vs the torch f32 module on the same weights (tvm_util's
+  perturbed init, optionally amplified): last prefill logits, decode steps, prefill(T) + decode vs prefill(T + 1),
+  each as max abs difference divided by max(1, largest |torch logit|).
+- `plan_cache_bytes` / `static_cache_alloc`: the build plan's cache bytes vs the cost analysis' `cache_alloc`.
+
+Non-goals: asserting anything (the tests do), models larger than a few thousand parameters per layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+from math import prod
+from pathlib import Path
+
+import numpy as np
+import torch
+from tvm_util import ir_model, state_of, torch_module
+
+from livc.backends.tvm.compile import BuildOptions, Built, build
+from livc.backends.tvm.plan import Plan
+from livc.backends.tvm.runtime import Session
+from livc.compiler.analysis.costs import analyze
+from livc.compiler.analysis.evaluate import Context, report_numbers
+from livc.compiler.ir.nodes import DType, Model
+from livc.compiler.pipeline import compile_source
+from livc.compiler.resolution.loader import std_modules, std_text
+from livc.dsl import ast as A
+from livc.dsl.diagnostics import DiagnosticSink
+from livc.dsl.parser import parse_source
+from livc.dsl.source import SourceFile
+
+D, VOCAB = 32, 48
+# values of required class parameters, by name ("d" / "vocab" are the model's own parameters)
+REQUIRED: dict[str, str] = {
+    "d": "d",
+    "vocab": "vocab",
+    "heads": "4",
+    "hidden": "32",
+    "window": "3",  # shorter than the prompt: the ring wraps in prefill and decode
+    "experts": "4",
+    "top_k": "2",
+}
+# example model parameter -> reduced value (only those an example declares are passed)
+REDUCE: dict[str, object] = {
+    "vocab": 48,
+    "d": 32,
+    "heads": 4,
+    "kv_heads": 2,
+    "ffn": 48,
+    "ff_dim": 96,  # lfm2_ffn_width rounds up to 256
+    "n_layers": 5,  # MoR middle_cycle: first + 3 recursions of 1 + last
+    "stripes": 1,
+    "groups": 4,
+    "state": 4,
+}
+FILLER = "op Filler(d: int) {\n    return linear(silu(linear(x, 2 * d)), d)\n}\n"
+
+
+@dataclass(frozen=True)
+class StdClass:
+    """One stdlib definition: `kind` is "liv" or "op"; `required` its parameters without a default."""
+
+    module: str
+    name: str
+    kind: str
+    params: tuple[str, ...]
+    required: tuple[str, ...]
+
+    @property
+    def id(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@cache
+def std_classes() -> tuple[StdClass, ...]:
+    """Every `liv` / `op` of the standard library, in module then file order."""
+    out = []
+    for module in sorted(std_modules()):
+        parsed = parse_source(SourceFile(f"<std>/{module}.liv", std_text(module) or ""), DiagnosticSink())
+        assert parsed is not None, f"std.{module} does not parse"
+        for item in parsed.items:
+            if isinstance(item, A.Def) and item.kind in (A.DefKind.LIV, A.DefKind.OP):
+                params = tuple(p.name.name for p in item.params)
+                required = tuple(p.name.name for p in item.params if p.default is None)
+                out.append(StdClass(module, item.name.name, item.kind.value, params, required))
+    return tuple(out)
+
+
+def call(cls: StdClass, extra: dict[str, str] | None = None) -> str:
+    """`Name(p = value, ...)`: required parameters from REQUIRED (KeyError names a new one), then `extra`."""
+    missing = [p for p in cls.required if p not in REQUIRED and p not in (extra or {})]
+    if missing:
+        raise KeyError(f"{cls.id}: required parameter {missing[0]!r} has no value in tvm_sweep_util.REQUIRED")
+    args = {p: REQUIRED[p] for p in cls.required if p not in (extra or {})} | (extra or {})
+    return f"{cls.name}(" + ", ".join(f"{k} = {v}" for k, v in args.items()) + ")"
+
+
+def _model(cls: StdClass, slot: str, text: str) -> str:
+    fields = {
+        "embedding": "Embedding(vocab, d)",
+        "norm": "RMSNorm(d)",
+        "layers": "[Filler(d), Filler(d)]",
+        "final_norm": "RMSNorm(d)",
+        "head": "LMHead(vocab, d, tied = false)",
+    }
+    if slot == "norm":
+        fields |= {"norm": text, "final_norm": text}
+    elif slot == "layers":
+        fields["layers"] = f"[{text}, {text}]"
+    else:
+        fields[slot] = text
+    names = {"norms": ["RMSNorm"], "embedding": ["Embedding", "LMHead"]}
+    names[cls.module] = sorted(set(names.get(cls.module, [])) | {cls.name})
+    imports = [f"from std.{m} import {', '.join(n)}" for m, n in names.items()]
+    body = "\n".join(f"    {k}: {v}" for k, v in fields.items())
+    return "\n".join(imports) + f"\n\n{FILLER}\nmodel Tiny(vocab: int = {VOCAB}, d: int = {D}) {{\n{body}\n}}\n"
+
+
+SLOTS = ("norm", "embedding", "head", "layers")
+
+
+def class_model(cls: StdClass, extra: dict[str, str] | None = None) -> str:
+    """A tiny model with `cls` in it: a liv as both layers, an op in the first slot of SLOTS that compiles."""
+    text = call(cls, extra)
+    slots = ("layers",) if cls.kind == "liv" else SLOTS
+    problems = []
+    for slot in slots:
+        source = _model(cls, slot, text)
+        result = compile_source(source, "<sweep>", stop_after="lower")
+        if result.ok:
+            return source
+        problems.append(f"{slot}: {[str(d) for d in result.diagnostics][:1]}")
+    raise AssertionError(f"{cls.id}: no model slot accepts {text}: {problems}")
+
+
+# ---- examples
+
+
+def model_params(path: Path) -> tuple[str, ...]:
+    """The parameters of the (single) model defined in an example file."""
+    parsed = parse_source(SourceFile(str(path), path.read_text(encoding="utf-8")), DiagnosticSink())
+    assert parsed is not None, f"{path} does not parse"
+    models = [i for i in parsed.items if isinstance(i, A.Def) and i.kind is A.DefKind.MODEL]
+    assert len(models) == 1, f"{path}: expected one model, found {len(models)}"
+    return tuple(p.name.name for p in models[0].params)
+
+
+def example_overrides(path: Path) -> dict[str, object]:
+    return {name: value for name, value in REDUCE.items() if name in model_params(path)}
+
+
+# ---- measuring
+
+
+@dataclass(frozen=True)
+class Measured:
+    prefill: float  # max |TVM - torch| of the last prefill logits / scale
+    decode: float  # worst decode step, same scale
+    consistency: float  # TVM prefill(T) + decode vs TVM prefill(T + 1), same scale
+    scale: float  # max(1, largest |torch logit|)
+    built: Built
+
+    @property
+    def worst(self) -> float:
+        return max(self.prefill, self.decode, self.consistency)
+
+
+def reference(source: str, seed: int = 0, amplify: float = 1.0, **overrides: object) -> torch.nn.Module:
+    """The torch f32 module (tvm_util's perturbed init), every parameter multiplied by `amplify`."""
+    module = torch_module(source, seed, **overrides)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.mul_(amplify)
+    return module
+
+
+def torch_logits(module: torch.nn.Module, ids: np.ndarray, T: int, steps: int, max_len: int) -> list[np.ndarray]:
+    cache_ = module.init_cache(1, max_len)
+    tokens = torch.as_tensor(ids, dtype=torch.long)[None]
+    with torch.no_grad():
+        out = [module.prefill(tokens[:, :T], cache_, last_only=True)[:, -1].numpy()]
+        out += [module.decode_step(tokens[:, T + s : T + s + 1], cache_)[:, -1].numpy() for s in range(steps)]
+    return out
+
+
+def measure(
+    source: str,
+    T: int = 7,
+    steps: int = 4,
+    weights: str = "f32",
+    max_len: int = 16,
+    seed: int = 0,
+    amplify: float = 1.0,
+    **overrides: object,
+) -> Measured:
+    model = ir_model(source, **overrides)
+    module = reference(source, seed, amplify, **overrides)
+    built = build(model, BuildOptions(weights=weights, max_len=max_len))
+    session = Session(built, state_of(module))
+    ids = np.random.default_rng(seed).integers(0, model.vocab, size=T + steps)
+    ref = torch_logits(module, ids, T, steps, max_len)
+    got = [session.prefill(ids[:T])] + [session.decode(int(ids[T + s])) for s in range(steps)]
+    scale = max(1.0, max(float(np.abs(r).max()) for r in ref))
+    diffs = [float(np.abs(a - b).max()) / scale for a, b in zip(got, ref, strict=True)]
+    again = float(np.abs(session.prefill(ids[: T + 1]) - got[1]).max()) / scale if steps else 0.0
+    return Measured(diffs[0], max(diffs[1:], default=0.0), again, scale, built)
+
+
+# ---- cache bytes
+
+
+def plan_cache_bytes(plan: Plan) -> int:
+    return sum(prod(e.shape) * np.dtype(e.dtype).itemsize for e in plan.cache)
+
+
+def static_cache_alloc(model: Model, max_len: int) -> int:
+    """The cost analysis' cache_alloc at batch 1, seq max_len, f32 (what `livc cost --json` reports)."""
+    return report_numbers(analyze(model), Context(batch=1, seq=max_len, dtype=DType.F32)).cache_alloc_bytes
