@@ -45,13 +45,33 @@ def _int_at_least(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _add_weights(p: argparse.ArgumentParser, default: str | None) -> None:
-    p.add_argument(
-        "--weights",
-        choices=FORMATS,
-        default=default,
-        help=f"matrix-weight storage format (TVM; default: {default or 'f32'})",
-    )
+def format_list(text: str) -> tuple[str, ...]:
+    """argparse `type=` for bench's `--weights f32,bf16,q4`."""
+    formats = tuple(f.strip() for f in text.split(",") if f.strip())
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise argparse.ArgumentTypeError(
+            f"expected formats from {', '.join(FORMATS)} separated by commas, got '{text}'"
+        )
+    return formats
+
+
+def _add_weights(p: argparse.ArgumentParser, default: str | None, many: bool = False) -> None:
+    if many:
+        p.add_argument(
+            "--weights",
+            type=format_list,
+            default=("f32",),
+            metavar="W[,W...]",
+            help=f"matrix-weight storage formats, comma-separated ({', '.join(FORMATS)}; default: f32)",
+        )
+    else:
+        p.add_argument(
+            "--weights",
+            choices=FORMATS,
+            default=default,
+            help=f"matrix-weight storage format (TVM; default: {default or 'f32'})",
+        )
     p.add_argument(
         "--max-len",
         type=_int_at_least(1),
@@ -114,7 +134,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-r", "--repetitions", type=_int_at_least(1), default=3, metavar="R", help="repetitions of each test"
     )
-    _add_weights(p, "f32")
+    _add_weights(p, "f32", many=True)
 
 
 def add_tune_arguments(p: argparse.ArgumentParser) -> None:

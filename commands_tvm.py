@@ -116,12 +116,12 @@ def _state(args: argparse.Namespace, c: Compiled) -> dict[str, np.ndarray]:
     return initial_state(c.canonical, args.seed)
 
 
-def _build(args: argparse.Namespace, c: Compiled, target: Any, max_len: int) -> tuple[Any, float]:
+def _build(args: argparse.Namespace, c: Compiled, target: Any, max_len: int, fmt: str = "") -> tuple[Any, float]:
     from livc.backends.tvm.compile import BuildOptions, build
 
     tune_db = Path(args.db) if getattr(args, "db", None) else None
     start = time.perf_counter()
-    options = BuildOptions(target=target, weights=_fmt(args), max_len=max_len, tune_db=tune_db)
+    options = BuildOptions(target=target, weights=fmt or _fmt(args), max_len=max_len, tune_db=tune_db)
     built = build(c.lowered, options)
     return built, time.perf_counter() - start
 
@@ -136,6 +136,8 @@ def _artifact_dir(args: argparse.Namespace) -> Path:
     out = Path(args.output)
     if out.exists() and not out.is_dir():
         raise UsageError(f"-o {args.output}: exists and is not a directory (an artifact is a directory)")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise UsageError(f"-o {args.output}: a non-empty directory that is not a livc artifact (it is never replaced)")
     if not out.parent.is_dir():
         raise UsageError(f"-o {args.output}: directory '{out.parent}' does not exist")
     if not os.access(out.parent, os.W_OK | os.X_OK):
@@ -305,9 +307,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return EXIT_ERRORS
     max_len = args.max_len or args.n_prompt + args.n_gen + 1
     state = _state(args, c)
-    built, seconds = _build(args, c, target, max_len)
-    _status(f"compiled for {target.describe()} in {seconds:.1f} s")
-    rows = bench.compare(c.canonical, built, state, args.n_prompt, args.n_gen, args.repetitions, args.seed)
+    ids, rows, decodes = bench.prompt(c.lowered, args.n_prompt, args.seed), [], True
+    for fmt in args.weights:
+        built, seconds = _build(args, c, target, max_len, fmt)
+        _status(f"compiled {fmt} for {target.describe()} in {seconds:.1f} s")
+        rows += bench.tvm_rows(built, state, ids, args.n_gen, args.repetitions)
+        decodes = built.decodes
+    rows += bench.torch_rows(c.canonical, state, ids, args.n_gen, args.repetitions, max_len, decodes)
     write_stdout(bench.table(c.lowered.name, rows))
     return EXIT_OK
 

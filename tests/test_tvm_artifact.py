@@ -395,6 +395,7 @@ def test_cli_run_prints_tokens_and_timings(
         (["build", "{liv}", "--target", "riscv", "-o", "{tmp}/o"], 1, "error[E0702]: unknown target 'riscv'"),
         (["build", "{liv}", "--target", "x86"], 2, "writes an artifact directory: give -o DIR"),
         (["build", "{liv}", "--target", "x86", "-o", "{tmp}/no/such/dir"], 2, "does not exist"),
+        (["build", "{liv}", "--target", "x86", "-o", "{work}"], 2, "not a livc artifact (it is never replaced)"),
         (["build", "{liv}", "--weights", "q4"], 2, "only for the TVM targets"),
         (["build", "{liv}", "--target", "x86", "--weights", "q3", "-o", "{tmp}/o"], 2, "invalid choice: 'q3'"),
         (["run", "{tmp}", "--prompt-ids", "1"], 1, "error[E0703]"),
@@ -402,6 +403,7 @@ def test_cli_run_prints_tokens_and_timings(
         (["run", "{art}", "--prompt-ids", "64"], 2, "outside the vocabulary (0..63)"),
         (["run", "{art}", "--prompt-ids", "1", "--max-new-tokens", "40"], 2, "the artifact holds 32"),
         (["bench", "{liv}", "--target", "arm64-android"], 2, "bench measures this host"),
+        (["bench", "{liv}", "--weights", "f32,q3"], 2, "expected formats from f32, f16, bf16, q8, q4"),
     ],
 )
 def test_cli_errors_are_diagnostics(
@@ -413,7 +415,7 @@ def test_cli_errors_are_diagnostics(
     status: int,
     words: str,
 ) -> None:
-    filled = [a.format(liv=work / "tiny.liv", tmp=tmp_path, art=built_x86) for a in argv]
+    filled = [a.format(liv=work / "tiny.liv", tmp=tmp_path, art=built_x86, work=work) for a in argv]
     code, _, err = livc(*filled, capsys=capsys)
     assert code == status and words in err and "Traceback" not in err
 
@@ -431,13 +433,15 @@ def test_cli_run_refuses_device_only_artifacts(
 
 def test_cli_bench_prints_both_backends(work: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = livc(
-        "bench", str(work / "tiny.liv"), "--weights", "bf16", "-p", "8", "-n", "4", "-r", "1", capsys=capsys
+        "bench", str(work / "tiny.liv"), "--weights", "bf16,q4", "-p", "8", "-n", "4", "-r", "1", capsys=capsys
     )
     assert code == 0, err
     rows = [line.split("|")[1:-1] for line in out.splitlines()[2:]]
     assert [(r[1].strip().split()[0], r[2].strip(), r[3].strip()) for r in rows] == [
         ("tvm", "bf16", "pp8"),
         ("tvm", "bf16", "tg4"),
+        ("tvm", "q4", "pp8"),
+        ("tvm", "q4", "tg4"),
         ("torch", "f32", "pp8"),
         ("torch", "f32", "tg4"),
     ]

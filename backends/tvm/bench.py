@@ -1,7 +1,7 @@
 """`livc bench`: prompt processing (pp) and token generation (tg) rates of the TVM build next to the PyTorch
 backend on the same weights, printed like llama-bench (`| model | backend | weights | test | t/s |`).
 
-    compare(model, built, state, n_prompt, n_gen, reps, seed) -> list[Row]
+    tvm_rows(built, state, ids, n_gen, reps) / torch_rows(model, state, ids, n_gen, reps, max_len, decodes)
     table(name, rows) -> str
 
 pp N: one prefill of N tokens from an empty cache; tg N: N decode steps after a one-token prefill (the way
@@ -111,19 +111,26 @@ def _rows(
     return rows
 
 
-def compare(
-    model: Model, built: Any, state: dict[str, np.ndarray], n_prompt: int, n_gen: int, reps: int, seed: int = 0
-) -> list[Row]:
-    """TVM (the built format) and PyTorch (f32) rows for pp{n_prompt} and tg{n_gen}."""
+def prompt(model: Model, n_prompt: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, model.vocab, size=max(n_prompt, 1)).astype(np.int32)
+
+
+def tvm_rows(built: Any, state: dict[str, np.ndarray], ids: np.ndarray, n_gen: int, reps: int) -> list[Row]:
+    """pp{len(ids)} and tg{n_gen} of a TVM build (its weight format) on this host."""
     from livc.backends.tvm.runtime import Session
 
-    ids = np.random.default_rng(seed).integers(0, model.vocab, size=max(n_prompt, 1)).astype(np.int32)
     session = Session(built, state)
     n_gen = n_gen if built.decodes else 0
-    rows = _rows(f"tvm {_target_name(built)}", built.plan.fmt, _tvm_runs(session, ids, n_gen), (n_prompt, n_gen), reps)
-    module = torch_module(model, state)
-    torch_runs = _torch_runs(module, ids, n_gen, built.plan.max_len)
-    return rows + _rows("torch", "f32", torch_runs, (n_prompt, n_gen), reps)
+    runs = _tvm_runs(session, ids, n_gen)
+    return _rows(f"tvm {_target_name(built)}", built.plan.fmt, runs, (len(ids), n_gen), reps)
+
+
+def torch_rows(
+    model: Model, state: dict[str, np.ndarray], ids: np.ndarray, n_gen: int, reps: int, max_len: int, decodes: bool
+) -> list[Row]:
+    """The same tests with the PyTorch backend (f32)."""
+    runs = _torch_runs(torch_module(model, state), ids, n_gen if decodes else 0, max_len)
+    return _rows("torch", "f32", runs, (len(ids), n_gen if decodes else 0), reps)
 
 
 def _target_name(built: Any) -> str:

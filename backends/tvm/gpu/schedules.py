@@ -37,6 +37,7 @@ _FOR_PAR = re.compile(r"^(\s*)for (\w+) in T\.parallel\((.*)\):\s*$")
 _STORE = re.compile(r"^\s*\w+\[[^=]*\]\s*=[^=]")
 _CONST = re.compile(r"^(?:T\.int(?:32|64)\()?(\d+)\)?$")
 _LET = re.compile(r"^\s*(\w+): T\.int(?:32|64) = (.*)$")
+_ALLOC = re.compile(r'^(\s*)(\w+) = T\.alloc_local\(\(([^()]*)\)(?:, "(\w+)")?\)\s*$')
 _HEADER = re.compile(r"^\s*(T\.func_attr|\w+ = T\.(?:match_buffer|int64|int32)\(|T\.sblock_attr)")
 
 
@@ -91,6 +92,24 @@ def _body_start(lines: list[str]) -> int:
     return i
 
 
+def _full_extent(lines: list[str]) -> list[str]:
+    """After each local allocation, a loop writing all of it (zeros). CompactBufferAllocation otherwise shrinks
+    a buffer written under a dynamic loop bound (attention scores over `pos + 1` keys) to a dynamic size, which
+    the OpenCL / WGSL code generators cannot allocate."""
+    out: list[str] = []
+    for line in lines:
+        out.append(line)
+        m = _ALLOC.match(line)
+        if m is None:
+            continue
+        pad, name, dims, dtype = m.group(1), m.group(2), [d for d in m.group(3).split(",") if d.strip()], m.group(4)
+        idx = ", ".join(f"livc_i{k}" for k in range(len(dims)))
+        zero = f'T.Cast("{dtype}", 0)' if dtype and dtype != "float32" else "T.float32(0)"
+        out.append(f"{pad}for {idx} in T.grid({', '.join(dims)}):")
+        out.append(f"{pad}    {name}[{idx}] = {zero}")
+    return out
+
+
 def _rewrite(lines: list[str], threads: int) -> list[str]:
     start = _body_start(lines)
     out = lines[:start]
@@ -135,7 +154,7 @@ def _inline_lets(lines: list[str]) -> list[str]:
 
 def threaded(func: tirx.PrimFunc, threads: int) -> tirx.PrimFunc:
     """The CPU hand kernel `func` with its parallel loops bound to GPU threads (see the module docstring)."""
-    lines = _rewrite(_inline_lets(func.script().splitlines()), threads)
+    lines = _rewrite(_full_extent(_inline_lets(func.script().splitlines())), threads)
     new = tvm.script.from_source("\n".join(lines))
     return new.with_attr("tirx.is_scheduled", True)
 
