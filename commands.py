@@ -269,14 +269,22 @@ def cmd_fmt(args: argparse.Namespace) -> int:
     return status
 
 
+def _all_codes() -> dict[str, str]:
+    """The compiler's codes, then the TVM backend's (E07xx) and the search's (E08xx): `livc explain` knows all."""
+    from livc.backends.tvm.errors import CODES as TVM_CODES
+    from livc.search.errors import CODES as SEARCH_CODES
+
+    return {**CODES, **TVM_CODES, **SEARCH_CODES}
+
+
 def cmd_explain(args: argparse.Namespace) -> int:
-    code = args.code.upper()
-    if code not in CODES:
-        raise UsageError(f"unknown code '{args.code}'; known codes: {', '.join(CODES)}")
+    code, codes = args.code.upper(), _all_codes()
+    if code not in codes:
+        raise UsageError(f"unknown code '{args.code}'; known codes: {', '.join(codes)}")
     if args.format == "json":
-        write_stdout(dumps({"code": code, "explanation": CODES[code]}))
+        write_stdout(dumps({"code": code, "explanation": codes[code]}))
     else:
-        write_stdout(f"{code}: {CODES[code]}\n")
+        write_stdout(f"{code}: {codes[code]}\n")
     return EXIT_OK
 
 

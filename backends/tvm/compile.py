@@ -110,5 +110,6 @@ def build(model: Model, options: BuildOptions | None = None) -> Built:
     plan = make_plan(model, options.weights, options.max_len)
     target = tvm_target(options.target)
     mod = optimize(lower(model, plan), target, options.tune_db, options.schedule)
-    executable = tvm.compile(mod, target=target)
+    gpu = _optional(GPU_SCHEDULES, "pipeline") if str(target.kind.name) not in ("llvm", "c") else None
+    executable = tvm.compile(mod, target=target, relax_pipeline=gpu(target) if gpu is not None else "default")
     return Built(executable, plan, can_decode(model), target)

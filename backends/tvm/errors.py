@@ -9,6 +9,11 @@ from __future__ import annotations
 UNSUPPORTED = "E0701"
 TARGET = "E0702"
 ARTIFACT = "E0703"
+CODES = {
+    UNSUPPORTED: "the TVM backend cannot compile an op or feature of this model (the message names it and why)",
+    TARGET: "a TVM target this installation cannot serve (missing cross compiler, not built into this TVM)",
+    ARTIFACT: "a bad TVM artifact, manifest or checkpoint (missing files, wrong shapes or names)",
+}
 
 
 class TvmError(Exception):

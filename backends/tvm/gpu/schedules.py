@@ -250,3 +250,19 @@ def _narrow(mod: tvm.IRModule) -> tvm.IRModule:
             one = narrow(tvm.IRModule({"main": func}))
             mod.update_func(gv, one["main"])
     return mod
+
+
+def pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
+    """The Relax pipeline for tvm.compile after `apply`: TVM's generic GPU dataflow lowering and finalisation
+    only. The default pipelines would legalize, fold constants (Adreno's evaluates kernels on the OpenCL
+    device, which this host lacks) and re-run dlight; all of that is done already."""
+    from tvm.relax.backend import gpu_generic
+
+    passes = [*gpu_generic.dataflow_lower_passes(target), *gpu_generic.finalize_passes(target)]
+
+    @tvm.transform.module_pass(opt_level=0)
+    def _pipeline(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
+        with target:
+            return tvm.transform.Sequential(passes)(mod)
+
+    return _pipeline
