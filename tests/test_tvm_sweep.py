@@ -27,13 +27,16 @@ from pathlib import Path
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from program_strategies import Program, programs
 from tvm_sweep_util import (
+    FOCUS_GROUPS,
     REQUIRED,
     Measured,
     StdClass,
     class_model,
     example_overrides,
+    focused_programs,
     measure,
     plan_cache_bytes,
     static_cache_alloc,
@@ -57,8 +60,10 @@ EXAMPLE_TOL = 3e-5
 # (test_differential.ILL_CONDITIONED_TOL): summation order alone then moves the result by more than rounding.
 ILL_CONDITIONED_TOL = 1e-3
 MAX_EXAMPLE_PARAMS = 2_000_000  # a reduced example larger than this needs its parameter in REDUCE
-GENERATED_EXAMPLES = 6
-SLOW_GENERATED_EXAMPLES = 60
+FOCUSED_EXAMPLES = 2  # per focus group (tvm_sweep_util.FOCUS_GROUPS): 8 programs cover every primitive
+GENERATED_EXAMPLES = 2
+SLOW_FOCUSED_EXAMPLES = 15
+SLOW_GENERATED_EXAMPLES = 40
 # class id -> reason, for classes whose TVM emitter is known unfinished (xfail(strict=True): fixing one fails it)
 XFAIL: dict[str, str] = {}
 # extra argument sets per class, beyond the required ones (slow: more builds)
@@ -181,18 +186,34 @@ def _ill_conditioned(model: object) -> bool:
 def _check_program(program: Program) -> None:
     model = ir_model(program.source)
     tol = ILL_CONDITIONED_TOL if _ill_conditioned(model) else TOL
-    m = measure(program.source, T=5, steps=3, max_len=16)
+    m = measure(program.source, T=5, steps=3, max_len=MAX_LEN)
     detail = f"prefill {m.prefill:.3g}, decode {m.decode:.3g}, prefill(T)+decode {m.consistency:.3g}"
     assert m.worst <= tol, f"generated program differs from torch: {detail} (tol {tol})\n{program.source}"
 
 
 HYPOTHESIS = {"deadline": None, "suppress_health_check": list(HealthCheck), "database": None, "print_blob": True}
+GROUP_IDS = ["+".join(g) for g in FOCUS_GROUPS]
+
+
+@pytest.mark.parametrize("focus", FOCUS_GROUPS, ids=GROUP_IDS)
+@settings(max_examples=FOCUSED_EXAMPLES, **HYPOTHESIS)
+@given(data=st.data())
+def test_focused_programs_match_torch(focus: tuple[str, ...], data: st.DataObject) -> None:
+    _check_program(data.draw(focused_programs(focus)))
 
 
 @settings(max_examples=GENERATED_EXAMPLES, **HYPOTHESIS)
 @given(programs())
 def test_generated_programs_match_torch(program: Program) -> None:
     _check_program(program)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("focus", FOCUS_GROUPS, ids=GROUP_IDS)
+@settings(max_examples=SLOW_FOCUSED_EXAMPLES, **HYPOTHESIS)
+@given(data=st.data())
+def test_focused_programs_match_torch_many(focus: tuple[str, ...], data: st.DataObject) -> None:
+    _check_program(data.draw(focused_programs(focus)))
 
 
 @pytest.mark.slow

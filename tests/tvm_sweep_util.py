@@ -17,6 +17,7 @@ Non-goals: asserting anything (the tests do), models larger than a few thousand 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from math import prod
@@ -24,6 +25,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from hypothesis import strategies as st
+from program_strategies import _ACTIVATIONS as ACTIVATIONS
+from program_strategies import (
+    _MOVES,
+    TOKEN_DENSE_LEN,
+    OpDef,
+    Program,
+    _Body,
+    _branch,
+    _heads,
+    _stdlib_call,
+    _structure,
+    identifiers,
+)
+from strategies import operators
 from tvm_util import ir_model, state_of, torch_module
 
 from livc.backends.tvm.compile import BuildOptions, Built, build
@@ -226,3 +242,170 @@ def plan_cache_bytes(plan: Plan) -> int:
 def static_cache_alloc(model: Model, max_len: int) -> int:
     """The cost analysis' cache_alloc at batch 1, seq max_len, f32 (what `livc cost --json` reports)."""
     return report_numbers(analyze(model), Context(batch=1, seq=max_len, dtype=DType.F32)).cache_alloc_bytes
+
+
+# ---- generated programs that exercise one primitive family each (program_strategies' moves, the kind fixed)
+
+
+def _mixer(kind: str) -> Callable[[_Body], None]:
+    """program_strategies._mixer with the mixer kind fixed (drawn the same way otherwise)."""
+
+    def move(b: _Body) -> None:
+        src, _ = b.flat()
+        if kind == "selective_scan":
+            state = b.draw(st.integers(1, 4))
+            dt = b.bind(f"softplus(linear({src}, {b.width_expr(b.d)}))", (b.d,), fresh=True)
+            bb, cc = (b.bind(f"linear({src}, {state})", (state,), fresh=True) for _ in range(2))
+            u = b.bind(f"linear({src}, {b.width})", (b.d,), fresh=True)
+            b.bind(f"selective_scan({u}, {dt}, {bb}, {cc}, state = {state})", (b.d,))
+            return
+        heads = b.draw(st.sampled_from((1, 2, 4)))
+        dk, dv = b.draw(st.sampled_from((2, 4, 8))), b.draw(st.sampled_from((2, 4, 8)))
+        kv = b.draw(st.sampled_from([k for k in (1, 2, 4) if heads % k == 0])) if kind == "attention" else heads
+        q, k, v = _heads(b, src, heads, dk, "q"), _heads(b, src, kv, dk, "k"), _heads(b, src, kv, dv, "v")
+        if kv < heads:
+            k = b.bind(f"repeat_heads({k}, {heads // kv})", (heads, dk), fresh=True)
+            v = b.bind(f"repeat_heads({v}, {heads // kv})", (heads, dv), fresh=True)
+        if kind == "attention":
+            extra = b.draw(st.sampled_from(("", ", window = 3", ", window = 1"))) + b.draw(
+                st.sampled_from(("", ", softcap = 30.0"))
+            )
+            b.bind(f"attention({q}, {k}, {v}{extra})", (heads, dv))
+        elif kind == "linear_attention":
+            fmap = b.draw(st.sampled_from(("elu_plus_one, normalize = true", "relu_map, normalize = false")))
+            b.bind(f"linear_attention({q}, {k}, {v}, feature_map = {fmap})", (heads, dv))
+        else:
+            gate = f"split_heads(logsigmoid(linear({src}, {b.width_expr(heads * dk)})), {heads})"
+            b.bind(f"gated_scan({q}, {k}, {v}, {b.bind(gate, (heads, dk), fresh=True)})", (heads, dv))
+
+    return move
+
+
+def _flat(template: Callable[[_Body, int], str]) -> Callable[[_Body], None]:
+    """A move binding `template(body, channels)` applied to a flat value, same width."""
+
+    def move(b: _Body) -> None:
+        src, c = b.flat()
+        b.bind(template(b, c).replace("SRC", src), (c,))
+
+    return move
+
+
+def _b(b: _Body) -> str:
+    return "true" if b.draw(st.booleans()) else "false"
+
+
+def _short_conv(b: _Body, c: int) -> str:
+    return f"short_conv(SRC, kernel = {b.draw(st.integers(1, 4))})"
+
+
+def _causal_conv(b: _Body, c: int) -> str:
+    groups = b.draw(st.one_of(st.none(), st.sampled_from([g for g in range(1, c + 1) if c % g == 0])))
+    return (
+        f"causal_conv(SRC, kernel = {b.draw(st.integers(1, 4))}"
+        + ("" if groups is None else f", groups = {groups}")
+        + ")"
+    )
+
+
+def _implicit(b: _Body, c: int) -> str:
+    order = b.draw(st.integers(2, 8))
+    return f"long_conv(SRC, implicit_filter(order = {order}, emb_dim = 3, inner_layers = 1), bias = {_b(b)})"
+
+
+def _modal(b: _Body, c: int) -> str:
+    return f"long_conv(SRC, modal_filter(state = {b.draw(st.integers(1, 4))}), bias = {_b(b)})"
+
+
+def _token_dense(b: _Body, c: int) -> str:
+    return f"token_dense(SRC, max_len = {TOKEN_DENSE_LEN})"
+
+
+def _moe(b: _Body, c: int) -> str:
+    experts = b.draw(st.integers(1, 4))
+    top_k, hidden, shared = b.draw(st.integers(1, experts)), b.draw(st.integers(1, 12)), b.draw(st.integers(0, 1))
+    return f"moe(SRC, experts = {experts}, top_k = {top_k}, hidden = {hidden}, shared = {shared})"
+
+
+def _activations(b: _Body) -> None:
+    """Every activation once, each on a drawn bound value (a random DAG of them)."""
+    for act in b.draw(st.permutations(ACTIVATIONS)):
+        src, shape = b.pick()
+        b.bind(f"{act}({src})", shape)
+
+
+def _structural(b: _Body) -> None:
+    """split / split_heads / repeat_heads / merge_heads, an `if`, grouped_linear and scale."""
+    _structure(b)
+    _branch(b)
+    src, c = b.flat()
+    groups = b.draw(st.sampled_from([g for g in (1, 2, 4) if c % g == 0]))
+    b.bind(f"grouped_linear({src}, {b.width_expr(c)}, groups = {groups}, bias = {_b(b)})", (c,))
+    b.bind(f"scale({b.last}, init = {b.draw(st.sampled_from(('0.5', '2.0')))})", (c,))
+
+
+FOCUS: dict[str, Callable[[_Body], None]] = {
+    "attention": _mixer("attention"),
+    "linear_attention": _mixer("linear_attention"),
+    "gated_scan": _mixer("gated_scan"),
+    "selective_scan": _mixer("selective_scan"),
+    "short_conv": _flat(_short_conv),
+    "causal_conv": _flat(_causal_conv),
+    "long_conv_implicit": _flat(_implicit),
+    "long_conv_modal": _flat(_modal),
+    "token_dense": _flat(_token_dense),
+    "moe": _flat(_moe),
+    "activations": _activations,
+    "structure": _structural,
+}
+
+
+# FOCUS families in groups: one generated program exercises a group (fewer builds than one family each)
+FOCUS_GROUPS: tuple[tuple[str, ...], ...] = (
+    ("attention", "short_conv", "activations"),
+    ("linear_attention", "causal_conv", "structure"),
+    ("gated_scan", "long_conv_implicit", "moe"),
+    ("selective_scan", "long_conv_modal", "token_dense"),
+)
+
+
+def _keep(b: _Body, i: int) -> str:
+    """Project the last value to the width under a name later moves never read or rebind (not in `bound`),
+    so every focus move stays live (the compiler drops dead ops)."""
+    last = f"merge_heads({b.last})" if len(b.bound[b.last]) == 2 else b.last
+    b.lines.append(f"keep{i} = linear({last}, w)")
+    return f"keep{i}"
+
+
+@st.composite
+def focused_programs(draw: st.DrawFn, focus: tuple[str, ...]) -> Program:
+    """A 2-layer program whose op body runs the `focus` moves in a drawn order, then 0..2 of program_strategies'
+    moves; maybe a stdlib LIV beside it (strategies.operators), a drawn norm, final norm and (tied or not) head."""
+    names = identifiers(False)
+    d = draw(st.sampled_from((8, 16, 32)))
+    body = _Body(draw, names, "w", d, frozenset({"w", "e", "m"}))
+    body.bound["x"] = (d,)
+    kept = []
+    for name in draw(st.permutations(focus)):
+        FOCUS[name](body)
+        kept.append(_keep(body, len(kept)))
+    for _ in range(draw(st.integers(0, 2))):
+        draw(st.sampled_from(_MOVES))(body)
+    kept.append(_keep(body, len(kept)))
+    result = f"linear({' + '.join(kept)}, m // e)"
+    op = OpDef("Focus", "w", "e", (("m", "w * e"),), tuple(body.lines), result)
+    stdlib = tuple(draw(st.lists(operators(d), max_size=1)))
+    second = ("Focus({d})", *(_stdlib_call(s) for s in stdlib))
+    return Program(
+        name="Gen",
+        vocab_name="vocab",
+        d_name="d",
+        vocab=draw(st.integers(8, 48)),
+        d=d,
+        ops=(op,),
+        layers=(("Focus({d})",), second),
+        stdlib=stdlib,
+        norm=draw(st.sampled_from(("RMSNorm({d})", "LayerNorm({d})", None))),
+        final_norm=draw(st.sampled_from(("RMSNorm({d})", None))),
+        head=f"LMHead({{vocab}}, {{d}}, tied = {draw(st.sampled_from(('true', 'false')))})",
+    )

@@ -25,7 +25,7 @@ import re
 from collections.abc import Callable
 
 import tvm
-from tvm import s_tir, tirx
+from tvm import relax, s_tir, tirx
 from tvm.s_tir import dlight as dl
 
 from livc.backends.tvm.errors import UNSUPPORTED, TvmError
@@ -231,6 +231,8 @@ def apply(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
     if str(target.kind.name) not in RULES:
         raise TvmError(UNSUPPORTED, f"GPU schedule: no rule list for target kind '{target.kind.name}'")
     with target:
+        # ops LegalizeOps leaves for GPU targets (topk of MoE routing): TVM's GPU sort / scan kernels
+        mod = tvm.transform.Sequential([relax.backend.DispatchSortScan(), relax.transform.LegalizeOps()])(mod)
         done = {
             gv: schedule_func(func, target, gv.name_hint)
             for gv, func in mod.functions_items()
