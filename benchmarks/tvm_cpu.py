@@ -174,10 +174,12 @@ def subjects_for(source: str, formats: list[str], max_len: int, compiled: bool) 
     module = torch_model(source)
     state = {k: v.detach().float().numpy() for k, v in module.state_dict().items()}
     out = [tvm_subject(source, fmt, state, max_len) for fmt in formats]
-    out.append(torch_subject("torch eager", module, max_len, False))
+    torch_side = [torch_subject("torch eager", module, max_len, False)]
     if compiled:
-        out.append(torch_subject("torch.compile", module, max_len, True))
-    return out
+        torch_side.append(torch_subject("torch.compile", module, max_len, True))
+    for s in torch_side:  # the same cache layout as TVM's plan (TEAM.md contract), all f32
+        s.cache_bytes = out[0].cache_bytes if out else s.cache_bytes
+    return out + torch_side
 
 
 # --------------------------------------------------------------------------------------------- measuring

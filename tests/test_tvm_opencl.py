@@ -11,11 +11,10 @@ Needs: apt-get install -y pocl-opencl-icd ocl-icd-libopencl1; pip install pyopen
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 import tvm
+import tvm.sym
 from tvm import te, tirx
 from tvm_util import ir_model
 
@@ -32,6 +31,7 @@ except Exception:  # noqa: BLE001
     pytest.skip("no OpenCL platform (apt-get install -y pocl-opencl-icd)", allow_module_level=True)
 
 TOL = 2e-5
+ANALYZER = tvm.sym.Analyzer()
 LENGTH = 7  # prefill length the symbolic T is specialized to
 POS = 5  # decode position
 MAX_LEN = 16
@@ -68,7 +68,7 @@ def _source(layers: str) -> str:
 
 
 def _sizes(func: tirx.PrimFunc) -> dict[str, int]:
-    return {m.group(1): LENGTH for m in re.finditer(r'^(\w+) = TypeVar\("\w+"\)', func.script(), re.M)}
+    return dict.fromkeys(opencl.symbols(func), LENGTH)
 
 
 def _is_buffer(param: tirx.Var) -> bool:
@@ -78,7 +78,7 @@ def _is_buffer(param: tirx.Var) -> bool:
 def _inputs(func: tirx.PrimFunc, rng: np.random.Generator) -> dict[str, np.ndarray]:
     arrays = {}
     for buf in filter(_is_buffer, func.params):
-        shape = tuple(int(d) for d in buf.shape)
+        shape = tuple(int(ANALYZER.simplify(d)) for d in buf.shape)
         if buf.dtype.startswith("int") or buf.dtype.startswith("uint"):
             arrays[buf.name] = np.zeros(shape, dtype=buf.dtype)  # token ids / indices: 0 is always valid
         elif buf.dtype == "bool":
@@ -114,6 +114,9 @@ def _functions(source: str, target: tvm.target.Target) -> list[tuple[str, tirx.P
             continue
         sizes = _sizes(func)
         ref = opencl.specialized(func, sizes) if sizes else func
+        scalars = [p for p in ref.params if not _is_buffer(p)]
+        if scalars:  # the decode position, or a length passed as a scalar: a constant here
+            ref = ref.specialize({p: tvm.tirx.const(POS, str(p.ty)) for p in scalars})
         with target:
             gpu = schedules.schedule_func(ref, target, gv.name_hint)
         out.append((gv.name_hint, ref, gpu))

@@ -18,6 +18,7 @@ Non-goals: asserting anything (the tests do), models larger than a few thousand 
 from __future__ import annotations
 
 from collections.abc import Callable
+from copy import deepcopy
 from dataclasses import dataclass
 from functools import cache
 from math import prod
@@ -42,6 +43,7 @@ from program_strategies import (
 from strategies import operators
 from tvm_util import ir_model, state_of, torch_module
 
+from livc.backends.tvm import weights
 from livc.backends.tvm.compile import BuildOptions, Built, build
 from livc.backends.tvm.plan import Plan
 from livc.backends.tvm.runtime import Session
@@ -180,11 +182,12 @@ def example_overrides(path: Path) -> dict[str, object]:
 
 @dataclass(frozen=True)
 class Measured:
-    prefill: float  # max |TVM - torch| of the last prefill logits / scale
+    prefill: float  # max |TVM - torch (same stored weights)| of the last prefill logits / scale
     decode: float  # worst decode step, same scale
     consistency: float  # TVM prefill(T) + decode vs TVM prefill(T + 1), same scale
     scale: float  # max(1, largest |torch logit|)
     built: Built
+    to_f32: float  # worst of prefill / decode vs torch on the f32 (not dequantised) weights, same scale
 
     @property
     def worst(self) -> float:
@@ -209,6 +212,23 @@ def torch_logits(module: torch.nn.Module, ids: np.ndarray, T: int, steps: int, m
     return out
 
 
+def dequantized(module: torch.nn.Module, plan: Plan) -> torch.nn.Module:
+    """A copy of `module` whose matrix weights are what the kernels compute from storage (weights.unpack)."""
+    copy = deepcopy(module)
+    state = copy.state_dict()
+    with torch.no_grad():
+        for pid in plan.matrices:
+            w = state[pid].numpy()
+            state[pid].copy_(torch.from_numpy(weights.unpack(weights.pack(w, plan.fmt), plan.fmt, w.shape)))
+    return copy
+
+
+def _diffs(got: list[np.ndarray], ref: list[np.ndarray]) -> tuple[float, float, float]:
+    scale = max(1.0, max(float(np.abs(r).max()) for r in ref))
+    diffs = [float(np.abs(a - b).max()) / scale for a, b in zip(got, ref, strict=True)]
+    return diffs[0], max(diffs[1:], default=0.0), scale
+
+
 def measure(
     source: str,
     T: int = 7,
@@ -219,17 +239,19 @@ def measure(
     amplify: float = 1.0,
     **overrides: object,
 ) -> Measured:
+    """TVM at `weights` vs the torch f32 module with the same weights as stored (dequantised: `dequantized`;
+    for f32 the weights themselves); `Measured.to_f32` is the difference from torch on the unquantised ones."""
     model = ir_model(source, **overrides)
     module = reference(source, seed, amplify, **overrides)
     built = build(model, BuildOptions(weights=weights, max_len=max_len))
     session = Session(built, state_of(module))
     ids = np.random.default_rng(seed).integers(0, model.vocab, size=T + steps)
-    ref = torch_logits(module, ids, T, steps, max_len)
+    f32 = torch_logits(module, ids, T, steps, max_len)
+    ref = f32 if weights == "f32" else torch_logits(dequantized(module, built.plan), ids, T, steps, max_len)
     got = [session.prefill(ids[:T])] + [session.decode(int(ids[T + s])) for s in range(steps)]
-    scale = max(1.0, max(float(np.abs(r).max()) for r in ref))
-    diffs = [float(np.abs(a - b).max()) / scale for a, b in zip(got, ref, strict=True)]
+    prefill, decode, scale = _diffs(got, ref)
     again = float(np.abs(session.prefill(ids[: T + 1]) - got[1]).max()) / scale if steps else 0.0
-    return Measured(diffs[0], max(diffs[1:], default=0.0), again, scale, built)
+    return Measured(prefill, decode, again, scale, built, max(_diffs(got, f32)[:2]))
 
 
 # ---- cache bytes

@@ -197,7 +197,8 @@ def _upstream(sch: Schedule, block: s_tir.schedule.SBlockRV) -> tuple[str, ...]:
 
 
 def _prepare(sch: Schedule, block: s_tir.schedule.SBlockRV, prefix: str) -> tuple[str, ...]:
-    """Inline the dequant block into the product and the epilogue chain into one block; return the keep set."""
+    """Inline the dequant block into the product and the epilogue chain into one block; return the names kept
+    out of inlining (the product and everything upstream of it)."""
     _ok(lambda: sch.compute_inline(sch.get_sblock("livc_dequant")))
     keep = (prefix, *_upstream(sch, block))
     _inline_spatial(sch, keep)
@@ -270,7 +271,10 @@ def _grouped_gemv(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
 
 
 def gemm(sch: Schedule, block: s_tir.schedule.SBlockRV) -> None:
-    """6x16 register tiles over rows padded to 6, parallel over blocks of 16 output columns."""
+    """6x16 register tiles over rows padded to 6, parallel over blocks of 16 output columns.
+
+    The dequant stays inlined: computing one 16-lane vector per input at the input loop instead (shared by
+    the 6 rows) measured no faster (q8 0.40x, q4 0.39x torch f32 at T=512 vs 0.66x / 0.43x inlined)."""
     keep = _prepare(sch, block, "livc_gemm")
     b, t, o, i = sch.get_loops(block)
     to, ti = sch.split(t, [None, ROWS], disable_predication=True)

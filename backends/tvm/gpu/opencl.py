@@ -30,8 +30,8 @@ from livc.backends.tvm.errors import TARGET, UNSUPPORTED, TvmError
 
 _KERNEL = re.compile(r"__kernel\s+void\s+(?:__attribute__\(\([^)]*\)\)\s*)?(\w+)\s*\(([^)]*)\)\s*\{", re.S)
 _BIND = re.compile(r'^(\s*)for \w+ in T\.thread_binding\((.*), thread="(\w+)\.(\w)"(?:, annotations=.*)?\):\s*$')
-_TYPEVAR = re.compile(r'^(\w+) = TypeVar\("\w+"\)\s*$')
-AXES = {"x": 0, "y": 1, "z": 2}
+_TYPEVAR = re.compile(r'^\s*(\w+) = (?:TypeVar\("\w+"\)|T\.int(?:32|64)\(\))\s*$', re.M)
+_ALLOC = re.compile(r"^\s*(\w+) = T\.(?:sblock_)?alloc_buffer\(\(", re.M)
 
 
 @dataclass(frozen=True)
@@ -109,6 +109,10 @@ class _T:
     int32 = int64 = staticmethod(int)
     min = staticmethod(min)
     max = staticmethod(max)
+    bool = staticmethod(bool)
+    floordiv = staticmethod(lambda a, b: a // b)
+    floormod = staticmethod(lambda a, b: a % b)
+    if_then_else = staticmethod(lambda c, a, b: a if c else b)
 
     @staticmethod
     def Cast(_dtype: str, v: int) -> int:  # noqa: N802 - TVMScript's name
@@ -119,17 +123,23 @@ def _value(expr: str, scalars: Mapping[str, int]) -> int:
     try:
         return int(eval(expr, {"__builtins__": {}, "T": _T}, dict(scalars)))  # noqa: S307 - our own TIR text
     except Exception as exc:  # noqa: BLE001
-        raise TvmError(UNSUPPORTED, f"opencl.run: launch extent {expr!r} is not computable from {dict(scalars)}") from exc
+        raise TvmError(UNSUPPORTED, f"opencl.run: launch extent {expr!r} not computable from {dict(scalars)}") from exc
+
+
+def symbols(func: tirx.PrimFunc) -> tuple[str, ...]:
+    """Names of the symbolic shape variables of `func` (as TVMScript prints them)."""
+    return tuple(dict.fromkeys(m.group(1) for m in _TYPEVAR.finditer(func.script())))
 
 
 def specialized(func: tirx.PrimFunc, sizes: Mapping[str, int]) -> tirx.PrimFunc:
     """`func` with its symbolic shape variables (TypeVar names in TVMScript) replaced by constants."""
     lines = []
     for line in func.script().splitlines():
-        if _TYPEVAR.match(line):
+        m = _TYPEVAR.match(line)
+        if m and m.group(1) in sizes:
             continue
         for name, value in sizes.items():
-            line = re.sub(rf"\b{name}\b(?!\s*=\s*TypeVar)", f"T.int64({value})", line)
+            line = re.sub(rf"\b{name}\b", f"T.int64({value})", line)
         lines.append(line)
     return tvm.script.from_source("\n".join(lines))
 
@@ -166,6 +176,8 @@ def run(
     host = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     flags = cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR
     dev = {_c_name(k): cl.Buffer(ctx, flags, hostbuf=v) for k, v in host.items()}
+    for name, nbytes in _scratch(func, scalars).items():  # global intermediates (the host allocates them)
+        dev.setdefault(name, cl.Buffer(ctx, cl.mem_flags.READ_WRITE, size=max(nbytes, 4)))
     for (name, args), launch in zip(sigs.items(), plan, strict=True):
         kernel = getattr(program, name)
         for i, arg in enumerate(args):
@@ -183,6 +195,45 @@ def run(
         cl.enqueue_copy(queue, v, dev[_c_name(k)])
     queue.finish()
     return host
+
+
+def _balanced(text: str, i: int) -> int:
+    """Index just past the parenthesis closing the one opened before text[i]."""
+    depth = 1
+    while depth:
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        i += 1
+    return i
+
+
+def _dims(shape: str) -> list[str]:
+    """Top-level comma-separated parts of a TVMScript shape tuple body."""
+    parts, depth, cur = [], 0, ""
+    for ch in shape:
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return [p for p in (*parts, cur) if p.strip()]
+
+
+def _scratch(func: tirx.PrimFunc, scalars: Mapping[str, int]) -> dict[str, int]:
+    """Global buffers allocated inside `func` -> bytes."""
+    text = func.script()
+    out = {}
+    for m in _ALLOC.finditer(text):
+        close = _balanced(text, m.end())
+        rest = text[close : text.index("\n", close)]
+        if "scope=" in rest and 'scope="global"' not in rest:
+            continue
+        dtype = re.match(r'\s*, "(\w+)"', rest)
+        size = 1
+        for dim in _dims(text[m.end() : close - 1]):
+            size *= _value(dim, scalars)
+        out[_c_name(m.group(1))] = size * np.dtype(dtype.group(1) if dtype else "float32").itemsize
+    return out
 
 
 def _c_name(name: str) -> str:
