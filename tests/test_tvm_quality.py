@@ -2,11 +2,15 @@
 
 1. Tiny models (tvm_sweep_util: perturbed init amplified x3, logits up to ~10) built at each format:
    - against the torch f32 module whose matrix weights are what the format stores (weights.unpack of
-     weights.pack): the kernels add only f32 rounding, TOL = 1e-5 of max(1, |logits|) like f32 (measured
-     <= 5.5e-6 over every stdlib class and format);
-   - against torch on the unquantised weights, FORMAT_TOL below: about twice the largest error measured over
-     every stdlib class (max(1, |logits|)-relative: f16 6.1e-3, bf16 2.3e-2, q8 1.1e-1, q4 8.1e-1; random
-     weights, where q8's 1/254-of-the-group-maximum step is coarser than bf16's 8 mantissa bits).
+     weights.pack): the kernels add only f32 rounding, STORED_TOL of max(1, |logits|): 1e-5 like f32 (measured
+     <= 4.2e-6 over every stdlib class and MIXED), 5e-5 for q4, whose GEMV takes the offset 8 out of the group
+     sum (matmul.py: sum_g d * (sum x * nibble - 8 * sum x)), a cancellation that triples the rounding of a
+     linear (4.5e-7 vs q8's 1e-7 against f64 on one 32x32 linear) and that the 7-layer MIXED amplifies to
+     1.85e-5 (each class alone <= 5.5e-6);
+   - against torch on the unquantised weights, FORMAT_TOL: about twice the largest error measured over every
+     stdlib class and MIXED (f16 6.1e-3, bf16 1.05e-1, q8 2.54e-1, q4 1.33 of max(1, |logits|): random
+     amplified weights, where q8's step of 1/127 of the group maximum is coarser than bf16's 8 mantissa bits
+     and q4's error is of the order of the logits; the q4 bound is a sanity bound, its quality is part 2).
    The default run builds MIXED (one layer of each kind of stateful class) per format; `-m slow` every class.
 2. Quality on a trained model: QUALITY_MODEL (LFM2-like: gated short conv + GQA, SwiGLU, d 32, vocab 16) is
    trained here with the torch backend (TRAIN_STEPS AdamW steps on an order-2 Markov language whose successor
@@ -32,9 +36,9 @@ from tvm_util import ir_model, state_of, torch_module
 from livc.backends.tvm.compile import BuildOptions, build
 from livc.backends.tvm.runtime import Session
 
-TOL = 1e-5
 FORMATS = ("f16", "bf16", "q8", "q4")
-FORMAT_TOL = {"f16": 1.5e-2, "bf16": 5e-2, "q8": 0.25, "q4": 1.5}
+STORED_TOL = {"f16": 1e-5, "bf16": 1e-5, "q8": 1e-5, "q4": 5e-5}
+FORMAT_TOL = {"f16": 1.5e-2, "bf16": 0.25, "q8": 0.5, "q4": 3.0}
 
 MIXED = """from std.norms import RMSNorm
 from std.embedding import Embedding, LMHead
@@ -73,7 +77,7 @@ def single_thread() -> Iterator[None]:
 def _check_format(what: str, source: str, fmt: str) -> None:
     m = measure(source, T=7, steps=4, weights=fmt, max_len=16, amplify=3.0)
     print(f"{what} {fmt}: vs stored weights {m.worst:.2e}, vs f32 weights {m.to_f32:.2e} (|logits| {m.scale:.2f})")
-    assert m.worst <= TOL, f"{what} {fmt}: TVM differs from torch on the stored weights by {m.worst:.3g}"
+    assert m.worst <= STORED_TOL[fmt], f"{what} {fmt}: TVM differs from torch on the stored weights by {m.worst:.3g}"
     assert m.to_f32 <= FORMAT_TOL[fmt], f"{what} {fmt}: error {m.to_f32:.3g} vs f32 exceeds {FORMAT_TOL[fmt]}"
 
 
@@ -109,14 +113,15 @@ VOCAB = 16
 P_SUCCESSOR = (0.75, 0.25)
 FLOOR = -sum(p * np.log(p) for p in P_SUCCESSOR)  # nats per predictable token
 TRAIN_STEPS, BATCH, LENGTH, LR = 400, 16, 48, 5e-3
-EVAL_SEQS, PROMPT = 8, 8
+EVAL_SEQS, PROMPT = 16, 8
 # format -> (largest next-token loss increase over torch f32 in nats, smallest greedy agreement with torch f32)
+# (measured on 320 predictions: f16 +1e-5 / 1.0, bf16 -6e-5 / 1.0, q8 +1.3e-4 / 1.0, q4 +0.0148 / 0.997)
 QUALITY_BOUNDS = {
     "f32": (1e-4, 1.0),
-    "f16": (2e-3, 0.99),
-    "bf16": (1e-2, 0.97),
-    "q8": (1e-2, 0.97),
-    "q4": (0.1, 0.85),
+    "f16": (1e-3, 0.995),
+    "bf16": (5e-3, 0.99),
+    "q8": (5e-3, 0.99),
+    "q4": (0.05, 0.95),
 }
 
 

@@ -32,6 +32,7 @@ from livc.backends.tvm.errors import UNSUPPORTED, TvmError
 
 SHORT = 32  # reductions up to this constant extent run serially inside one work item (convolution taps)
 REDUCE = 2  # IterVar type CommReduce
+WIDE = ("int64", "uint64", "float64")  # buffer dtypes WGSL lacks
 THREADS = {"opencl": 64, "webgpu": 64, "cuda": 256}  # work-group size of the `threaded` rewrite
 _FOR_PAR = re.compile(r"^(\s*)for (\w+) in T\.parallel\((.*)\):\s*$")
 _STORE = re.compile(r"^\s*\w+\[[^=]*\]\s*=[^=]")
@@ -214,6 +215,8 @@ def _dlight(func: tirx.PrimFunc, target: tvm.target.Target, name: str) -> tirx.P
 
 def schedule_func(func: tirx.PrimFunc, target: tvm.target.Target, name: str = "main") -> tirx.PrimFunc:
     """One PrimFunc scheduled for the GPU target (rules 1-3 of the module docstring)."""
+    if str(target.kind.name) == "opencl":
+        _opencl_intrinsics()
     if _gpu_scheduled(func):
         return func
     if _hand(func):
@@ -245,10 +248,36 @@ def apply(mod: tvm.IRModule, target: tvm.target.Target) -> tvm.IRModule:
     return mod
 
 
+_REGISTERED: list[str] = []
+
+
+def _opencl_intrinsics() -> None:
+    """OpenCL C spells the float math functions without the `f` suffix (overloads): TVM emits `log1pf`, which
+    no OpenCL compiler declares (PoCL: "use of undeclared identifier 'log1pf'"; softplus of Mamba / GLA).
+    Registered once, on the first OpenCL build (not at import)."""
+    if _REGISTERED:
+        return
+    for name in ("log1p", "expm1"):
+
+        def lower(op: tirx.Call, fn: str = name) -> tirx.Expr:
+            return tirx.call_pure_extern(str(op.ty), fn, *op.args)
+
+        tirx.register_intrin_lowering(f"tirx.{name}", target="opencl", f=lower, level=99)
+        _REGISTERED.append(name)
+
+
 def _narrow(mod: tvm.IRModule) -> tvm.IRModule:
+    """Indices narrowed to int32; a kernel with a 64-bit buffer (int64 token-choice routing indices) is E0701."""
     narrow = tirx.transform.ForceNarrowIndexToInt32()
     for gv, func in list(mod.functions_items()):
         if isinstance(func, tirx.PrimFunc):
+            wide = [p.name for p in func.params if "BufferType" in str(p.ty) and p.dtype in WIDE]
+            if wide:
+                raise TvmError(
+                    UNSUPPORTED,
+                    f"webgpu: kernel '{gv.name_hint}' has 64-bit buffers {wide} (WGSL has no 64-bit integers); "
+                    "build this model for cuda / adreno / mali",
+                )
             one = narrow(tvm.IRModule({"main": func}))
             mod.update_func(gv, one["main"])
     return mod
