@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from livc.cli_args import UsageError
 
-TVM_TARGETS = ("x86", "arm64-linux", "arm64-android")
+TVM_TARGETS = ("x86", "arm64-linux", "arm64-android", "adreno", "mali", "adreno-linux", "mali-linux", "webgpu", "cuda")
 
 
 EXAMPLES = {
@@ -145,6 +145,8 @@ def add_tune_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", choices=FORMATS, default="f32", help="matrix-weight storage format")
     p.add_argument("--max-len", type=_int_at_least(1), default=None, metavar="N", help="cache capacity in positions")
     p.add_argument("--seed", type=_int_at_least(0), default=0, help="the tuner's random seed")
+    p.add_argument("--rpc", default=None, metavar="HOST:PORT", help="measure on a remote device: its TVM RPC tracker")
+    p.add_argument("--key", default=None, metavar="KEY", help="the device key registered with the tracker (--rpc)")
 
 
 def check_torch_build(args: argparse.Namespace) -> None:

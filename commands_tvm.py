@@ -324,6 +324,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from livc.backends.tvm.errors import TARGET, TvmError
 
     target = targets.resolve(args.target)
+    if getattr(args, "rpc", None):
+        return _tune_rpc(args, target)
     if not target.runs_here:
         raise TvmError(
             TARGET,
@@ -340,5 +342,26 @@ def cmd_tune(args: argparse.Namespace) -> int:
         f"tuned {len(report.tasks)} kernels of decode_step ({len(report.skipped)} skipped) in {report.seconds:.0f} s; "
         f"{report.records} records in {db}\n"
         f"apply them: livc build {args.file} --target {args.target} --weights {args.weights} --db {db} -o out/\n"
+    )
+    return EXIT_OK
+
+
+def _tune_rpc(args: argparse.Namespace, target: Any) -> int:
+    """`livc tune --rpc HOST:PORT --key KEY`: candidates built here, timed on the remote device (gpu/rpc.py)."""
+    from livc.backends.tvm import tune
+    from livc.backends.tvm.gpu import rpc
+
+    if not args.key:
+        raise UsageError("--rpc needs --key KEY (the device key the RPC server registered with the tracker)")
+    tracker = rpc.endpoint(args.rpc)
+    c = compile_model(args)
+    if c is None:
+        return EXIT_ERRORS
+    db = Path(args.db)
+    options = tune.TuneOptions(db, args.trials, target, args.weights, _max_len(args, c.lowered), seed=args.seed)
+    report = rpc.tune_remote(c.lowered, options, tracker, args.key, progress=_status)
+    write_stdout(
+        f"tuned {len(report.tasks)} kernels of decode_step on {args.key} in {report.seconds:.0f} s; "
+        f"{report.records} records in {db}\n"
     )
     return EXIT_OK

@@ -344,6 +344,7 @@ def main() -> int:
                 )
     stem = "tvm_cpu_block" if args.block else ("tvm_cpu_quick" if args.quick else "tvm_cpu")
     out = args.out or RESULTS / f"{stem}.json"
+    stem = out.stem  # charts are named after the JSON they come with
     write_json(out, payload)
     for model, res in payload.get("models", {"block": payload.get("block")}).items():
         chart = {k: v["decode_tok_s"] for k, v in res["rows"].items()}

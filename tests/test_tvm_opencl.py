@@ -7,6 +7,7 @@ run on PoCL with random inputs. The reference is the same PrimFunc before the GP
 direct numpy check of the GEMV. fp16 OpenCL cannot run on PoCL (no cl_khr_fp16): those builds are only
 checked to compile (tests/test_tvm_gpu.py).
 Needs: apt-get install -y pocl-opencl-icd ocl-icd-libopencl1; pip install pyopencl (skipped otherwise).
+Two family x target cases run by default; all 16: `pytest -m slow tests/test_tvm_opencl.py` (~7 min, 2 cores).
 """
 
 from __future__ import annotations
@@ -139,8 +140,13 @@ def _compare(name: str, ref: tirx.PrimFunc, gpu: tirx.PrimFunc, target: tvm.targ
     return err
 
 
-@pytest.mark.parametrize("target_name", TARGETS)
-@pytest.mark.parametrize("family", sorted(FAMILIES))
+QUICK = {("gated_short_conv", "adreno"), ("attention_gqa", "mali")}  # the default run; the rest: -m slow
+CASES = [
+    pytest.param(f, t, marks=() if (f, t) in QUICK else pytest.mark.slow) for f in sorted(FAMILIES) for t in TARGETS
+]
+
+
+@pytest.mark.parametrize(("family", "target_name"), CASES)
 def test_family_kernels_match_cpu_on_pocl(family: str, target_name: str) -> None:
     target = gpu_targets.tvm_target(gpu_targets.spec(target_name))
     funcs = _functions(_source(FAMILIES[family]), target)

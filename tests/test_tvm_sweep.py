@@ -8,11 +8,17 @@
 - Every examples/*.liv at reduced width (`-D` overrides from tvm_sweep_util.REDUCE for the parameters it declares:
   d 32, vocab 48, 4 heads, 1 stripe, 5 layers ...), end to end against torch within EXAMPLE_TOL = 3e-5 (16- and
   32-layer examples: torch f32 itself differs from torch f64 by up to 5.7e-6 of the logit scale on
-  striped_hyena2, TVM from torch f32 by up to 9.3e-6), and the plan's cache bytes == the cost analysis'
-  `cache_alloc` (batch 1, f32) at the build's max_len and two other lengths.
-- Hypothesis programs over every primitive (program_strategies.programs: custom ops over all prims beside
-  stdlib LIVs, valid by construction), ci profile (derandomized), GENERATED_EXAMPLES examples; the `slow` variant
-  draws SLOW_GENERATED_EXAMPLES.
+  striped_hyena2, TVM from torch f32 by up to 9.3e-6), and the build's cache bytes == the cost analysis'
+  `cache_alloc` (batch 1, f32) at its max_len; `cache_entries` == `cache_alloc` at 1, 3, 37 and 4096 positions,
+  reduced and at full width. An example whose reduced program equals an earlier one's (lfm2_350m = lfm2_1_2b
+  but for widths) is checked to be that program instead of being built again (`-m slow` builds every one).
+- Hypothesis programs (ci profile: derandomized): `focused_programs(group)` for each of FOCUS_GROUPS (program
+  strategies' moves with the kind fixed, every focus output kept live: attention, linear_attention, gated_scan,
+  selective_scan, short/causal conv, long_conv implicit and modal, token_dense, moe, all ten activations,
+  split/heads/if/grouped_linear/scale/layernorm), FOCUSED_EXAMPLES each, which draws every primitive of
+  PRIMITIVES; and program_strategies.programs() (custom ops over the primitives beside stdlib LIVs, custom
+  embedding/norm/head), GENERATED_EXAMPLES. `-m slow`: SLOW_FOCUSED_EXAMPLES and SLOW_GENERATED_EXAMPLES, and
+  VARIANTS (non-default arguments of the stdlib classes).
 
 Weight formats and trained-model quality: tests/test_tvm_quality.py. Run: `pytest tests/test_tvm_sweep.py -q`
 (`-m slow` for the larger variants).

@@ -357,13 +357,14 @@ def _activations(b: _Body) -> None:
 
 
 def _structural(b: _Body) -> None:
-    """split / split_heads / repeat_heads / merge_heads, an `if`, grouped_linear and scale."""
+    """split / split_heads / repeat_heads / merge_heads, an `if`, grouped_linear, scale and layernorm."""
     _structure(b)
     _branch(b)
     src, c = b.flat()
     groups = b.draw(st.sampled_from([g for g in (1, 2, 4) if c % g == 0]))
     b.bind(f"grouped_linear({src}, {b.width_expr(c)}, groups = {groups}, bias = {_b(b)})", (c,))
     b.bind(f"scale({b.last}, init = {b.draw(st.sampled_from(('0.5', '2.0')))})", (c,))
+    b.bind(f"layernorm({b.last}, bias = {_b(b)})", (c,))
 
 
 FOCUS: dict[str, Callable[[_Body], None]] = {
@@ -401,7 +402,7 @@ def _keep(b: _Body, i: int) -> str:
 
 @st.composite
 def focused_programs(draw: st.DrawFn, focus: tuple[str, ...]) -> Program:
-    """A 2-layer program whose op body runs the `focus` moves in a drawn order, then 0..2 of program_strategies'
+    """A 2-layer program whose op body runs the `focus` moves in a drawn order, then 0..1 of program_strategies'
     moves; maybe a stdlib LIV beside it (strategies.operators), a drawn norm, final norm and (tied or not) head."""
     names = identifiers(False)
     d = draw(st.sampled_from((8, 16, 32)))
@@ -411,7 +412,7 @@ def focused_programs(draw: st.DrawFn, focus: tuple[str, ...]) -> Program:
     for name in draw(st.permutations(focus)):
         FOCUS[name](body)
         kept.append(_keep(body, len(kept)))
-    for _ in range(draw(st.integers(0, 2))):
+    for _ in range(draw(st.integers(0, 1))):
         draw(st.sampled_from(_MOVES))(body)
     kept.append(_keep(body, len(kept)))
     result = f"linear({' + '.join(kept)}, m // e)"

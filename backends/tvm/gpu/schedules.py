@@ -190,13 +190,49 @@ def _short_reductions(func: tirx.PrimFunc) -> bool:
     return found
 
 
+def serial_reductions(func: tirx.PrimFunc, threads: int) -> tirx.PrimFunc | None:
+    """One work item per output point, reductions serial inside it; every root block its own launch.
+
+    Spatial non-output producers are inlined; consumers of a reduction are NOT inlined into it (dlight's
+    Fallback does that for a reduction of extent 1 followed by a non-linear epilogue, e.g. Mamba's dt_proj
+    with softplus, and computes softplus of the partial sums: wrong results on the device)."""
+    sch = s_tir.Schedule(func)
+    for block in reversed(list(sch.get_child_blocks(sch.get_sblock("root")))):
+        if all(int(iv.iter_type) != REDUCE for iv in sch.get(block).iter_vars):
+            try:
+                sch.compute_inline(block)
+            except Exception:  # noqa: BLE001, S112 - an output or a non-inlinable block stays
+                continue
+    for block in sch.get_child_blocks(sch.get_sblock("root")):
+        loops = sch.get_loops(block)
+        types = [int(iv.iter_type) for iv in sch.get(block).iter_vars]
+        if len(loops) != len(types):
+            return None
+        lead = next((i for i, t in enumerate(types) if t == REDUCE), len(types))
+        if any(t != REDUCE for t in types[lead:]) or lead == 0:
+            return None
+        fused = sch.fuse(*loops[:lead])
+        bx, tx = sch.split(fused, [None, threads])
+        sch.bind(bx, "blockIdx.x")
+        sch.bind(tx, "threadIdx.x")
+    return sch.mod["main"]
+
+
+class _Serial:
+    """`serial_reductions` as a dlight-style rule (apply(func, target, tunable) -> schedule or None)."""
+
+    def apply(self, func: tirx.PrimFunc, target: tvm.target.Target, _tunable: bool) -> object:
+        out = serial_reductions(func, THREADS.get(str(target.kind.name), 64))
+        return None if out is None else s_tir.Schedule(out)
+
+
 def _own_rules(func: tirx.PrimFunc) -> tuple[object, ...]:
     """The project's rules tried before the dlight list."""
     try:
         short = _short_reductions(func)
     except Exception:  # noqa: BLE001 - not analysable as blocks: leave it to dlight
         short = False
-    return (dl.gpu.Fallback(),) if short else ()
+    return (_Serial(),) if short else ()
 
 
 def _dlight(func: tirx.PrimFunc, target: tvm.target.Target, name: str) -> tirx.PrimFunc:
