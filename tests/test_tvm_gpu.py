@@ -35,7 +35,7 @@ EXAMPLES = {  # reduced width: the same architecture with small d / heads / voca
     "mamba_hybrid": dict(vocab=64, d=32, heads=4, kv_heads=2, ffn=48, state=4),
     "striped_hyena2": dict(vocab=64, d=32, heads=4, ffn=48, groups=4),
     "star_shared": dict(vocab=64, d=32, heads=4, kv_heads=2, ffn=48),
-    "mor_kvshare": dict(vocab=64, d=30, n_layers=4, heads=3, kv_heads=1, ffn=48),
+    "mor_kvshare": dict(vocab=64, d=30, n_layers=5, heads=3, kv_heads=1, ffn=48),  # 2 + 3k layers (middle_cycle)
 }
 # (model, target) pairs that are coded errors by design, with a fragment of the message
 EXPECTED_ERRORS = {("scan:mor_token_choice", "webgpu"): "64-bit"}

@@ -43,10 +43,10 @@ from program_strategies import (
 from strategies import operators
 from tvm_util import ir_model, state_of, torch_module
 
-from livc.backends.tvm import weights
 from livc.backends.tvm.compile import BuildOptions, Built, build
 from livc.backends.tvm.plan import Plan
 from livc.backends.tvm.runtime import Session
+from livc.backends.tvm.weights import pack, unpack
 from livc.compiler.analysis.costs import analyze
 from livc.compiler.analysis.evaluate import Context, report_numbers
 from livc.compiler.ir.nodes import DType, Model
@@ -58,29 +58,13 @@ from livc.dsl.parser import parse_source
 from livc.dsl.source import SourceFile
 
 D, VOCAB = 32, 48
-# values of required class parameters, by name ("d" / "vocab" are the model's own parameters)
-REQUIRED: dict[str, str] = {
-    "d": "d",
-    "vocab": "vocab",
-    "heads": "4",
-    "hidden": "32",
-    "window": "3",  # shorter than the prompt: the ring wraps in prefill and decode
-    "experts": "4",
-    "top_k": "2",
-}
-# example model parameter -> reduced value (only those an example declares are passed)
-REDUCE: dict[str, object] = {
-    "vocab": 48,
-    "d": 32,
-    "heads": 4,
-    "kv_heads": 2,
-    "ffn": 48,
-    "ff_dim": 96,  # lfm2_ffn_width rounds up to 256
-    "n_layers": 5,  # MoR middle_cycle: first + 3 recursions of 1 + last
-    "stripes": 1,
-    "groups": 4,
-    "state": 4,
-}
+# values of required class parameters, by name ("d" / "vocab" are the model's own parameters; a window of 3 is
+# shorter than the prompt, so the ring wraps in prefill and in decode)
+REQUIRED: dict[str, str] = dict(d="d", vocab="vocab", heads="4", hidden="32", window="3", experts="4", top_k="2")
+# example model parameter -> reduced value, passed where an example declares it (lfm2_ffn_width rounds ff_dim up
+# to 256; n_layers 5 = MoR middle_cycle's first + 3 recursions of 1 + last)
+REDUCE: dict[str, int] = dict(vocab=48, d=32, heads=4, kv_heads=2, ffn=48, ff_dim=96, n_layers=5, stripes=1, state=4)
+REDUCE["groups"] = 4  # HyenaSE / HyenaMR filter groups (must divide d)
 FILLER = "op Filler(d: int) {\n    return linear(silu(linear(x, 2 * d)), d)\n}\n"
 
 
@@ -173,7 +157,7 @@ def model_params(path: Path) -> tuple[str, ...]:
     return tuple(p.name.name for p in models[0].params)
 
 
-def example_overrides(path: Path) -> dict[str, object]:
+def example_overrides(path: Path) -> dict[str, int]:
     return {name: value for name, value in REDUCE.items() if name in model_params(path)}
 
 
@@ -219,7 +203,7 @@ def dequantized(module: torch.nn.Module, plan: Plan) -> torch.nn.Module:
     with torch.no_grad():
         for pid in plan.matrices:
             w = state[pid].numpy()
-            state[pid].copy_(torch.from_numpy(weights.unpack(weights.pack(w, plan.fmt), plan.fmt, w.shape)))
+            state[pid].copy_(torch.from_numpy(unpack(pack(w, plan.fmt), plan.fmt, w.shape)))
     return copy
 
 

@@ -9,9 +9,13 @@ Per PrimFunc, first match wins:
    keeps the CPU kernel's register tiles), and a kernel that writes buffers outside any parallel loop (e.g. the
    decode KV write) runs as one work item. The kernels themselves are unchanged, so their numerics are those
    the CPU tests check.
-3. everything else (TE kernels: matmuls, the gated convolutions, norms, elementwise chains): the target's
-   explicit dlight rule list (RULES), each rule tried in order, a rule that raises counts as no match.
-   dlight.gpu.RMSNorm is left out (it crashes on 2-D inputs); Fallback ends every list.
+3. TE kernels whose reductions are all short (causal / gated convolution taps <= SHORT, extent-1 products):
+   `serial_reductions` (one work item per output; dlight's Fallback would compute a non-linear epilogue inside
+   such a reduction). Otherwise the decode GEMV on packed weights (block "livc_gemv"): `gemv` (16 lanes x 16
+   input slices per work group, cross-thread reduction; dlight's GEMV does not recognise the packed layout).
+4. everything else (prefill GEMMs, norms, elementwise chains, q8/q4 GEMVs): the target's explicit dlight rule
+   list (RULES), each rule tried in order, a rule that raises counts as no match. dlight.gpu.RMSNorm is left
+   out (it crashes on 2-D inputs); Fallback ends every list.
 A PrimFunc no rule schedules is TvmError E0701 naming the kernel.
 
 Preconditions: TIR from LegalizeOps/FuseTIR, emit_te, or the TVMScript kernels of backends/tvm/kernels and
@@ -218,6 +222,53 @@ def serial_reductions(func: tirx.PrimFunc, threads: int) -> tirx.PrimFunc | None
     return sch.mod["main"]
 
 
+def gemv(func: tirx.PrimFunc, lanes: int = 16, split: int = 16) -> tirx.PrimFunc | None:
+    """The decode GEMV on packed weights [O/16, I, 16] (block "livc_gemv", f32/f16/bf16 storage): one work
+    group per 16 outputs; threadIdx.x = the 16 contiguous lanes of a row block, threadIdx.y = `split` slices of
+    the input axis reduced across threads; dequant inlined, the epilogue (bias, slice) its own launch.
+    None when the function is not that shape (q8/q4 grouped GEMVs: dlight / fallback)."""
+    sch = s_tir.Schedule(func)
+    names = {sch.get(b).name_hint: b for b in sch.get_child_blocks(sch.get_sblock("root"))}
+    if "livc_gemv" not in names or any(n.startswith(("livc_gpart", "livc_gxsum")) for n in names):
+        return None
+    for name, block in names.items():
+        if name != "livc_gemv" and all(int(iv.iter_type) != REDUCE for iv in sch.get(block).iter_vars):
+            try:
+                sch.compute_inline(block)
+            except Exception:  # noqa: BLE001, S112 - outputs / epilogues stay separate blocks
+                continue
+    block = sch.get_sblock("livc_gemv")
+    loops = sch.get_loops(block)
+    if len(loops) != 4 or [int(iv.iter_type) for iv in sch.get(block).iter_vars] != [0, 0, 0, REDUCE]:
+        return None
+    b, t, o, i = loops
+    out, inp = sch.get(o).extent, sch.get(i).extent
+    if not (isinstance(out, tirx.IntImm) and isinstance(inp, tirx.IntImm)) or int(out) % lanes or int(inp) % split:
+        return None
+    fused = sch.fuse(b, t, o)
+    ob, ol = sch.split(fused, [None, lanes])
+    io, ii = sch.split(i, [split, None])
+    sch.reorder(ob, ol, io, ii)
+    sch.bind(ob, "blockIdx.x")
+    sch.bind(ol, "threadIdx.x")
+    sch.bind(io, "threadIdx.y")
+    for rest in sch.get_child_blocks(sch.get_sblock("root")):
+        if sch.get(rest).name_hint == "livc_gemv":
+            continue
+        loops = sch.get_loops(rest)
+        fused = sch.fuse(*loops)
+        bx, tx = sch.split(fused, [None, 64])
+        sch.bind(bx, "blockIdx.x")
+        sch.bind(tx, "threadIdx.x")
+    return sch.mod["main"]
+
+
+class _Gemv:
+    def apply(self, func: tirx.PrimFunc, target: tvm.target.Target, _tunable: bool) -> object:
+        out = gemv(func)
+        return None if out is None else s_tir.Schedule(out)
+
+
 class _Serial:
     """`serial_reductions` as a dlight-style rule (apply(func, target, tunable) -> schedule or None)."""
 
@@ -232,7 +283,7 @@ def _own_rules(func: tirx.PrimFunc) -> tuple[object, ...]:
         short = _short_reductions(func)
     except Exception:  # noqa: BLE001 - not analysable as blocks: leave it to dlight
         short = False
-    return (_Serial(),) if short else ()
+    return (_Serial(),) if short else (_Gemv(),)
 
 
 def _dlight(func: tirx.PrimFunc, target: tvm.target.Target, name: str) -> tirx.PrimFunc:
@@ -250,7 +301,7 @@ def _dlight(func: tirx.PrimFunc, target: tvm.target.Target, name: str) -> tirx.P
 
 
 def schedule_func(func: tirx.PrimFunc, target: tvm.target.Target, name: str = "main") -> tirx.PrimFunc:
-    """One PrimFunc scheduled for the GPU target (rules 1-3 of the module docstring)."""
+    """One PrimFunc scheduled for the GPU target (rules 1-4 of the module docstring)."""
     if str(target.kind.name) == "opencl":
         _opencl_intrinsics()
     if _gpu_scheduled(func):
