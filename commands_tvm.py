@@ -148,6 +148,7 @@ def _artifact_dir(args: argparse.Namespace) -> Path:
 @_guarded
 def cmd_build_tvm(args: argparse.Namespace) -> int:
     from livc.backends.tvm import artifact, targets
+    from livc.backends.tvm.quant_report import quantization_error
 
     out = _artifact_dir(args)
     target = targets.resolve(args.target)
@@ -160,6 +161,7 @@ def cmd_build_tvm(args: argparse.Namespace) -> int:
     state = _state(args, c)  # a bad checkpoint fails before the (long) compile
     built, seconds = _build(args, c, target, max_len)
     packed = built.plan.pack(state)
+    quant = quantization_error(built.plan, state, packed)
     device = dict(target.device) if target.device else None  # GPU targets: llvm is then the host
     info = {"name": target.name, "llvm": target.llvm_dict, "device": device, "link_command": target.link_command}
     contents = artifact.Contents(
@@ -172,6 +174,7 @@ def cmd_build_tvm(args: argparse.Namespace) -> int:
         export=_exporter(args, built, target),
         decodes=built.decodes,
         runner=f"{RUNNER_DIR}/livc-runner" if args.bundle_runner else None,
+        quantization=quant.as_dict(),
     )
     try:
         art = artifact.write(out, contents)
@@ -182,6 +185,7 @@ def cmd_build_tvm(args: argparse.Namespace) -> int:
         f"wrote {args.output}: {target.library} ({art.library.stat().st_size / 1e6:.1f} MB, {target.describe()}), "
         f"weights {size / 1e6:.1f} MB {_fmt(args)}, max_len {max_len}, compiled in {seconds:.1f} s"
     )
+    _status(quant.describe())
     if target.link_command:
         _status(f"link it on a machine with the Android NDK: {args.output}/link.sh (ANDROID_NDK=...)")
     return EXIT_OK

@@ -65,6 +65,7 @@ class Contents:
     export: Callable[[Path], Path]
     decodes: bool = True  # False: no decode_step (bidirectional attention)
     runner: str | None = None  # a bundled native runner (relative path), written by `export`
+    quantization: dict[str, Any] | None = None  # quant_report.QuantError.as_dict(): stored vs f32 weights
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ def manifest(c: Contents, weight_bytes: int) -> dict[str, Any]:
         ],
         "params": [[pid, list(shape)] for pid, shape in plan.shapes],
         "matrices": sorted(plan.matrices),
+        "quantization": c.quantization,
     }
 
 
