@@ -1,19 +1,16 @@
 """build(model, BuildOptions) -> Built(executable, plan): lower to Relax, run the pass pipeline, compile.
 
-Pipeline (PIPELINE below, in order): LegalizeOps, AnnotateTIROpPattern, FuseOps, FuseTIR, then the hand
-schedules of backends/tvm/schedules.py (`apply(mod, target)`, H4; without that module the kernels stay
-unscheduled), then `tvm.compile` (TVM's default VM lowering) for the target. The default target is this
-x86 host (targets.resolve("x86"), else a plain x86-64 llvm target); a `tvm.target.Target`, a dict, or a
-targets.Target is accepted. `tune_db` (a MetaSchedule database folder) is handed to tune.py's
-`apply_database(mod, target, tune_db)` when that exists, else it is E0701.
+Pipeline (PIPELINE below, in order): LegalizeOps, AnnotateTIROpPattern, FuseOps, FuseTIR, then the records
+of a tuning database if given (`tune.apply_database`), then the hand schedules of backends/tvm/schedules.py
+(`apply(mod, target)`; GPU targets: gpu/schedules.py), then `tvm.compile` (TVM's default VM lowering; GPU
+targets: gpu/schedules.pipeline). The default target is this x86 host (targets.resolve("x86"), else a plain
+x86-64 llvm target); a `tvm.target.Target`, a dict, or a targets.Target is accepted.
 
 Preconditions: a canonicalize- or lower-stage ir.Model. Non-goals: artifacts (artifact.py), tuning itself.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +18,12 @@ from typing import Any
 import tvm
 from tvm import relax
 
-from livc.backends.tvm.errors import TARGET, UNSUPPORTED, TvmError
+from livc.backends.tvm.errors import TARGET, TvmError
 from livc.backends.tvm.lower import can_decode, lower
 from livc.backends.tvm.plan import Plan, make_plan
 from livc.compiler.ir.nodes import Model
 
 HOST = {"kind": "llvm", "mtriple": "x86_64-linux-gnu"}
-SCHEDULES = "livc.backends.tvm.schedules"
-GPU_SCHEDULES = "livc.backends.tvm.gpu.schedules"  # GPU targets (kind other than llvm/c): issue 10
-TUNE = "livc.backends.tvm.tune"
 
 
 @dataclass(frozen=True)
@@ -65,14 +59,12 @@ def tvm_target(target: Any) -> tvm.target.Target:
 
 
 def _host() -> tvm.target.Target:
-    if importlib.util.find_spec("livc.backends.tvm.targets") is not None:
-        from livc.backends.tvm import targets
+    from livc.backends.tvm import targets
 
-        try:
-            return targets.tvm_target(targets.resolve("x86"))
-        except TvmError:
-            pass
-    return tvm.target.Target(HOST)
+    try:
+        return targets.tvm_target(targets.resolve("x86"))
+    except TvmError:
+        return tvm.target.Target(HOST)
 
 
 PIPELINE = (
@@ -83,26 +75,25 @@ PIPELINE = (
 )
 
 
-def _optional(module: str, name: str) -> Any:
-    if importlib.util.find_spec(module) is None:
-        return None
-    return getattr(importlib.import_module(module), name, None)
+def _is_gpu(target: tvm.target.Target) -> bool:
+    return str(target.kind.name) not in ("llvm", "c")
 
 
 def optimize(
     mod: tvm.IRModule, target: tvm.target.Target, tune_db: Path | None = None, schedule: bool = True
 ) -> tvm.IRModule:
-    """The Relax pass pipeline, then schedules (hand, or from a tuning database)."""
+    """The Relax pass pipeline, then schedules: a tuning database's records first, then the hand schedules
+    (CPU: schedules.py; GPU targets: gpu/schedules.py) for every function still unscheduled."""
+    from livc.backends.tvm import schedules, tune
+    from livc.backends.tvm.gpu import schedules as gpu_schedules
+
     with target:
         mod = tvm.transform.Sequential([p() for p in PIPELINE])(mod)
         if tune_db is not None:
-            apply_db = _optional(TUNE, "apply_database")
-            if apply_db is None:
-                raise TvmError(UNSUPPORTED, "tune_db: backends/tvm/tune.py defines no apply_database")
-            mod = apply_db(mod, target, tune_db)
-        gpu = str(target.kind.name) not in ("llvm", "c")
-        apply = _optional(GPU_SCHEDULES if gpu else SCHEDULES, "apply") if schedule else None
-        return apply(mod, target) if apply is not None else mod
+            mod = tune.apply_database(mod, target, tune_db)
+        if not schedule:
+            return mod
+        return (gpu_schedules if _is_gpu(target) else schedules).apply(mod, target)
 
 
 def build(model: Model, options: BuildOptions | None = None) -> Built:
@@ -110,6 +101,10 @@ def build(model: Model, options: BuildOptions | None = None) -> Built:
     plan = make_plan(model, options.weights, options.max_len)
     target = tvm_target(options.target)
     mod = optimize(lower(model, plan), target, options.tune_db, options.schedule)
-    gpu = _optional(GPU_SCHEDULES, "pipeline") if str(target.kind.name) not in ("llvm", "c") else None
-    executable = tvm.compile(mod, target=target, relax_pipeline=gpu(target) if gpu is not None else "default")
+    pipeline: Any = "default"
+    if _is_gpu(target):
+        from livc.backends.tvm.gpu.schedules import pipeline as gpu_pipeline
+
+        pipeline = gpu_pipeline(target)
+    executable = tvm.compile(mod, target=target, relax_pipeline=pipeline)
     return Built(executable, plan, can_decode(model), target)
