@@ -17,8 +17,6 @@ whose decode_step raises). Preconditions: a canonicalize- or lower-stage model, 
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import re
 from dataclasses import dataclass, field
 
@@ -29,13 +27,10 @@ from livc.backends.pytorch.inference import SEQUENCE_PRIMS, decode_error
 from livc.backends.pytorch.view import _exports, _gqa_aliases, _types, _unrepeated, param_base
 from livc.backends.tvm.context import EmitCtx, Inputs, Mode
 from livc.backends.tvm.emitters import emitter_for
-from livc.backends.tvm.errors import UNSUPPORTED, TvmError
 from livc.backends.tvm.matmul import Weight
 from livc.backends.tvm.plan import Plan
 from livc.compiler.ir.nodes import Block, Model, Op, Sublayer, Wrap
 from livc.compiler.passes.expand import cache_key
-
-MOR_MODULE = "livc.backends.tvm.emit.mor"
 
 
 @dataclass
@@ -151,21 +146,13 @@ class Lowering:
             for i in range(len(self.model.layers)):
                 h = self.layer(i, h)
             return h
-        return _recursion_hook()(self, h)
+        from livc.backends.tvm.emit.mor import lower_recursion  # mor.py builds on this module: imported here
+
+        return lower_recursion(self, h)
 
 
 def _source_key(op: Op) -> str:
     return re.sub(r"\[(\d+)\]", r".\1", str(op.attr("source"))).lstrip(".")
-
-
-def _recursion_hook():  # noqa: ANN202 - the hook's type lives in emit/mor.py
-    """emit/mor.py's `lower_recursion(lowering, h)`: runs prefix layers, the recursion, then suffix layers."""
-    if importlib.util.find_spec(MOR_MODULE) is None:
-        raise TvmError(UNSUPPORTED, "model.recursion: Mixture-of-Recursions has no TVM lowering yet (emit/mor.py)")
-    hook = getattr(importlib.import_module(MOR_MODULE), "lower_recursion", None)
-    if hook is None:
-        raise TvmError(UNSUPPORTED, "model.recursion: emit/mor.py defines no lower_recursion(lowering, h)")
-    return hook
 
 
 # ---- entry functions
