@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from livc.backends.pytorch.emit_ops import BackendError, CacheAxis
-from livc.compiler.ir.nodes import Block, DType, Model
+from livc.compiler.ir.nodes import DType, Model
+from livc.compiler.passes.rewrite import named_blocks
 
 TORCH_DTYPES = {DType.F32: "torch.float32", DType.BF16: "torch.bfloat16", DType.F16: "torch.float16"}
 # ops that mix tokens or keep state: a final norm / head made of anything else may see only the last position
@@ -41,19 +42,10 @@ def _tuple_literal(items: list[str]) -> str:
     return "(" + ", ".join(items) + ("," if len(items) == 1 else "") + ")"
 
 
-def _named_blocks(model: Model) -> list[tuple[str, Block]]:
-    named = [("embedding", model.embedding)]
-    for layer in model.layers:
-        for j, sub in enumerate(layer.sublayers):
-            named += [(f"layers.{layer.index}.{j}.norm", sub.norm)] if sub.norm is not None else []
-            named.append((f"layers.{layer.index}.{j}", sub.block))
-    return named + ([("final_norm", model.final_norm)] if model.final_norm else []) + [("head", model.head)]
-
-
 def decode_error(model: Model) -> tuple[str, ...]:
     """Bidirectional attention makes every output depend on later tokens: forward and prefill compute it, but
     no token-by-token decode can equal forward, so decode_step raises rather than return other logits."""
-    for prefix, block in _named_blocks(model):
+    for prefix, block in named_blocks(model):
         if any(op.prim == "attention" and op.attr("mask") == "bidirectional" for op in block.ops):
             return (
                 f'"decode_step: {prefix} has bidirectional attention (a new token changes the outputs at earlier "',

@@ -20,7 +20,7 @@ from livc.backends.pytorch.view import _types, _unrepeated, param_base
 from livc.backends.tvm import weights
 from livc.backends.tvm.errors import UNSUPPORTED, TvmError
 from livc.compiler.ir.nodes import Block, Model, Op
-from livc.compiler.passes.rewrite import used_param_ids
+from livc.compiler.passes.rewrite import named_blocks, used_param_ids
 
 MATRIX_ROLES: dict[str, tuple[str, ...]] = {
     "linear": ("weight",),
@@ -78,7 +78,7 @@ class Plan:
 
 
 def _matrix_ids(model: Model) -> frozenset[str]:
-    blocks = _blocks(model)
+    blocks = named_blocks(model)
     matrix = {op.param(r) for _, b in blocks for op in b.ops for r in MATRIX_ROLES.get(op.prim, ()) if op.param(r)}
     other = {pid for _, b in blocks for op in b.ops for r, pid in op.params if r not in MATRIX_ROLES.get(op.prim, ())}
     both = sorted(matrix & other)  # type: ignore[type-var]
@@ -100,16 +100,6 @@ def make_plan(model: Model, fmt: str = "f32", max_len: int = 2048) -> Plan:
 
 
 # ---- cache
-
-
-def _blocks(model: Model) -> list[tuple[str, Block]]:
-    """(prefix, block) in the PyTorch instance order: embedding, per sublayer its norm then its block, ..."""
-    named = [("embedding", model.embedding)]
-    for layer in model.layers:
-        for j, sub in enumerate(layer.sublayers):
-            named += [(f"layers.{layer.index}.{j}.norm", sub.norm)] if sub.norm is not None else []
-            named.append((f"layers.{layer.index}.{j}", sub.block))
-    return named + ([("final_norm", model.final_norm)] if model.final_norm else []) + [("head", model.head)]
 
 
 def _base(op: Op) -> str:
@@ -171,7 +161,7 @@ def _op_cache(op: Op, block: Block, max_len: int) -> list[CacheEntry]:
 def cache_entries(model: Model, max_len: int) -> tuple[CacheEntry, ...]:
     """The inference state of `model` at batch 1, in the PyTorch `init_cache` order (without "pos")."""
     out: list[CacheEntry] = []
-    for prefix, block in _blocks(model):
+    for prefix, block in named_blocks(model):
         for op in block.ops:
             for e in _op_cache(op, block, max_len):
                 out.append(CacheEntry(f"{prefix}.{e.key}", e.shape, e.dtype, e.position_axis, e.window))

@@ -74,6 +74,18 @@ def all_blocks(model: Model) -> list[Block]:
     return blocks
 
 
+def named_blocks(model: Model) -> list[tuple[str, Block]]:
+    """(instance prefix, block) in the backends' instance order: the embedding; per sublayer its norm
+    (`layers.i.j.norm`) then its block (`layers.i.j`); the final norm; the head. Prefixes are the state-dict
+    and cache-key prefixes both backends use."""
+    named = [("embedding", model.embedding)]
+    for layer in model.layers:
+        for j, sub in enumerate(layer.sublayers):
+            named += [(f"layers.{layer.index}.{j}.norm", sub.norm)] if sub.norm is not None else []
+            named.append((f"layers.{layer.index}.{j}", sub.block))
+    return named + ([("final_norm", model.final_norm)] if model.final_norm else []) + [("head", model.head)]
+
+
 def drop_unused_params(model: Model, extra: tuple[Param, ...] = ()) -> Model:
     used = used_param_ids(model) | {p.id for p in extra}
     unique = {p.id: p for p in model.params + extra}
