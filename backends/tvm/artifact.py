@@ -33,8 +33,7 @@ import numpy as np
 
 from livc import __version__
 from livc.backends.tvm.errors import ARTIFACT, TvmError
-from livc.backends.tvm.plan import CacheEntry, Plan, WeightInput
-from livc.backends.tvm.runtime import capacity
+from livc.backends.tvm.plan import CacheEntry, Plan, WeightInput, capacity
 
 FORMAT = "livc-tvm-artifact"
 FORMAT_VERSION = 1

@@ -33,6 +33,7 @@ class BuildOptions:
     max_len: int = 2048  # cache capacity in positions
     tune_db: Path | None = None
     schedule: bool = True  # False: skip schedules.py (unscheduled kernels; for debugging)
+    cuda_graph: bool = False  # cuda only: capture the static-shape stretches of each entry as CUDA graphs
 
 
 @dataclass(frozen=True)
@@ -102,9 +103,12 @@ def build(model: Model, options: BuildOptions | None = None) -> Built:
     target = tvm_target(options.target)
     mod = optimize(lower(model, plan), target, options.tune_db, options.schedule)
     pipeline: Any = "default"
+    if options.cuda_graph and str(target.kind.name) != "cuda":
+        raise TvmError(TARGET, f"cuda_graph needs the cuda target, not {target.kind.name}")
     if _is_gpu(target):
         from livc.backends.tvm.gpu.schedules import pipeline as gpu_pipeline
 
         pipeline = gpu_pipeline(target)
-    executable = tvm.compile(mod, target=target, relax_pipeline=pipeline)
+    with tvm.transform.PassContext(config={"relax.backend.use_cuda_graph": options.cuda_graph}):
+        executable = tvm.compile(mod, target=target, relax_pipeline=pipeline)
     return Built(executable, plan, can_decode(model), target)

@@ -77,6 +77,16 @@ class Plan:
         return [stored[w.name] for w in self.weight_inputs]
 
 
+def capacity(plan: Plan) -> int | None:
+    """Positions the cache holds (like torch cache_capacity): None when every state has a fixed size."""
+    sizes = [
+        e.shape[e.position_axis]
+        for e in plan.cache
+        if e.position_axis is not None and (e.window is None or e.shape[e.position_axis] < e.window)
+    ]
+    return min(sizes) if sizes else None
+
+
 def _matrix_ids(model: Model) -> frozenset[str]:
     blocks = named_blocks(model)
     matrix = {op.param(r) for _, b in blocks for op in b.ops for r in MATRIX_ROLES.get(op.prim, ()) if op.param(r)}

@@ -21,17 +21,7 @@ import tvm
 from tvm import relax
 
 from livc.backends.tvm.errors import ARTIFACT, UNSUPPORTED, TvmError
-from livc.backends.tvm.plan import Plan
-
-
-def capacity(plan: Plan) -> int | None:
-    """Positions the cache holds (like torch cache_capacity): None when every state has a fixed size."""
-    sizes = [
-        e.shape[e.position_axis]
-        for e in plan.cache
-        if e.position_axis is not None and (e.window is None or e.shape[e.position_axis] < e.window)
-    ]
-    return min(sizes) if sizes else None
+from livc.backends.tvm.plan import Plan, capacity
 
 
 class Session:

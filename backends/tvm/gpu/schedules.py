@@ -373,10 +373,12 @@ def _narrow(mod: tvm.IRModule) -> tvm.IRModule:
 def pipeline(target: tvm.target.Target) -> tvm.transform.Pass:
     """The Relax pipeline for tvm.compile after `apply`: TVM's generic GPU dataflow lowering and finalisation
     only. The default pipelines would legalize, fold constants (Adreno's evaluates kernels on the OpenCL
-    device, which this host lacks) and re-run dlight; all of that is done already."""
-    from tvm.relax.backend import gpu_generic
+    device, which this host lacks) and re-run dlight; all of that is done already. CUDA finalises with
+    RewriteCUDAGraph (a no-op unless the PassContext sets relax.backend.use_cuda_graph)."""
+    from tvm.relax.backend import cuda, gpu_generic
 
-    passes = [*gpu_generic.dataflow_lower_passes(target), *gpu_generic.finalize_passes(target)]
+    final = cuda.finalize_passes if str(target.kind.name) == "cuda" else gpu_generic.finalize_passes
+    passes = [*gpu_generic.dataflow_lower_passes(target), *final(target)]
 
     @tvm.transform.module_pass(opt_level=0)
     def _pipeline(mod: tvm.IRModule, _ctx: tvm.transform.PassContext) -> tvm.IRModule:
