@@ -124,8 +124,13 @@ def evaluate(e: dict[str, Any], libs: Path, runtime: tuple[Path, ...], args: Any
     if signature(plan) != e["signature"]:
         return {"error": "the library's weight/cache signature differs from this checkout's plan", "ok": False}
     state = initial_state(canonical, 0 if e["kind"] == "bench" else 1)
-    session = FfiSession(libs / f"{e['id']}.so", plan, plan.pack(state), DEVICE, runtime, e["decodes"])
-    rec: dict[str, Any] = {"build_s": e["build_s"], "kernels": e["kernels"]}
+    fatbin = libs / f"{e['id']}.fatbin"
+    binaries = {e["source_key"]: fatbin.read_bytes()} if fatbin.is_file() else {}
+    session = FfiSession(libs / f"{e['id']}.so", plan, plan.pack(state), DEVICE, runtime, e["decodes"], binaries)
+    from livc.backends.tvm.gpu import nvcc
+
+    rec: dict[str, Any] = {"build_s": e["build_s"], "kernels": e["kernels"], "nvcc_s": e.get("nvcc_s")}
+    rec["kernel_binaries"] = dict(nvcc.STATS)
     rec["check"] = check(session, canonical, plan, state, e["decodes"])
     rec["ok"] = rec["check"]["ok"]
     if e["kind"] == "bench":

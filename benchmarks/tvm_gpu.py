@@ -124,6 +124,7 @@ def prepare(out: Path, target: str = "cuda") -> int:
     from livc.backends.tvm import targets
     from livc.backends.tvm.compile import BuildOptions, build
     from livc.backends.tvm.ffi_runtime import runtime_libraries
+    from livc.backends.tvm.gpu import nvcc
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "runtime").mkdir(exist_ok=True)
@@ -141,6 +142,11 @@ def prepare(out: Path, target: str = "cuda") -> int:
             e["build_s"] = round(time.perf_counter() - start, 3)
             e["kernels"], e["decodes"] = kernels(built), built.decodes
             built.executable.export_library(str(out / f"{e['id']}.so"))
+            if target == "cuda":  # the kernels to machine code here (the GPU machine then needs no nvcc)
+                start = time.perf_counter()
+                (source,) = nvcc.cuda_sources(built.executable.mod)
+                (out / f"{e['id']}.fatbin").write_bytes(nvcc.compile_fatbin(source, "sm_90"))
+                e["nvcc_s"], e["source_key"] = round(time.perf_counter() - start, 3), nvcc.source_key(source)
             e["signature"] = signature(built.plan)
         except Exception as exc:  # noqa: BLE001 - recorded: the run reports it as a build failure
             e["build_error"] = f"{type(exc).__name__}: {exc}"

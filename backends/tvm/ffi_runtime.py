@@ -11,6 +11,8 @@ library is loaded with `tvm_ffi.load_module`, the Relax VM is made by the librar
 / `vm_initialization` (as the native runner does), and every tensor is a torch tensor passed by DLPack.
 torch allocates them, which also guarantees the alignment the compiled kernels assume (an unaligned
 numpy buffer passed by DLPack crashes vectorised CPU kernels). The `tvm` Python package is never imported.
+A cuda library carries CUDA C source (the PyPI TVM compiler has no CUDA): `cuda_binaries` (source sha256 ->
+fatbin, from gpu/nvcc.compile_fatbin where the library was built) serve it, else nvcc compiles it at load.
 
 `runtime_libraries` looks in the explicit `libdir`, else in the installed `tvm`
 package's `lib/` (found without importing it). Preconditions: `plan` is the library's plan (`make_plan`
@@ -22,13 +24,14 @@ from __future__ import annotations
 
 import ctypes
 import importlib.util
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from livc.backends.tvm.errors import ARTIFACT, UNSUPPORTED, TvmError
+from livc.backends.tvm.gpu import nvcc
 from livc.backends.tvm.plan import Plan, capacity
 
 DEVICES = {"cpu": 1, "cuda": 2}  # DLPack device types
@@ -72,6 +75,7 @@ class FfiSession:
         device: str = "cpu",
         runtime: Sequence[Path] | None = None,
         decodes: bool = True,
+        cuda_binaries: Mapping[str, bytes] | None = None,
     ) -> None:
         import torch
         import tvm_ffi
@@ -79,6 +83,9 @@ class FfiSession:
         if device not in DEVICES:
             raise TvmError(UNSUPPORTED, f"FfiSession: device {device!r} is not one of {sorted(DEVICES)}")
         load_runtime(runtime if runtime is not None else runtime_libraries(cuda=device == "cuda"))
+        if device == "cuda":  # the library holds CUDA source: precompiled binaries by source hash, else nvcc
+            major, minor = torch.cuda.get_device_capability()
+            nvcc.register(cuda_binaries or {}, f"sm_{major}{minor}")
         self.torch, self.ffi = torch, tvm_ffi
         self.plan, self.decodes, self.device = plan, decodes, device
         self.vm = tvm_ffi.load_module(str(library))["vm_load_executable"]()
