@@ -102,7 +102,9 @@ def check(session: Any, canonical: Any, plan: Any, state: dict, decodes: bool, T
     for label, st in (("vs_stored", stored_state(plan, state)), ("vs_f32", state)):
         module = torch_module(canonical, st, torch.float32)
         want = _torch_logits(module, ids, steps, plan.max_len)
-        rec[label] = max(_rel(g, w) for g, w in zip(got, want, strict=True))
+        diffs = [_rel(g, w) for g, w in zip(got, want, strict=True)]
+        rec[label] = max(diffs)
+        rec[label + "_steps"] = [float(f"{d:.3g}") for d in diffs]  # prefill, then each decode step
         if label == "vs_stored":
             rec["greedy_agree"] = float(
                 np.mean([int(g.argmax()) == int(w.argmax()) for g, w in zip(got, want, strict=True)])

@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -159,7 +160,44 @@ def prepare(out: Path, target: str = "cuda") -> int:
 # --------------------------------------------------------------------------------------------- run
 
 
+def one(libs: Path, eid: str, out: Path, args: argparse.Namespace) -> int:
+    """One entry in this process (the `run` step starts one process per entry): its record to `out`."""
+    import gpu_device
+
+    gpu_device.DEVICE = args.device
+    e = next(x for x in json.loads((libs / "index.json").read_text()) if x["id"] == eid)
+    start = time.perf_counter()
+    try:
+        rec = gpu_device.evaluate(e, libs, gpu_device.load(libs / "runtime"), args)
+    except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+        rec = {"error": f"{type(exc).__name__}: {exc}"[:2000], "traceback": traceback.format_exc()[-3000:], "ok": False}
+    rec["wall_s"] = round(time.perf_counter() - start, 2)
+    out.write_text(json.dumps(rec, default=str))
+    return 0
+
+
+def _child(libs: Path, eid: str, tmp: Path, args: argparse.Namespace, blocking: bool = False) -> subprocess.Popen:
+    cmd = [sys.executable, __file__, "one", "--libs", str(libs), "--id", eid, "--result", str(tmp / f"{eid}.json")]
+    cmd += ["--device", args.device, "--prefill", str(args.prefill), "--decode", str(args.decode)]
+    cmd += ["--reps", str(args.reps)] + (["--no-compile"] if args.no_compile else [])
+    env = dict(os.environ, CUDA_LAUNCH_BLOCKING="1") if blocking else dict(os.environ)
+    log = (tmp / f"{eid}{'.blocking' if blocking else ''}.log").open("w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _collect(eid: str, proc: subprocess.Popen, tmp: Path, blocking: bool = False) -> dict[str, Any]:
+    proc.wait()
+    log = (tmp / f"{eid}{'.blocking' if blocking else ''}.log").read_text(errors="replace")[-2500:]
+    path = tmp / f"{eid}.json"
+    if proc.returncode == 0 and path.is_file():
+        return json.loads(path.read_text())
+    return {"error": f"process exited with {proc.returncode}", "log": log, "ok": False}
+
+
 def run(libs: Path, out: Path, args: argparse.Namespace) -> int:
+    """Every selected entry in its own process (a CUDA fault cannot poison the others): checks 4 at a time,
+    then the benchmarks one by one; a check that faults is run again with CUDA_LAUNCH_BLOCKING=1, whose
+    error names the kernel."""
     import gpu_device
     import torch
 
@@ -168,26 +206,33 @@ def run(libs: Path, out: Path, args: argparse.Namespace) -> int:
     name = torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu (dry run)"
     doc: dict[str, Any] = {"device": name, "args": {k: str(v) for k, v in vars(args).items()}}
     doc["copy_tbs"] = gpu_device.copy_bandwidth()
-    runtime = gpu_device.load(libs / "runtime")
     doc["check"], doc["bench"] = {}, {}
-    ok = True
-    for e in json.loads((libs / "index.json").read_text()):
-        if args.only and not any(s in e["id"] for s in args.only.split(",")):
-            continue
-        start = time.perf_counter()
-        try:
-            rec = gpu_device.evaluate(e, libs, runtime, args)
-        except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
-            rec = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()[-3000:], "ok": False}
-        rec["wall_s"] = round(time.perf_counter() - start, 2)
-        doc[e["kind"]][e["id"]] = rec
-        ok = ok and rec.get("ok", True)
-        print(e["id"], json.dumps({k: v for k, v in rec.items() if k != "traceback"}, default=str)[:600], flush=True)
+    picked = [e for e in json.loads((libs / "index.json").read_text()) if _picked(e["id"], args.only)]
+    tmp = Path(tempfile.mkdtemp(prefix="tvm_gpu-"))
+    checks, benches = [e for e in picked if e["kind"] == "check"], [e for e in picked if e["kind"] == "bench"]
+    for i in range(0, len(checks), 4):
+        procs = [(e, _child(libs, e["id"], tmp, args)) for e in checks[i : i + 4]]
+        for e, proc in procs:
+            doc["check"][e["id"]] = _report(e["id"], _collect(e["id"], proc, tmp))
+    for eid, rec in list(doc["check"].items()):
+        if "illegal" in json.dumps(rec) or "exited" in rec.get("error", ""):
+            rec["blocking"] = _collect(eid, _child(libs, eid, tmp, args, blocking=True), tmp, blocking=True)
+    (out / "tvm_gpu.json").write_text(json.dumps(doc, indent=1, default=str))
+    for e in benches:
+        doc["bench"][e["id"]] = _report(e["id"], _collect(e["id"], _child(libs, e["id"], tmp, args), tmp))
         (out / "tvm_gpu.json").write_text(json.dumps(doc, indent=1, default=str))
-        torch.cuda.empty_cache()
     (out / "tvm_gpu.md").write_text(gpu_device.table(doc))
     print(gpu_device.table(doc))
-    return 0 if ok else 1
+    return 0 if all(r.get("ok") for part in ("check", "bench") for r in doc[part].values()) else 1
+
+
+def _picked(eid: str, only: str) -> bool:
+    return not only or any(s in eid for s in only.split(","))
+
+
+def _report(eid: str, rec: dict[str, Any]) -> dict[str, Any]:
+    print(eid, json.dumps({k: v for k, v in rec.items() if k not in ("traceback", "log")}, default=str)[:700])
+    return rec
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,19 +242,31 @@ def main(argv: list[str] | None = None) -> int:
     pr.add_argument("--out", type=Path, default=Path(".gpu"))
     pr.add_argument("--target", default="cuda", help="x86: libraries for a dry run of `run --device cpu` here")
     r = sub.add_parser("run")
-    r.add_argument("--libs", type=Path, default=Path(".gpu"))
     r.add_argument("--out", type=Path, required=True)
+    o = sub.add_parser("one", help="one entry (used by run)")
+    o.add_argument("--id", required=True)
+    o.add_argument("--result", type=Path, required=True)
+    for q in (r, o):
+        _run_options(q)
+    args = p.parse_args(argv)
+    import_livc()
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    if args.step == "prepare":
+        return prepare(args.out, args.target)
+    if args.step == "one":
+        return one(args.libs, args.id, args.result, args)
+    return run(args.libs, args.out, args)
+
+
+def _run_options(r: argparse.ArgumentParser) -> None:
+    r.add_argument("--libs", type=Path, default=Path(".gpu"))
     r.add_argument("--prefill", type=int, default=512)
     r.add_argument("--decode", type=int, default=64)
     r.add_argument("--reps", type=int, default=5)
     r.add_argument("--only", default="", help="comma-separated substrings of entry ids to run")
     r.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     r.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    args = p.parse_args(argv)
-    import_livc()
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return prepare(args.out, args.target) if args.step == "prepare" else run(args.libs, args.out, args)
 
 
 if __name__ == "__main__":
