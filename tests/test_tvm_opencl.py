@@ -22,6 +22,7 @@ from tvm_util import ir_model
 from livc.backends.tvm.compile import PIPELINE
 from livc.backends.tvm.gpu import opencl, schedules
 from livc.backends.tvm.gpu import targets as gpu_targets
+from livc.backends.tvm.kernels import attention as kernels
 from livc.backends.tvm.lower import lower
 from livc.backends.tvm.plan import make_plan
 
@@ -129,7 +130,7 @@ def _compare(name: str, ref: tirx.PrimFunc, gpu: tirx.PrimFunc, target: tvm.targ
     arrays = _inputs(ref, rng)
     scalars = _scalars(ref)
     want = _cpu(ref, arrays, scalars)
-    got = opencl.run(gpu, target, arrays, scalars)
+    got = opencl.run(gpu, target, arrays, scalars | _scalars(gpu))  # a rebuilt GPU kernel keeps `pos` a scalar
     err = 0.0
     for key, value in want.items():
         if value.dtype.kind == "f":
@@ -154,6 +155,35 @@ def test_family_kernels_match_cpu_on_pocl(family: str, target_name: str) -> None
     assert len(errors) >= 3, errors
     bad = {k: v for k, v in errors.items() if not v <= TOL}
     assert not bad, f"{family} on {target_name}: kernels differing from the CPU build: {bad}"
+
+
+DECODE_SPECS = {  # AttnSpec, decode position: several key chunks, a ring, softcap, key masks, dv > work group
+    "chunks_gqa": (kernels.AttnSpec(4, 2, 8, 8, 150), 130),
+    "ring": (kernels.AttnSpec(2, 1, 8, 8, 40, window=40), 100),
+    "softcap_mask": (kernels.AttnSpec(2, 2, 8, 8, 90, softcap=5.0, key_mask="float32"), 80),
+    "bool_mask_wide_dv": (kernels.AttnSpec(2, 1, 16, 96, 70, key_mask="bool"), 69),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DECODE_SPECS))
+def test_decode_attention_gpu_kernel_matches_cpu_on_pocl(case: str) -> None:
+    spec, pos = DECODE_SPECS[case]
+    target = gpu_targets.tvm_target(gpu_targets.spec("adreno"))
+    sizes = {"nk": spec.slots}
+    ref = opencl.specialized(kernels.attention_decode(spec), sizes) if spec.key_mask else kernels.attention_decode(spec)
+    with target:
+        gpu = schedules.schedule_func(ref, target, "attention_decode")
+    gpu = opencl.specialized(gpu, sizes) if spec.key_mask else gpu
+    assert gpu.attrs["livc.kernel"] == "attention_decode_gpu"
+    rng = np.random.default_rng(3)
+    arrays = _inputs(ref, rng)
+    if spec.key_mask is not None:
+        keep = rng.random(arrays["km"].shape) > 0.4
+        arrays["km"] = keep if spec.key_mask == "bool" else keep.astype(np.float32)
+    want = _cpu(ref, arrays, {"pos": pos})
+    got = opencl.run(gpu, target, arrays, {"pos": pos})
+    scale = max(1.0, float(np.abs(want["y"]).max()))
+    assert float(np.abs(got["y"] - want["y"]).max()) / scale <= TOL
 
 
 @pytest.mark.parametrize("target_name", TARGETS)

@@ -2,7 +2,9 @@
 
 Per PrimFunc, first match wins:
 1. already GPU-scheduled (a thread binding, e.g. from a tuning database): left alone.
-2. a hand kernel of the CPU backend (attribute `livc.scheduled`, or a parallel / vectorised loop: attention,
+2. decode attention (attribute `livc.attn`): kernels/attention_gpu.py's kernel for the same spec (one work group
+   per query head, keys in chunks with an online softmax).
+2b. any other hand kernel of the CPU backend (attribute `livc.scheduled`, or a parallel / vectorised loop: attention,
    KV / history writes, the scans, the Toeplitz long conv, token_dense): `threaded` rewrites it for the GPU.
    Each outermost parallel loop becomes a thread binding (threadIdx.x when its extent is a constant that fits
    one work group, else blockIdx.x, one work item per group), vectorised loops become serial (each work item
@@ -20,7 +22,8 @@ A PrimFunc no rule schedules is TvmError E0701 naming the kernel.
 
 Preconditions: TIR from LegalizeOps/FuseTIR, emit_te, or the TVMScript kernels of backends/tvm/kernels and
 emit/*.py (they round-trip through TVMScript text, which `threaded` edits line by line).
-Non-goals: fast GPU attention / scan kernels (one work item per head or task is correct, not fast); textures.
+Non-goals: fast GPU prefill attention / scan kernels (one work item per head or task is correct, not fast);
+textures.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from tvm import relax, s_tir, tirx
 from tvm.s_tir import dlight as dl
 
 from livc.backends.tvm.errors import UNSUPPORTED, TvmError
+from livc.backends.tvm.kernels.attention_gpu import attention_decode_gpu, decode_spec
 
 SHORT = 32  # reductions up to this constant extent run serially inside one work item (convolution taps)
 REDUCE = 2  # IterVar type CommReduce
 WIDE = ("int64", "uint64", "float64")  # buffer dtypes WGSL lacks
 THREADS = {"opencl": 64, "webgpu": 64, "cuda": 256}  # work-group size of the `threaded` rewrite
+ATTN_THREADS = {"opencl": 64, "webgpu": 64, "cuda": 128}  # decode attention: threads = keys per chunk
 _FOR_PAR = re.compile(r"^(\s*)for (\w+) in T\.parallel\((.*)\):\s*$")
 _STORE = re.compile(r"^\s*\w+\[[^=]*\]\s*=[^=]")
 _CONST = re.compile(r"^(?:T\.int(?:32|64)\()?(\d+)\)?$")
@@ -306,6 +311,9 @@ def schedule_func(func: tirx.PrimFunc, target: tvm.target.Target, name: str = "m
         _opencl_intrinsics()
     if _gpu_scheduled(func):
         return func
+    spec = decode_spec(func)
+    if spec is not None:  # decode attention: its GPU kernel, not the CPU one rebound to threads
+        return attention_decode_gpu(spec, ATTN_THREADS.get(str(target.kind.name), 64))
     if _hand(func):
         try:
             return threaded(func, THREADS.get(str(target.kind.name), 64))

@@ -61,6 +61,16 @@ class AttnSpec:
         return 1.0 / math.sqrt(self.dk)
 
 
+def spec_attrs(spec: AttnSpec) -> dict[str, object]:
+    """The spec as function attributes (ints / floats / strings), read back by `decode_spec`."""
+    return {
+        "livc.attn": [spec.heads, spec.kv_heads, spec.dk, spec.dv, spec.slots, int(spec.causal)],
+        "livc.attn_window": -1 if spec.window is None else spec.window,
+        "livc.attn_softcap": -1.0 if spec.softcap is None else float(spec.softcap),
+        "livc.attn_mask": spec.key_mask or "",
+    }
+
+
 def lanes(n: int) -> int:
     """SIMD lanes used for a reduction over a contiguous axis of length n (8 x f32 = one AVX2 / two NEON regs)."""
     return next(w for w in (8, 4, 2, 1) if n % w == 0)
@@ -171,7 +181,7 @@ def attention_decode(spec: AttnSpec) -> tirx.PrimFunc:
     def attention_decode(q: T.Buffer((1, 1, h_, dk), "float32"), ck: T.Buffer((1, kvh, s, dk), "float32"),
                          cv: T.Buffer((1, kvh, s, dv), "float32"), pos: T.int64, km_h: T.handle,
                          y: T.Buffer((1, 1, h_, dv), "float32")):  # fmt: skip
-        T.func_attr(_attrs("attention_decode"))
+        T.func_attr(_attrs("attention_decode") | spec_attrs(spec))
         nk = T.int64()
         km = T.match_buffer(km_h, (1, nk), km_dtype)
         n: T.int64 = T.min(pos + T.int64(1), T.int64(s))
