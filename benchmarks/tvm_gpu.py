@@ -207,7 +207,7 @@ def run(libs: Path, out: Path, args: argparse.Namespace) -> int:
     doc: dict[str, Any] = {"device": name, "args": {k: str(v) for k, v in vars(args).items()}}
     doc["copy_tbs"] = gpu_device.copy_bandwidth()
     doc["check"], doc["bench"] = {}, {}
-    picked = [e for e in json.loads((libs / "index.json").read_text()) if _picked(e["id"], args.only)]
+    picked = [e for e in json.loads((libs / "index.json").read_text()) if _picked(e["id"], args.only, args.skip)]
     tmp = Path(tempfile.mkdtemp(prefix="tvm_gpu-"))
     checks, benches = [e for e in picked if e["kind"] == "check"], [e for e in picked if e["kind"] == "bench"]
     for i in range(0, len(checks), 4):
@@ -226,8 +226,9 @@ def run(libs: Path, out: Path, args: argparse.Namespace) -> int:
     return 0 if all(r.get("ok") for part in ("check", "bench") for r in doc[part].values()) else 1
 
 
-def _picked(eid: str, only: str) -> bool:
-    return not only or any(s in eid for s in only.split(","))
+def _picked(eid: str, only: str, skip: str = "") -> bool:
+    wanted = not only or any(s in eid for s in only.split(","))
+    return wanted and not (skip and any(s in eid for s in skip.split(",")))
 
 
 def _report(eid: str, rec: dict[str, Any]) -> dict[str, Any]:
@@ -265,6 +266,7 @@ def _run_options(r: argparse.ArgumentParser) -> None:
     r.add_argument("--decode", type=int, default=64)
     r.add_argument("--reps", type=int, default=5)
     r.add_argument("--only", default="", help="comma-separated substrings of entry ids to run")
+    r.add_argument("--skip", default="", help="comma-separated substrings of entry ids not to run")
     r.add_argument("--no-compile", action="store_true", help="skip the torch.compile baseline")
     r.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
 

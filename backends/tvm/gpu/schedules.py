@@ -2,8 +2,8 @@
 
 Per PrimFunc, first match wins:
 1. already GPU-scheduled (a thread binding, e.g. from a tuning database): left alone.
-2. decode attention (attribute `livc.attn`): kernels/attention_gpu.py's kernel for the same spec (one work group
-   per query head, keys in chunks with an online softmax).
+2. decode attention (attribute `livc.attn`): kernels/attention_gpu.py's kernel for the same spec (split-K over
+   partitions of the cache, then a combine).
 2b. any other hand kernel of the CPU backend (attribute `livc.scheduled`, or a parallel / vectorised loop: attention,
    KV / history writes, the scans, the Toeplitz long conv, token_dense): `threaded` rewrites it for the GPU.
    Each outermost parallel loop becomes a thread binding (threadIdx.x when its extent is a constant that fits
@@ -42,7 +42,7 @@ SHORT = 32  # reductions up to this constant extent run serially inside one work
 REDUCE = 2  # IterVar type CommReduce
 WIDE = ("int64", "uint64", "float64")  # buffer dtypes WGSL lacks
 THREADS = {"opencl": 64, "webgpu": 64, "cuda": 256}  # work-group size of the `threaded` rewrite
-ATTN_THREADS = {"opencl": 64, "webgpu": 64, "cuda": 128}  # decode attention: threads = keys per chunk
+ATTN_THREADS = {"opencl": 64, "webgpu": 64, "cuda": 64}  # decode attention: threads = keys per partition
 _FOR_PAR = re.compile(r"^(\s*)for (\w+) in T\.parallel\((.*)\):\s*$")
 _STORE = re.compile(r"^\s*\w+\[[^=]*\]\s*=[^=]")
 _CONST = re.compile(r"^(?:T\.int(?:32|64)\()?(\d+)\)?$")

@@ -1,21 +1,22 @@
 """Decode attention for GPU targets: the same function as attention.attention_decode, scheduled for a GPU.
 
 The CPU kernel runs one work item per query head over every cached key (rebound to GPU threads it is correct
-but serial: ~10 ms of a 12.6 ms LFM2-350M decode step on an H200). This one runs one work group of NT threads
-per query head and walks the n = min(pos + 1, S) written slots in chunks of NT keys with an online softmax:
-1. thread t scores key c*NT + t (dot product over dk, scale, softcap, ring / key-mask visibility; NEG when
-   masked or past n) into shared memory;
-2. every thread reads the NT scores (a broadcast read) for the chunk maximum, so all threads hold the same
-   running max m and sum l; thread t then turns its score into p = exp(s - m_new) (0 when masked);
-3. thread t accumulates output dims t, t + NT, ... over the chunk's p (reads of V coalesced across threads),
-   after rescaling by exp(m_old - m_new).
+but serial: ~10 ms of a 12.6 ms LFM2-350M decode step on an H200). This one is split-K ("flash decoding"):
+1. one work group of NT threads per (query head, partition of NT cache slots): thread t scores slot p*NT + t
+   (dot product over dk, scale, softcap, ring / key-mask visibility; NEG when masked or at/after n =
+   min(pos + 1, S)) into shared memory; every thread reads the NT scores for the partition maximum m_p; thread
+   t turns its score into exp(s - m_p) (0 when masked); thread t then sums output dims t, t + NT, ... over the
+   partition (V reads coalesced across threads) and the partition's (acc, m_p, l_p) go to a global scratch
+   [H, S / NT, dv + 2];
+2. one work group per query head combines the partitions: y = sum_p e^(m_p - M) acc_p / sum_p e^(m_p - M) l_p.
+Partitions past n write m_p = NEG, l_p = 0 and weigh nothing.
 Semantics, inputs and outputs are those of kernels/attention.py (module docstring): query head h reads KV head
 h // rep, a ring holds position p in slot p % S, key_mask[key] or key == pos is visible. The result differs from
 the CPU kernel only by expf vs fast_exp and the summation order (~1e-7 relative).
 
 `decode_spec(func)` reads the AttnSpec back from the attributes the CPU kernel carries (`livc.attn`), so the GPU
 schedule pass (gpu/schedules.py) swaps kernels without the lowering knowing the target.
-Non-goals: split-K over several work groups per head (n up to a few thousand keys is a few chunks), tensor cores.
+Non-goals: tensor cores, sharing K/V loads between the rep query heads of a KV head (they come from L2).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tvm.script import tirx as T
 
 from livc.backends.tvm.kernels.attention import NEG, AttnSpec, _capped, _visible, without_param
 
-NT = 128  # threads per work group = keys per chunk
+NT = 64  # threads per work group = keys per partition
 
 
 def decode_spec(func: tirx.PrimFunc) -> AttnSpec | None:
@@ -43,8 +44,9 @@ def decode_spec(func: tirx.PrimFunc) -> AttnSpec | None:
 
 
 def attention_decode_gpu(spec: AttnSpec, nt: int = NT) -> tirx.PrimFunc:
-    """(q [1,1,H,dk], cache_k, cache_v, pos[, key_mask [1, N]]) -> y [1,1,H,dv], GPU-scheduled."""
+    """(q [1,1,H,dk], cache_k, cache_v, pos[, key_mask [1, N]]) -> y [1,1,H,dv], GPU-scheduled (two kernels)."""
     h_, kvh, s, dk, dv, rep = spec.heads, spec.kv_heads, spec.slots, spec.dk, spec.dv, spec.rep
+    parts = (s + nt - 1) // nt
     per = (dv + nt - 1) // nt
     scale = spec.scale
     masked = spec.key_mask is not None
@@ -58,51 +60,61 @@ def attention_decode_gpu(spec: AttnSpec, nt: int = NT) -> tirx.PrimFunc:
                      "tirx.is_scheduled": True})  # fmt: skip
         nk = T.int64()
         km = T.match_buffer(km_h, (1, nk), km_dtype)
-        for h in T.thread_binding(h_, thread="blockIdx.x"):
-            for t in T.thread_binding(nt, thread="threadIdx.x"):
-                sc = T.alloc_shared((nt,), "float32")
-                acc = T.alloc_local((per,), "float32")
-                st = T.alloc_local((4,), "float32")  # m, l, chunk max, dot
-                for e in range(per):
-                    acc[e] = T.float32(0)
-                st[0] = T.float32(NEG)
-                st[1] = T.float32(0)
-                for c in range((T.min(pos + T.int64(1), T.int64(s)) + T.int64(nt - 1)) // T.int64(nt)):
-                    st[3] = T.float32(0)
-                    if c * nt + t < T.min(pos + T.int64(1), T.int64(s)):
-                        for d in range(dk):
-                            st[3] = st[3] + q[0, 0, h, d] * ck[0, h // rep, c * nt + t, d]
-                        st[3] = _capped(spec, st[3] * T.float32(scale))
+        part = T.alloc_buffer((h_, parts, dv + 2), "float32")  # per partition: acc[dv], max, sum
+        for h in T.thread_binding(T.int64(h_), thread="blockIdx.y"):
+            for p in T.thread_binding(T.int64(parts), thread="blockIdx.x"):
+                for t in T.thread_binding(T.int64(nt), thread="threadIdx.x"):
+                    sc = T.alloc_shared((nt,), "float32")
+                    st = T.alloc_local((3,), "float32")  # score, partition max, partition sum
+                    acc = T.alloc_local((1,), "float32")
+                    st[0] = T.float32(NEG)
+                    if p * nt + t < T.min(pos + T.int64(1), T.int64(s)):
+                        st[0] = T.float32(0)
+                        for d in range(T.int64(dk)):
+                            st[0] = st[0] + q[0, 0, h, d] * ck[0, h // rep, p * nt + t, d]
+                        st[0] = _capped(spec, st[0] * T.float32(scale))
                         if masked:
-                            st[3] = T.if_then_else(
-                                _visible(spec, km, pos - T.floormod(pos - (c * nt + t), T.int64(s)), pos),
-                                st[3],
+                            st[0] = T.if_then_else(
+                                _visible(spec, km, pos - T.floormod(pos - (p * nt + t), T.int64(s)), pos),
+                                st[0],
                                 T.float32(NEG),
                             )
-                    else:
-                        st[3] = T.float32(NEG)
-                    sc[t] = st[3]
+                    sc[t] = st[0]
                     T.tvm_storage_sync("shared")
-                    st[2] = st[0]
-                    for i in range(nt):
-                        st[2] = T.max(st[2], sc[i])
+                    st[1] = T.float32(NEG)
+                    for i in range(T.int64(nt)):
+                        st[1] = T.max(st[1], sc[i])
                     T.tvm_storage_sync("shared")
-                    sc[t] = T.if_then_else(st[3] > T.float32(NEG), T.exp(st[3] - st[2]), T.float32(0))
+                    sc[t] = T.if_then_else(st[0] > T.float32(NEG), T.exp(st[0] - st[1]), T.float32(0))
                     T.tvm_storage_sync("shared")
-                    st[3] = T.exp(st[0] - st[2])  # the rescale of what was accumulated so far
-                    st[1] = st[1] * st[3]
-                    for e in range(per):
-                        acc[e] = acc[e] * st[3]
-                    for i in range(nt):
-                        if c * nt + i < T.min(pos + T.int64(1), T.int64(s)):
-                            st[1] = st[1] + sc[i]
-                            for e in range(per):
-                                if e * nt + t < dv:
-                                    acc[e] = acc[e] + sc[i] * cv[0, h // rep, c * nt + i, e * nt + t]
-                    st[0] = st[2]
-                    T.tvm_storage_sync("shared")
-                for e in range(per):
+                    st[2] = T.float32(0)
+                    for i in range(T.int64(nt)):
+                        st[2] = st[2] + sc[i]
+                    for e in range(T.int64(per)):
+                        if e * nt + t < dv:
+                            acc[0] = T.float32(0)
+                            for i in range(T.int64(nt)):
+                                if p * nt + i < T.min(pos + T.int64(1), T.int64(s)):
+                                    acc[0] = acc[0] + sc[i] * cv[0, h // rep, p * nt + i, e * nt + t]
+                            part[h, p, e * nt + t] = acc[0]
+                    if t == 0:
+                        part[h, p, dv] = st[1]
+                        part[h, p, dv + 1] = st[2]
+        for h in T.thread_binding(T.int64(h_), thread="blockIdx.x"):
+            for t in T.thread_binding(T.int64(nt), thread="threadIdx.x"):
+                tot = T.alloc_local((3,), "float32")  # max, sum, weight
+                acc = T.alloc_local((1,), "float32")
+                tot[0] = T.float32(NEG)
+                for p in range(T.int64(parts)):
+                    tot[0] = T.max(tot[0], part[h, p, dv])
+                tot[1] = T.float32(0)
+                for p in range(T.int64(parts)):
+                    tot[1] = tot[1] + T.exp(part[h, p, dv] - tot[0]) * part[h, p, dv + 1]
+                for e in range(T.int64(per)):
                     if e * nt + t < dv:
-                        y[0, 0, h, e * nt + t] = acc[e] / st[1]
+                        acc[0] = T.float32(0)
+                        for p in range(T.int64(parts)):
+                            acc[0] = acc[0] + T.exp(part[h, p, dv] - tot[0]) * part[h, p, e * nt + t]
+                        y[0, 0, h, e * nt + t] = acc[0] / tot[1]
 
     return attention_decode if masked else without_param(attention_decode, "km")
