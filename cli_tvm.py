@@ -20,7 +20,8 @@ EXAMPLES = {
   livc run out/ --prompt-ids 1,2,3 --native        # the C++ runner (arm64-linux artifacts: always, under qemu)""",
     "bench": """examples:
   livc bench examples/lfm2_350m.liv --target x86 --weights bf16
-  livc bench model.liv --weights q8 -p 128 -n 64 -r 5""",
+  livc bench model.liv --weights q8 -p 128 -n 64 -r 5
+  livc bench model.liv --target arm64-linux --weights q4 --rpc 127.0.0.1:9190 --key phone""",
     "tune": """examples:
   livc tune model.liv --target x86 --trials 64 --db tune-db/
   livc build model.liv --target x86 --db tune-db/ -o out/""",
@@ -119,7 +120,9 @@ def add_run_arguments(p: argparse.ArgumentParser, runner_cache: str) -> None:
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("file", metavar="FILE", help="a .liv file defining one model")
-    p.add_argument("--target", default="x86", help="the host target (bench measures this machine)")
+    p.add_argument("--target", default="x86", help="the host target (bench measures this machine), or with --rpc any")
+    p.add_argument("--rpc", default=None, metavar="HOST:PORT", help="measure on a remote device: its TVM RPC tracker")
+    p.add_argument("--key", default=None, metavar="KEY", help="the device key registered with the tracker (--rpc)")
     p.add_argument(
         "-p", "--n-prompt", type=_int_at_least(1), default=64, metavar="N", help="prompt tokens of the pp test"
     )

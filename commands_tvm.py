@@ -304,8 +304,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from livc.backends.tvm import bench, targets
 
     target = targets.resolve(args.target)
+    if getattr(args, "rpc", None):
+        return _bench_rpc(args, target)
     if not target.runs_here:
-        raise UsageError(f"bench measures this host: use --target x86 (a {args.target} library cannot run here)")
+        raise UsageError(
+            f"bench measures this host: use --target x86, or --rpc HOST:PORT --key KEY for a {args.target} device"
+        )
     c = compile_model(args)
     if c is None:
         return EXIT_ERRORS
@@ -318,6 +322,33 @@ def cmd_bench(args: argparse.Namespace) -> int:
         rows += bench.tvm_rows(built, state, ids, args.n_gen, args.repetitions)
         decodes = built.decodes
     rows += bench.torch_rows(c.canonical, state, ids, args.n_gen, args.repetitions, max_len, decodes)
+    write_stdout(bench.table(c.lowered.name, rows))
+    return EXIT_OK
+
+
+def _bench_rpc(args: argparse.Namespace, target: Any) -> int:
+    """`livc bench --rpc HOST:PORT --key KEY`: built here for --target, timed on the remote device."""
+    import tempfile
+
+    from livc.backends.tvm import bench
+    from livc.backends.tvm.gpu import rpc
+    from livc.backends.tvm.gpu.rpc_bench import bench_remote
+
+    if not args.key:
+        raise UsageError("--rpc needs --key KEY (the device key the RPC server registered with the tracker)")
+    tracker = rpc.endpoint(args.rpc)
+    c = compile_model(args)
+    if c is None:
+        return EXIT_ERRORS
+    max_len = args.max_len or args.n_prompt + args.n_gen + 1
+    state = _state(args, c)
+    ids, rows = bench.prompt(c.lowered, args.n_prompt, args.seed), []
+    for fmt in args.weights:
+        built, seconds = _build(args, c, target, max_len, fmt)
+        _status(f"compiled {fmt} for {target.describe()} in {seconds:.1f} s; timing on {args.key!r}")
+        with tempfile.TemporaryDirectory(prefix="livc-bench-") as tmp:
+            rows += bench_remote(built, target, built.plan.pack(state), tracker, args.key, ids, args.n_gen,
+                                 args.repetitions, Path(tmp))  # fmt: skip
     write_stdout(bench.table(c.lowered.name, rows))
     return EXIT_OK
 

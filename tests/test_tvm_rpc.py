@@ -106,3 +106,30 @@ def test_tune_over_rpc_then_remote_run(tracker, tmp_path: Path) -> None:
     ref = ref.reshape(1, -1).numpy()
     assert np.abs(got - ref).max() < 1e-4 * max(1.0, float(np.abs(ref).max()))
     assert tvm is not None
+
+
+def test_livc_bench_rpc_times_on_the_remote_device(tracker, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`livc bench --rpc`: the build runs on the tracker's device (timed there) and prints llama-bench rows."""
+    from livc.cli import main
+
+    src = tmp_path / "m.liv"
+    src.write_text(SOURCE, encoding="utf-8")
+    host, port = tracker
+    argv = ["bench", str(src), "--target", "x86", "--weights", "f32,q8", "-p", "8", "-n", "4", "-r", "2"]
+    assert main([*argv, "--rpc", f"{host}:{port}", "--key", KEY]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if f"@{KEY}" in line]
+    assert len(rows) == 4, out  # pp8 and tg4 for each format
+    for line in rows:
+        mean = float(line.split("|")[5].split("±")[0])
+        assert mean > 0.0, line
+    assert "torch" not in out  # nothing measured on this host
+
+
+def test_livc_bench_rpc_needs_a_key(tracker, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from livc.cli import main
+
+    src = tmp_path / "m.liv"
+    src.write_text(SOURCE, encoding="utf-8")
+    assert main(["bench", str(src), "--rpc", f"{tracker[0]}:{tracker[1]}"]) != 0
+    assert "--key" in capsys.readouterr().err

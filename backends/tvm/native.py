@@ -2,6 +2,7 @@
 
     runtime_libs(arch, cache) -> RuntimeLibs      headers + libtvm_runtime.so/libtvm_ffi.so for `arch`
     build_runner(arch, cache) -> Path             the runner executable (cached by source + version hash)
+    build_rpc_server(arch, cache) -> Path         native/rpc_server.cc the same way (rpc_emulated.py runs it)
     bundle(arch, cache, dest) -> Path             the runner + its two libraries, relocatable (rpath $ORIGIN)
     run(runner, artifact, prompt, n, ...) -> RunResult   tokens, prefill/decode timings (+ logits)
 
@@ -128,29 +129,38 @@ def _extract(wheel: Path, inner: str, out: Path) -> None:
     tmp.replace(out)
 
 
-def runner_source() -> str:
-    return resources.files("livc.backends.tvm").joinpath("native", "runner.cc").read_text(encoding="utf-8")
+def runner_source(name: str = "runner.cc") -> str:
+    return resources.files("livc.backends.tvm").joinpath("native", name).read_text(encoding="utf-8")
 
 
 def build_runner(arch: str, cache: Path, rpath: str | None = None) -> Path:
     """The runner for `arch`, compiled once per (source, TVM versions, arch, rpath) into `cache`. Its rpath is
     the runtime libraries' folders, or `rpath` (`$ORIGIN` for a bundle that carries the libraries along)."""
+    return _build_program("runner.cc", "livc-runner", arch, cache, rpath)
+
+
+def build_rpc_server(arch: str, cache: Path) -> Path:
+    """native/rpc_server.cc for `arch` (a TVM RPC session on a connected socket fd), cached like the runner."""
+    return _build_program("rpc_server.cc", "livc-rpc-server", arch, cache, None)
+
+
+def _build_program(source_name: str, stem: str, arch: str, cache: Path, rpath: str | None) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     libs = runtime_libs(arch, cache)
-    source = runner_source()
+    source = runner_source(source_name)
     search = rpath if rpath is not None else ":".join(str(d) for d in libs.lib_dirs)
     key = hashlib.sha256((source + "|".join(versions()) + arch + search).encode()).hexdigest()[:16]
-    exe = cache / f"livc-runner-{arch}-{key}"
+    exe = cache / f"{stem}-{arch}-{key}"
     if exe.is_file():
         return exe
-    src = cache / f"runner-{key}.cc"
+    src = cache / f"{stem}-{key}.cc"
     src.write_text(source, encoding="utf-8")
     cmd = [libs.compiler, "-std=c++17", "-O2", f"-I{libs.include}", str(src), "-o", str(exe) + ".part"]
     cmd += [f"-L{d}" for d in libs.lib_dirs] + ["-Wl,--no-as-needed", "-ltvm_ffi", "-ltvm_runtime"]
     cmd += ["-Wl,-rpath," + search]
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        raise TvmError(TARGET, f"building the native runner for {arch} failed:\n{proc.stderr.strip()[-2000:]}")
+        raise TvmError(TARGET, f"building {stem} for {arch} failed:\n{proc.stderr.strip()[-2000:]}")
     Path(str(exe) + ".part").replace(exe)
     return exe
 

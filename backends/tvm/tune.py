@@ -1,6 +1,7 @@
 """MetaSchedule tuning of the static kernels of `decode_step` into a persistent JSON database.
 
     tune(model, TuneOptions(...), progress) -> TuneReport     tune and write `db_dir` (workloads + records)
+    partition(ms, tasks, database, target, need) -> (todo, reused)   tasks still to tune / already in the database
     apply_database(mod, target, db_dir) -> mod                 compile.py: tuned schedules for the kernels found
 
 Only decode_step is tuned, and of it only PrimFuncs with static buffer shapes (MetaSchedule crashes on
@@ -8,6 +9,12 @@ dynamic-T tasks, TVM-NOTES "prefill"), minus the tasks known to crash design-spa
 `reverse-compute-at ... producer(s)`) or that are in-place cache writes (opaque, op_pattern 8). Later builds with
 `BuildOptions(tune_db=db_dir)` apply every record whose workload matches (MetaScheduleApplyDatabase); the hand
 schedules of schedules.py then leave those functions alone (they are already scheduled) and schedule the rest.
+
+Database reuse across models: MetaSchedule itself re-tunes every task it is given, even when the database
+already holds records for that workload (it only seeds its search with them). `tune` therefore skips a task
+whose workload (structural equality, so the same kernel shape in a sibling model matches) already has at
+least `need` valid records for this target, where `need` = `per_task` if set, else min(per_iter, trials)
+(the trials one round of the task scheduler gives each task). `reuse=False` tunes everything.
 
 Two workarounds from FEASIBILITY.md / TVM-NOTES.md are built in:
 - the builder's `f_build` is `default_build` without `import tvm.s_tir.tensor_intrin` (20-114 s per worker,
@@ -54,6 +61,13 @@ class TuneOptions:
     per_iter: int = 16
     workers: int = 2
     seed: int = 0
+    per_task: int = 0  # > 0: every task tuned gets this many trials (the global budget is per_task x tasks)
+    reuse: bool = True  # skip tasks whose workload already has enough records in the database
+
+
+def records_needed(options: TuneOptions) -> int:
+    """Valid records of a workload for this target at which its task counts as already tuned."""
+    return options.per_task if options.per_task > 0 else min(options.per_iter, options.trials)
 
 
 @dataclass(frozen=True)
@@ -62,6 +76,7 @@ class TuneReport:
     skipped: tuple[tuple[str, str], ...]  # (task name, why)
     records: int  # tuning records in the database afterwards
     seconds: float
+    reused: tuple[str, ...] = ()  # tunable tasks not tuned: their workload already had enough records
 
 
 # --------------------------------------------------------------------------------------------- workarounds
@@ -161,14 +176,38 @@ def tune(model: Any, options: TuneOptions, progress: Progress = print) -> TuneRe
     chosen = [t for t in tasks if _why_not(t) is None]
     for name, why in skipped:
         progress(f"tune: skip {name}: {why}")
-    progress(f"tune: {len(chosen)} tasks, {options.trials} trials, database {options.db_dir}")
     database = _database(ms, options.db_dir)
-    if chosen:
-        _run(ms, chosen, database, target, options)
+    need = records_needed(options)
+    todo, reused = partition(ms, chosen, database, target, need) if options.reuse else (chosen, [])
+    for t in reused:
+        progress(f"tune: reuse {t.task_name}: >= {need} records of its workload in the database")
+    budget = options.per_task * len(todo) if options.per_task > 0 else options.trials
+    progress(
+        f"tune: {len(chosen)} tasks: {len(todo)} to tune, {len(reused)} reused from the database; "
+        f"{budget} trials, database {options.db_dir}"
+    )
+    if todo:
+        _run(ms, todo, database, target, options)
     records = len(database.get_all_tuning_records())
     seconds = time.perf_counter() - start
-    progress(f"tune: done in {seconds:.0f} s, {records} records")
-    return TuneReport(tuple(t.task_name for t in chosen), tuple(skipped), records, seconds)
+    progress(f"tune: done in {seconds:.0f} s: {len(todo)} tasks tuned, {len(reused)} reused, {records} records")
+    names = tuple(t.task_name for t in todo)
+    return TuneReport(names, tuple(skipped), records, seconds, tuple(t.task_name for t in reused))
+
+
+def partition(
+    ms: Any, tasks: list[Any], database: Any, target: tvm.target.Target, need: int
+) -> tuple[list[Any], list[Any]]:
+    """(tasks to tune, tasks whose workload already has >= `need` valid records for `target`)."""
+    todo, reused = [], []
+    for task in tasks:
+        mod = task.dispatched[0]
+        done = 0
+        if database.has_workload(mod):  # commit_workload would add it otherwise: only asked when present
+            top = database.get_top_k(database.commit_workload(mod), max(need, 1) * 64)
+            done = sum(1 for r in top if str(r.target) == str(target))
+        (reused if need > 0 and done >= need else todo).append(task)
+    return todo, reused
 
 
 def _run(ms: Any, chosen: list[Any], database: Any, target: tvm.target.Target, options: TuneOptions) -> None:
@@ -180,15 +219,19 @@ def _run(ms: Any, chosen: list[Any], database: Any, target: tvm.target.Target, o
     runner = ms.runner.LocalRunner(
         timeout_sec=60, evaluator_config=ms.runner.EvaluatorConfig(number=3, repeat=1, min_repeat_ms=20)
     )
+    if options.per_task > 0:  # the scheduler's first rounds visit every task once: per_task trials each
+        budget = dict(max_trials_global=options.per_task * len(chosen), num_trials_per_iter=options.per_task)
+        budget["max_trials_per_task"] = options.per_task
+    else:
+        budget = dict(max_trials_global=options.trials, num_trials_per_iter=min(options.per_iter, options.trials))
     ms.tune.tune_tasks(
         tasks=contexts,
         task_weights=weights,
         work_dir=str(work),
-        max_trials_global=options.trials,
-        num_trials_per_iter=min(options.per_iter, options.trials),
         builder=builder,
         runner=runner,
         database=database,
+        **budget,
     )
 
 

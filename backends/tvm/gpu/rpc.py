@@ -101,6 +101,7 @@ def tune_remote(model: Any, options: Any, tracker: tuple[str, int], key: str, pr
     start = time.perf_counter()
     ms = tune._ms()  # noqa: SLF001 - the intrinsics stub of tune.py
     mod, target = tune.decode_module(model, options)
+    target = _with_cores(target, tracker, key)
     tasks = ms.relax_integration.extract_tasks(mod, target)
     chosen = [t for t in tasks if tune._why_not(t) is None]  # noqa: SLF001
     if not chosen:
@@ -130,6 +131,16 @@ def tune_remote(model: Any, options: Any, tracker: tuple[str, int], key: str, pr
     seconds = time.perf_counter() - start
     progress(f"tune: done in {seconds:.0f} s, {records} records")
     return tune.TuneReport(tuple(t.task_name for t in chosen), (), records, seconds)
+
+
+def _with_cores(target: Any, tracker: tuple[str, int], key: str) -> Any:
+    """MetaSchedule needs the CPU target's num-cores: a cross target (arm64-linux) has none, so ask the device."""
+    import tvm
+
+    if target.kind.name != "llvm" or target.attrs.get("num-cores") is not None:
+        return target
+    cores = int(remote(tracker, key).get_function("runtime.NumThreads")())
+    return tvm.target.Target({**dict(target.export()), "num-cores": cores})
 
 
 def _exporter(linker: str | None) -> Callable[[Any], str] | None:
