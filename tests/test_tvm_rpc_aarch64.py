@@ -10,6 +10,7 @@ aarch64 TVM wheels (pip download, cached by pip), tornado + cloudpickle for the 
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 from pathlib import Path
@@ -83,6 +84,13 @@ def _torch_prefill(module, ids: np.ndarray) -> np.ndarray:
     return ref.reshape(1, -1).numpy()
 
 
+def _measured(db: Path) -> list[float]:
+    """Run times of the database's records that ran (MetaSchedule stores 1e10 s for a failed run)."""
+    lines = (db / "database_tuning_record.json").read_text(encoding="utf-8").splitlines()
+    secs = [float(t) for line in lines for t in json.loads(line)[1][1]]
+    return [t for t in secs if 0.0 < t < 1e9]
+
+
 def test_remote_arm64_run_matches_torch(tracker, reference, tmp_path: Path) -> None:
     module, state = reference
     built = build(ir_model(SOURCE), BuildOptions(target=targets.resolve("arm64-linux"), max_len=MAX_LEN))
@@ -102,6 +110,7 @@ def test_tune_on_emulated_device_then_remote_run(tracker, reference, tmp_path: P
     options = tune.TuneOptions(db, trials=4, target=target, max_len=MAX_LEN, per_iter=4, workers=1)
     report = rpc.tune_remote(model, options, tracker, KEY, progress=lambda _m: None)
     assert report.records >= 1 and (db / "database_workload.json").exists()
+    assert _measured(db), "no candidate was timed on the emulated device"
     tuned = build(model, BuildOptions(target=target, max_len=MAX_LEN, tune_db=db))
     module, state = reference
     ids = np.arange(6, dtype=np.int32) % 40
