@@ -16,10 +16,10 @@ flagged `featurizer` shapes featurizer weights (equal across a featurizer-sharin
 from the group's source.
 
 `default_pool(width)` is the STAR-like pool (class names below). Feature-group sharing is offered
-for SA-1, SA-2 and SWA only ({k, v}): the PyTorch backend shares features only into attention
-(BackendError otherwise), so SEARCH-NOTES' conv-gate / Mamba {b, c} / SwiGLU {w1} strategies wait for
-backend support, and DiffSA's {k1, k2, v} decodes wrongly there (decode_step != forward, 2e-4: a LIV with
-two attentions reading a shared cache); featurizer sharing is offered for every class with a featurizer.
+for the attention classes only: SA-1, SA-2 and SWA ({k, v}) and DiffSA ({k1, k2, v}; each of its two attentions
+reads its own owner's cache entry, tests/test_kv_share_multi.py): the PyTorch backend shares features only into
+attention (BackendError otherwise), so SEARCH-NOTES' conv-gate / Mamba {b, c} / SwiGLU {w1} strategies wait
+for backend support; featurizer sharing is offered for every class with a featurizer.
 Invalid spaces raise ValueError (search/config.py turns it into E0801). Non-goals: classes built from
 several LIVs per slot, searched norms or residual wrappers, widths that change inside a backbone.
 """
@@ -190,6 +190,7 @@ def _swiglu_widths(width: int) -> tuple[int, ...]:
 
 
 KV = ("k", "v")
+DIFF_KV = ("k1", "k2", "v")  # DiffGQA: both key streams and the value stream (two attentions, one owner each)
 
 
 def _attention(width: int) -> tuple[OpClass, ...]:
@@ -207,7 +208,7 @@ def _attention(width: int) -> tuple[OpClass, ...]:
         OpClass(
             "SWA", Ctor("std.attention", "SWA", heads), (Hyper("window", (32, 64, 128, 256), features=True), kv), (KV,)
         ),
-        OpClass("DiffSA", Ctor("std.search_pool", "DiffGQA", heads), (kv,)),
+        OpClass("DiffSA", Ctor("std.search_pool", "DiffGQA", heads), (kv,), (DIFF_KV,)),
         OpClass(
             "LinAttn",
             Ctor("std.attention", "LinearAttention"),

@@ -4,10 +4,11 @@ served by native/rpc_server.cc built for aarch64 and run under qemu-aarch64-stat
     start_emulated_server(tracker, key, cache, host="127.0.0.1") -> Popen   registered with the tracker as `key`
     stop(proc) -> None                                                       terminate it and its sessions
 
-The server process is `python -m livc.backends.tvm.rpc_emulated ...`: tvm.rpc.server's own listen loop
-(bind, tracker registration and key matching, one forked process per session, its session timeout) with one
-hook: `tvm.rpc.server._serve_loop`, which would run `rpc.ServerLoop` on the connected socket in this Python,
-is replaced by `_qemu_serve_loop`, which runs the aarch64 livc-rpc-server on that socket's fd instead
+By hand: `python -m livc.backends.tvm.rpc_emulated --tracker HOST:9190 --key arm64-emu` (the server is built
+into livc's runner cache). That process is tvm.rpc.server's own listen loop (bind, tracker registration and key
+matching, one forked process per session, its session timeout) with one hook: `tvm.rpc.server._serve_loop`,
+which would run `rpc.ServerLoop` on the connected socket in this Python, is replaced by `_qemu_serve_loop`,
+which runs the aarch64 livc-rpc-server on that socket's fd instead
 (`qemu-aarch64-static -L /usr/aarch64-linux-gnu livc-rpc-server FD WORKDIR`, the fd passed through).
 The aarch64 libtvm_runtime.so / libtvm_ffi.so are the official wheels' (native.runtime_libs).
 
@@ -104,6 +105,12 @@ def _await_tracker(tracker: tuple[str, int], timeout: float = 30.0) -> None:
             time.sleep(0.2)
 
 
+def _default_cache() -> Path:
+    """livc's runner cache ($XDG_CACHE_HOME/livc/native, as cli.py), where `livc run` keeps the aarch64 runtime."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "livc" / "native"
+
+
 def _main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="TVM RPC server whose sessions run the emulated aarch64 server")
     parser.add_argument("--host", default="127.0.0.1")
@@ -111,14 +118,19 @@ def _main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port-end", type=int, default=None, help="default: --port + 10")
     parser.add_argument("--tracker", required=True, help="HOST:PORT")
     parser.add_argument("--key", required=True)
-    parser.add_argument("command", nargs="+", help="the session command, run as COMMAND FD WORKDIR")
+    parser.add_argument("--cache", default=None, help="where livc-rpc-server is built (default: livc's runner cache)")
+    parser.add_argument("command", nargs="*", help="the session command, run as COMMAND FD WORKDIR (default: qemu)")
     args = parser.parse_args(argv)
     from tvm.rpc import server
 
     from livc.backends.tvm.gpu.rpc import endpoint
 
-    server._serve_loop = _qemu_serve_loop(args.command)  # noqa: SLF001 - the one documented hook
-    tracker = endpoint(args.tracker)
+    try:
+        tracker = endpoint(args.tracker)
+        command = args.command or server_command(Path(args.cache) if args.cache else _default_cache())
+    except TvmError as err:
+        sys.exit(str(err))
+    server._serve_loop = _qemu_serve_loop(command)  # noqa: SLF001 - the one documented hook
     _await_tracker(tracker)
     end = args.port_end or args.port + 10
     state = server.PopenRPCServerState(args.host, args.port, end, tracker_addr=tracker, key=args.key)
