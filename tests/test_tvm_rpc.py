@@ -2,8 +2,8 @@
 remotely matches the in-process session; (slow) MetaSchedule tuning of a few trials measured through the
 tracker, then a build with that database run remotely matching the reference.
 
-The emulated aarch64 server (qemu) is not used here: its idle start alone is ~15 s and the tuning builder
-would cross-link every candidate; the native server exercises the same tracker / runner path.
+Also `livc bench --rpc` (timed on the server). The emulated aarch64 device (qemu, backends/tvm/rpc_emulated.py)
+is exercised by tests/test_tvm_rpc_aarch64.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
     endpoint("HOST:PORT") -> (host, port)                 E0702 on a malformed address
     start_tracker(host, port) -> Process                  python -m tvm.exec.rpc_tracker (--port-end > --port)
     start_server(host, port, tracker, key, prefix=()) -> Process   rpc_server registered with the tracker under
-                                                          `key`; `prefix` runs it under e.g. qemu-aarch64-static
+                                                          `key`; `prefix`: a launcher for the server command
+                                                          (the emulated aarch64 device: rpc_emulated.py)
     wait_for(tracker, key, timeout) -> None               until the tracker lists a free server for `key`
     remote(tracker, key) -> RPCSession                    a session on one server of `key`
     run_remote(lib_path, tracker, key, inputs) -> outputs  upload a Relax VM library, run prefill there
