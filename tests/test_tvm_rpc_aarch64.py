@@ -117,3 +117,16 @@ def test_tune_on_emulated_device_then_remote_run(tracker, reference, tmp_path: P
     got = _remote_prefill(tuned, state, tracker, tmp_path / "lib", ids)
     want = _torch_prefill(module, ids)
     assert np.abs(got.reshape(want.shape) - want).max() < TOL * max(1.0, float(np.abs(want).max()))
+
+
+def test_livc_bench_rpc_on_the_emulated_device(tracker, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`livc bench --target arm64-linux --rpc`: cross-built here, timed by the emulated aarch64 device."""
+    from livc.cli import main
+
+    src = tmp_path / "m.liv"
+    src.write_text(SOURCE, encoding="utf-8")
+    argv = ["bench", str(src), "--target", "arm64-linux", "--weights", "q4", "-p", "8", "-n", "2", "-r", "1"]
+    assert main([*argv, "--rpc", f"{tracker[0]}:{tracker[1]}", "--key", KEY]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if f"arm64-linux @{KEY}" in line]
+    assert [line.split("|")[4].strip() for line in rows] == ["pp8", "tg2"]
+    assert all(float(line.split("|")[5].split("±")[0]) > 0 for line in rows)

@@ -1,7 +1,7 @@
 """MetaSchedule tuning of the static kernels of `decode_step` into a persistent JSON database.
 
     tune(model, TuneOptions(...), progress) -> TuneReport     tune and write `db_dir` (workloads + records)
-    partition(ms, tasks, database, target, need) -> (todo, reused)   tasks still to tune / already in the database
+    partition(ms, tasks, database, target, need, db_dir) -> (todo, reused)   still to tune / already in the database
     apply_database(mod, target, db_dir) -> mod                 compile.py: tuned schedules for the kernels found
 
 Only decode_step is tuned, and of it only PrimFuncs with static buffer shapes (MetaSchedule crashes on
@@ -14,7 +14,10 @@ Database reuse across models: MetaSchedule itself re-tunes every task it is give
 already holds records for that workload (it only seeds its search with them). `tune` therefore skips a task
 whose workload (structural equality, so the same kernel shape in a sibling model matches) already has at
 least `need` valid records for this target, where `need` = `per_task` if set, else min(per_iter, trials)
-(the trials one round of the task scheduler gives each task). `reuse=False` tunes everything.
+(the trials one round of the task scheduler gives each task). A task whose design space is smaller than
+`need` (a reshape has one candidate) never gets `need` records, so `db_dir/livc_tuned.json` (LEDGER) also
+notes, per target and workload hash, the trials a finished `tune` gave it; such a task is reused when it
+has a record and the ledger says it was given >= `need` trials. `reuse=False` tunes everything.
 
 Two workarounds from FEASIBILITY.md / TVM-NOTES.md are built in:
 - the builder's `f_build` is `default_build` without `import tvm.s_tir.tensor_intrin` (20-114 s per worker,
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
 import time
 import types
@@ -48,6 +52,7 @@ INTRIN = "tvm.s_tir.tensor_intrin"
 INTRIN_KEEP = ("x86", "arm_cpu")
 EXCLUDE = ("attention", "kv_store", "inplace")  # task-name fragments never tuned (see the module docstring)
 OPAQUE = 8
+LEDGER = "livc_tuned.json"  # {"<target>|<workload structural hash>": trials given}, beside the database
 Progress = Callable[[str], None]
 
 
@@ -178,7 +183,7 @@ def tune(model: Any, options: TuneOptions, progress: Progress = print) -> TuneRe
         progress(f"tune: skip {name}: {why}")
     database = _database(ms, options.db_dir)
     need = records_needed(options)
-    todo, reused = partition(ms, chosen, database, target, need) if options.reuse else (chosen, [])
+    todo, reused = partition(ms, chosen, database, target, need, options.db_dir) if options.reuse else (chosen, [])
     for t in reused:
         progress(f"tune: reuse {t.task_name}: >= {need} records of its workload in the database")
     budget = options.per_task * len(todo) if options.per_task > 0 else options.trials
@@ -188,6 +193,7 @@ def tune(model: Any, options: TuneOptions, progress: Progress = print) -> TuneRe
     )
     if todo:
         _run(ms, todo, database, target, options)
+        _note(options.db_dir, target, [t for t in todo if _valid(database, t.dispatched[0], target, 1)], need)
     records = len(database.get_all_tuning_records())
     seconds = time.perf_counter() - start
     progress(f"tune: done in {seconds:.0f} s: {len(todo)} tasks tuned, {len(reused)} reused, {records} records")
@@ -196,18 +202,48 @@ def tune(model: Any, options: TuneOptions, progress: Progress = print) -> TuneRe
 
 
 def partition(
-    ms: Any, tasks: list[Any], database: Any, target: tvm.target.Target, need: int
+    ms: Any, tasks: list[Any], database: Any, target: tvm.target.Target, need: int, db_dir: Path | None = None
 ) -> tuple[list[Any], list[Any]]:
-    """(tasks to tune, tasks whose workload already has >= `need` valid records for `target`)."""
+    """(tasks to tune, tasks already tuned for `target` with >= `need` trials: see the module docstring)."""
+    ledger = _ledger(db_dir) if db_dir is not None else {}
     todo, reused = [], []
     for task in tasks:
         mod = task.dispatched[0]
-        done = 0
-        if database.has_workload(mod):  # commit_workload would add it otherwise: only asked when present
-            top = database.get_top_k(database.commit_workload(mod), max(need, 1) * 64)
-            done = sum(1 for r in top if str(r.target) == str(target))
-        (reused if need > 0 and done >= need else todo).append(task)
+        done = _valid(database, mod, target, need)
+        given = ledger.get(_key(target, mod), 0)
+        (reused if need > 0 and (done >= need or (done >= 1 and given >= need)) else todo).append(task)
     return todo, reused
+
+
+def _valid(database: Any, mod: tvm.IRModule, target: tvm.target.Target, need: int) -> int:
+    """Valid records of `mod` for `target` (counted up to a bound well above `need`)."""
+    if not database.has_workload(mod):  # commit_workload would add it otherwise: only asked when present
+        return 0
+    top = database.get_top_k(database.commit_workload(mod), max(need, 1) * 64)
+    return sum(1 for r in top if str(r.target) == str(target))
+
+
+def _key(target: tvm.target.Target, mod: tvm.IRModule) -> str:
+    import tvm_ffi
+
+    return f"{target}|{tvm_ffi.structural_hash(mod):x}"
+
+
+def _ledger(db_dir: Path) -> dict[str, int]:
+    path = db_dir / LEDGER
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+
+def _note(db_dir: Path, target: tvm.target.Target, tasks: list[Any], trials: int) -> None:
+    ledger = _ledger(db_dir)
+    for task in tasks:
+        key = _key(target, task.dispatched[0])
+        ledger[key] = max(ledger.get(key, 0), trials)
+    (db_dir / LEDGER).write_text(json.dumps(ledger, indent=1, sort_keys=True), encoding="utf-8")
 
 
 def _run(ms: Any, chosen: list[Any], database: Any, target: tvm.target.Target, options: TuneOptions) -> None:
