@@ -67,6 +67,11 @@ def test_sibling_model_reuses_the_shared_kernels(tmp_path):
     assert not again.tasks and len(again.reused) == len(hyena_tasks) and again.records == second.records
 
     ms, database = tune._ms(), tune._database(tune._ms(), tmp_path)  # noqa: SLF001
-    todo, reused = tune.partition(ms, hyena_tasks, database, hyena_tasks[0].target, need=opts.per_task + 1)
+    target, need = hyena_tasks[0].target, opts.per_task + 1
+    todo, reused = tune.partition(ms, hyena_tasks, database, target, need, tmp_path)
     assert not reused and len(todo) == len(hyena_tasks)  # asked for more records than there are: tuned again
+    tune._note(tmp_path, target, hyena_tasks, need)  # noqa: SLF001 - as if their design spaces were exhausted
+    todo, reused = tune.partition(ms, hyena_tasks, database, target, need, tmp_path)
+    assert not todo and len(reused) == len(hyena_tasks)  # the ledger says they were given `need` trials
+    assert not tune.partition(ms, hyena_tasks, database, target, need)[1]  # without the ledger: records only
     assert tune.records_needed(tune.TuneOptions(db_dir=tmp_path, trials=6, per_iter=3)) == 3
