@@ -374,7 +374,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
     options = tune.TuneOptions(db, args.trials, target, args.weights, _max_len(args, c.lowered), seed=args.seed)
     report = tune.tune(c.lowered, options, progress=_status)
     write_stdout(
-        f"tuned {len(report.tasks)} kernels of decode_step ({len(report.skipped)} skipped) in {report.seconds:.0f} s; "
+        f"tuned {len(report.tasks)} kernels of decode_step ({len(report.reused)} reused from the database, "
+        f"{len(report.skipped)} not tunable) in {report.seconds:.0f} s; "
         f"{report.records} records in {db}\n"
         f"apply them: livc build {args.file} --target {args.target} --weights {args.weights} --db {db} -o out/\n"
     )

@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -114,11 +115,13 @@ def entries(target: str) -> list[dict[str, Any]]:
 
 
 def kernels(built: Any) -> int:
-    def walk(m: Any) -> list[Any]:
-        return [m] + [x for i in m.imports for x in walk(i)]
+    """Distinct CUDA kernels of the build (the source declares each one before defining it)."""
+    from livc.backends.tvm.gpu import nvcc
 
-    mods = [m for m in walk(built.executable.mod) if m.kind == "cuda"]
-    return sum(m.inspect_source().count('extern "C" __global__') for m in mods[:1])
+    names = set()
+    for source in nvcc.cuda_sources(built.executable.mod):
+        names.update(re.findall(r'extern "C" __global__ void (?:__launch_bounds__\(\d+\) )?(\w+)\(', source))
+    return len(names)
 
 
 def prepare(out: Path, target: str = "cuda") -> int:

@@ -4,7 +4,7 @@ coded TvmError naming the kernel; target resolution and errors; the `threaded` r
 
 The default run compiles one model per target (a few seconds each); the full sweep (every family and example
 x 4 targets x 2 formats, ~15 min on 2 busy cores) is marked slow: `pytest -m slow tests/test_tvm_gpu.py`.
-Running the kernels: tests/test_tvm_opencl.py (PoCL); CUDA on a GPU: benchmarks/tvm_gpu.py --check.
+Running the kernels: tests/test_tvm_opencl.py (PoCL); CUDA on a GPU: benchmarks/tvm_gpu.py (prepare here, run there).
 """
 
 from __future__ import annotations
