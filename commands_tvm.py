@@ -197,6 +197,10 @@ def _exporter(args: argparse.Namespace, built: Any, target: Any) -> Callable[[Pa
 
     def export(directory: Path) -> Path:
         library = targets.export(built.executable, target, directory)
+        if target.name == "cuda":  # machine code for the kernels, so the GPU machine needs no CUDA toolkit
+            from livc.backends.tvm.gpu import nvcc
+
+            nvcc.write_fatbins(built.executable.mod, directory, "sm_90")
         if args.bundle_runner:
             native.bundle(RUNNER_ARCH[target.name], Path(args.runner_cache), directory / RUNNER_DIR)
         return library
@@ -272,6 +276,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     needed, cap = len(ids) + args.max_new_tokens - 1, art.manifest.get("capacity")
     if cap is not None and needed > cap:
         raise UsageError(f"the prompt and new tokens need {needed} positions; the artifact holds {cap} (--max-len)")
+    if art.target == "cuda":
+        return _run_cuda(args, art, ids)
     if art.target not in RUNNABLE:
         how = "link it with link.sh and push it to the device" if (art.path / "link.sh").is_file() else "copy it"
         raise UsageError(f"a {art.target} artifact runs on its device, not here: {how} (docs/tvm.md)")
@@ -282,6 +288,39 @@ def cmd_run(args: argparse.Namespace) -> int:
     session = Session(art, packed=art.load_weights())
     _print_timed(run_session(session, ids, args.max_new_tokens), "in-process (TVM Relax VM, this host)")
     return EXIT_OK
+
+
+def _run_cuda(args: argparse.Namespace, art: Any, ids: tuple[int, ...]) -> int:
+    """A cuda artifact on this machine's NVIDIA GPU: FfiSession (tvm_ffi + the TVM runtime; the kernels'
+    fatbins from the artifact)."""
+    import torch
+
+    from livc.backends.tvm.errors import TARGET, TvmError
+    from livc.backends.tvm.ffi_runtime import FfiSession
+    from livc.backends.tvm.gpu import nvcc
+
+    if args.native:
+        raise UsageError("--native runs CPU artifacts; a cuda artifact runs in-process on the GPU")
+    if not torch.cuda.is_available():
+        raise TvmError(TARGET, "a cuda artifact runs on an NVIDIA GPU and this machine has none (torch sees no CUDA)")
+    binaries = nvcc.read_fatbins(art.path)
+    session = FfiSession(art.library, art.plan, art.load_weights(), "cuda", decodes=art.decodes, cuda_binaries=binaries)
+    timed = run_session(_NumpyLogits(session), ids, args.max_new_tokens)
+    _print_timed(timed, f"in-process on {torch.cuda.get_device_name(0)} (TVM runtime via tvm_ffi)")
+    return EXIT_OK
+
+
+class _NumpyLogits:
+    """An FfiSession whose logits come back as numpy (run_session's contract)."""
+
+    def __init__(self, session: Any) -> None:
+        self.session = session
+
+    def prefill(self, ids: list[int]) -> np.ndarray:
+        return self.session.prefill(ids).float().cpu().numpy()
+
+    def decode(self, token: int) -> np.ndarray:
+        return self.session.decode(token).float().cpu().numpy()
 
 
 def _run_native(args: argparse.Namespace, art: Any, ids: tuple[int, ...]) -> int:

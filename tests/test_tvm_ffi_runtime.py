@@ -109,3 +109,26 @@ def test_cuda_graph_needs_the_cuda_target() -> None:
     with pytest.raises(TvmError) as err:
         build(ir_model(SOURCE), BuildOptions(target=targets.resolve("x86"), max_len=MAX_LEN, cuda_graph=True))
     assert err.value.code == "E0702"
+
+
+@pytest.mark.skipif(nvcc.find_nvcc() is None, reason="nvcc not installed (the CUDA toolkit)")
+def test_cuda_artifact_holds_fatbins_and_needs_a_gpu_to_run(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`livc build --target cuda` compiles the kernels (cuda/<sha256 of the source>.fatbin); `livc run` of it on
+    a machine without an NVIDIA GPU is E0702, not a crash."""
+    import torch
+
+    from livc.cli import main
+
+    (tmp_path / "m.liv").write_text(SOURCE, encoding="utf-8")
+    out = tmp_path / "cu"
+    argv = ["build", str(tmp_path / "m.liv"), "--target", "cuda", "--weights", "f16", "--max-len", str(MAX_LEN)]
+    assert main([*argv, "-o", str(out)]) == 0
+    binaries = nvcc.read_fatbins(out)
+    assert len(binaries) == 1
+    ((key, binary),) = binaries.items()
+    assert int.from_bytes(binary[:4], "little") == 0xBA55ED50
+    assert artifact.read(out).target == "cuda"
+    if not torch.cuda.is_available():
+        capsys.readouterr()
+        assert main(["run", str(out), "--prompt-ids", "1,2", "--max-new-tokens", "3"]) != 0
+        assert "E0702" in capsys.readouterr().err

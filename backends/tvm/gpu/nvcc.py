@@ -3,8 +3,9 @@
 The PyPI TVM compiler is built without CUDA, so a `cuda` library holds its kernels as CUDA C source; the
 TVM runtime that loads it asks the global function `tvm_callback_cuda_compile(source) -> bytes` for the
 binary (TVM's "cross-compile receiver" path). livc therefore compiles the source ahead of time where nvcc is
-installed (`compile_fatbin`, one fatbin per library, keyed by the source's sha256 — `livc build` writes it
-beside the library, benchmarks/tvm_gpu.py `prepare` too) and `register(binaries)` installs a callback that
+installed (`compile_fatbin`, one fatbin per CUDA module, keyed by the source's sha256: `livc build --target
+cuda` writes them into the artifact as cuda/<sha256>.fatbin (`write_fatbins`), benchmarks/tvm_gpu.py
+`prepare` beside its libraries) and `register(binaries)` installs a callback that
 returns the precompiled binary for a known source and runs nvcc for any other (then nvcc must be on the
 loading machine). Uses tvm_ffi only (no `tvm` import), so it works on a machine with the runtime alone.
 Non-goals: NVRTC, PTX-only libraries, several architectures in one fatbin.
@@ -62,6 +63,26 @@ def cuda_sources(executable_mod: object) -> list[str]:
         return [m] + [x for i in m.imports for x in walk(i)]  # type: ignore[attr-defined]
 
     return [m.inspect_source() for m in walk(executable_mod) if m.kind == "cuda"]  # type: ignore[attr-defined]
+
+
+FATBIN_DIR = "cuda"  # in an artifact: cuda/<sha256 of the source>.fatbin, one per CUDA module
+
+
+def write_fatbins(executable_mod: object, directory: Path, arch: str = "sm_90") -> list[Path]:
+    """Every CUDA module's source compiled to `directory/cuda/<sha256>.fatbin` (E0702 without nvcc)."""
+    out = []
+    for source in cuda_sources(executable_mod):
+        path = directory / FATBIN_DIR / f"{source_key(source)}.fatbin"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(compile_fatbin(source, arch))
+        out.append(path)
+    return out
+
+
+def read_fatbins(directory: Path) -> dict[str, bytes]:
+    """The binaries `write_fatbins` left in an artifact directory, by source hash ({} when there are none)."""
+    folder = directory / FATBIN_DIR
+    return {p.stem: p.read_bytes() for p in sorted(folder.glob("*.fatbin"))} if folder.is_dir() else {}
 
 
 def register(binaries: Mapping[str, bytes], arch: str = "sm_90") -> None:
