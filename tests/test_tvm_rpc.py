@@ -94,6 +94,10 @@ def test_tune_over_rpc_then_remote_run(tracker, tmp_path: Path) -> None:
     options = tune.TuneOptions(db, trials=4, target=target, max_len=MAX_LEN, per_iter=4, workers=1)
     report = rpc.tune_remote(model, options, tracker, KEY, progress=lambda _m: None)
     assert report.records >= 1 and (db / "database_workload.json").exists()
+    again = rpc.tune_remote(model, options, tracker, KEY, progress=lambda _m: None)
+    # the tasks the 4 trials reached are reused, only the others are tuned again
+    assert again.reused and set(again.reused) | set(again.tasks) == set(report.tasks)
+    assert len(again.tasks) < len(report.tasks)
     tuned = build(model, BuildOptions(target=target, max_len=MAX_LEN, tune_db=db))
     module, _ = pair(SOURCE, max_len=MAX_LEN)
     state = {k: v.detach().float().numpy() for k, v in module.state_dict().items()}

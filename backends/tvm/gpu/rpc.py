@@ -107,10 +107,28 @@ def tune_remote(model: Any, options: Any, tracker: tuple[str, int], key: str, pr
     chosen = [t for t in tasks if tune._why_not(t) is None]  # noqa: SLF001
     if not chosen:
         raise TvmError(UNSUPPORTED, "tune --rpc: the model's decode_step has no tunable static kernels")
-    progress(f"tune: {len(chosen)} tasks, {options.trials} trials on {key!r} via {tracker[0]}:{tracker[1]}")
     database = tune._database(ms, options.db_dir)  # noqa: SLF001
+    need = tune.records_needed(options)
+    todo, reused = tune.partition(ms, chosen, database, target, need, options.db_dir) if options.reuse else (chosen, [])
+    progress(
+        f"tune: {len(chosen)} tasks: {len(todo)} to tune, {len(reused)} reused from the database; "
+        f"{options.trials} trials on {key!r} via {tracker[0]}:{tracker[1]}"
+    )
+    if todo:
+        _tune_tasks(ms, tune, todo, database, options, tracker, key)
+        done = [t for t in todo if tune._valid(database, t.dispatched[0], target, 1)]  # noqa: SLF001
+        tune._note(options.db_dir, target, done, need)  # noqa: SLF001 - the reuse ledger
+    records = len(database.get_all_tuning_records())
+    seconds = time.perf_counter() - start
+    progress(f"tune: done in {seconds:.0f} s: {len(todo)} tasks tuned, {len(reused)} reused, {records} records")
+    names = tuple(t.task_name for t in todo)
+    return tune.TuneReport(names, (), records, seconds, tuple(t.task_name for t in reused))
+
+
+def _tune_tasks(ms: Any, tune: Any, todo: list[Any], database: Any, options: Any, tracker: Any, key: str) -> None:
+    """MetaSchedule over `todo`: candidates cross-built here, timed by the tracker's `key` device."""
     contexts, weights = ms.relax_integration.extracted_tasks_to_tune_contexts(
-        extracted_tasks=chosen, work_dir=str(options.db_dir / "logs"), seed=options.seed
+        extracted_tasks=todo, work_dir=str(options.db_dir / "logs"), seed=options.seed
     )
     linker = getattr(options.target, "linker", None)
     builder = ms.builder.LocalBuilder(
@@ -128,10 +146,6 @@ def tune_remote(model: Any, options: Any, tracker: tuple[str, int], key: str, pr
         runner=runner,
         database=database,
     )
-    records = len(database.get_all_tuning_records())
-    seconds = time.perf_counter() - start
-    progress(f"tune: done in {seconds:.0f} s, {records} records")
-    return tune.TuneReport(tuple(t.task_name for t in chosen), (), records, seconds)
 
 
 def _with_cores(target: Any, tracker: tuple[str, int], key: str) -> Any:
