@@ -200,7 +200,10 @@ def _exporter(args: argparse.Namespace, built: Any, target: Any) -> Callable[[Pa
         if target.name == "cuda":  # machine code for the kernels, so the GPU machine needs no CUDA toolkit
             from livc.backends.tvm.gpu import nvcc
 
-            nvcc.write_fatbins(built.executable.mod, directory, "sm_90")
+            if nvcc.find_nvcc() is not None:
+                nvcc.write_fatbins(built.executable.mod, directory, "sm_90")
+            else:
+                _status("note: nvcc is not installed here: the kernels stay CUDA source, compiled when loaded")
         if args.bundle_runner:
             native.bundle(RUNNER_ARCH[target.name], Path(args.runner_cache), directory / RUNNER_DIR)
         return library
