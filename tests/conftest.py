@@ -1,4 +1,5 @@
-"""Shared pytest configuration: the `--update-golden` flag for golden-file tests, hypothesis profiles.
+"""Shared pytest configuration: the `--update-golden` flag for golden-file tests, hypothesis profiles, the
+`single_thread` fixture.
 
 Hypothesis runs derandomized by default (profile `ci`: the same inputs on every run, so a landing is never
 decided by luck); `HYPOTHESIS_PROFILE=explore pytest ...` draws fresh random inputs each run, which is how
@@ -9,6 +10,7 @@ tests/test_differential.py`).
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,19 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true", help="rewrite golden files instead of comparing")
+
+
+@pytest.fixture(scope="module")
+def single_thread() -> Iterator[None]:
+    """One torch intra-op thread for a module (`pytestmark = pytest.mark.usefixtures("single_thread")`): those
+    tensors are tiny, and on a busy machine OpenMP workers spinning for a core made the same decode 40x slower
+    (1.6 s instead of 0.04 s)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -21,10 +21,8 @@ still draw it. Runs are derandomized (as in test_properties.py), so a failure re
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from strategies import DrawnModel, drawn_models, kv_sharing_models
 from test_backend_torch import (
@@ -54,14 +52,7 @@ LOGIT_TOL = 1e-4
 ILL_CONDITIONED_TOL = 1e-2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """One intra-op thread: these tensors are tiny, and on a busy machine OpenMP workers spinning for a core
-    made the same decode 40x slower (1.6 s instead of 0.04 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 def full_kv_sharing(m: DrawnModel) -> DrawnModel:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -49,12 +48,7 @@ model M(vocab: int = 29, d: int = 16) {{
 BATCH, PROMPT, LENGTH = 2, 3, 7
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 def source(featurizer: str, token_mix: str, channel_mix: str, extra: str = "") -> str:

@@ -120,14 +120,7 @@ model TinyLFM(vocab: int = 61, d: int = 32) {
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    """One intra-op thread: these tensors are tiny, and on a busy machine OpenMP workers spinning for a core
-    made the same decode 40x slower (1.6 s instead of 0.04 s)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 def known_bug(reason: str) -> pytest.MarkDecorator:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import pytest
@@ -53,12 +52,7 @@ TOL = 1e-5
 ILL_CONDITIONED_TOL = 1e-3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 def _logits(out: object) -> torch.Tensor:

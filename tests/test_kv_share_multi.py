@@ -13,8 +13,6 @@ allocates == the cost model's `cache_alloc`, which entries exist, and the compil
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import torch
 from test_backend_torch import (
@@ -111,12 +109,7 @@ model Chain(vocab: int = 32, d: int = 16) {
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 def _check_decode(text: str, name: str) -> dict[str, torch.Tensor]:

@@ -11,7 +11,6 @@ without]; prefill(last_only) vs forward's last position <= 1e-5 (not bitwise: a 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
@@ -37,12 +36,7 @@ TOL = 1e-5
 VOCAB = 53
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 def model_source(layers: str, extra: str = "") -> str:

@@ -104,12 +104,7 @@ model TinyRope(vocab: int = 64, d: int = 32) {
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread():  # noqa: ANN201
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 @pytest.mark.parametrize(

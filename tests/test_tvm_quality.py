@@ -23,7 +23,6 @@ Run: `pytest tests/test_tvm_quality.py -q -s` (`-m slow` for the per-class forma
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -66,12 +65,7 @@ model Mixed(vocab: int = 48, d: int = 32) {
 """
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 def _check_format(what: str, source: str, fmt: str) -> None:

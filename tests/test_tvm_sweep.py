@@ -26,13 +26,11 @@ Weight formats and trained-model quality: tests/test_tvm_quality.py. Run: `pytes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 from math import prod
 from pathlib import Path
 
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from program_strategies import Program, programs
@@ -93,12 +91,7 @@ VARIANTS: dict[str, tuple[dict[str, str], ...]] = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def single_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("single_thread")  # conftest.py
 
 
 def _assert_close(what: str, source: str, tol: float, **overrides: object) -> Measured:
