@@ -343,12 +343,12 @@ def _run_native(args: argparse.Namespace, art: Any, ids: tuple[int, ...]) -> int
 
 @_guarded
 def cmd_bench(args: argparse.Namespace) -> int:
+    """pp/tg rows per weight format: timed here beside the PyTorch backend, or with --rpc on the remote device."""
     from livc.backends.tvm import bench, targets
 
     target = targets.resolve(args.target)
-    if getattr(args, "rpc", None):
-        return _bench_rpc(args, target)
-    if not target.runs_here:
+    tracker = _tracker(args) if getattr(args, "rpc", None) else None
+    if tracker is None and not target.runs_here:
         raise UsageError(
             f"bench measures this host: use --target x86, or --rpc HOST:PORT --key KEY for a {args.target} device"
         )
@@ -358,41 +358,40 @@ def cmd_bench(args: argparse.Namespace) -> int:
     max_len = args.max_len or args.n_prompt + args.n_gen + 1
     state = _state(args, c)
     ids, rows, decodes = bench.prompt(c.lowered, args.n_prompt, args.seed), [], True
+    where = f"; timing on {args.key!r}" if tracker else ""
     for fmt in args.weights:
         built, seconds = _build(args, c, target, max_len, fmt)
-        _status(f"compiled {fmt} for {target.describe()} in {seconds:.1f} s")
-        rows += bench.tvm_rows(built, state, ids, args.n_gen, args.repetitions)
+        _status(f"compiled {fmt} for {target.describe()} in {seconds:.1f} s{where}")
+        if tracker is None:
+            rows += bench.tvm_rows(built, state, ids, args.n_gen, args.repetitions)
+        else:
+            rows += _remote_rows(args, built, target, state, ids, tracker)
         decodes = built.decodes
-    rows += bench.torch_rows(c.canonical, state, ids, args.n_gen, args.repetitions, max_len, decodes)
+    if tracker is None:
+        rows += bench.torch_rows(c.canonical, state, ids, args.n_gen, args.repetitions, max_len, decodes)
     write_stdout(bench.table(c.lowered.name, rows))
     return EXIT_OK
 
 
-def _bench_rpc(args: argparse.Namespace, target: Any) -> int:
-    """`livc bench --rpc HOST:PORT --key KEY`: built here for --target, timed on the remote device."""
-    import tempfile
-
-    from livc.backends.tvm import bench
+def _tracker(args: argparse.Namespace) -> tuple[str, int]:
+    """--rpc HOST:PORT with its --key (bench and tune)."""
     from livc.backends.tvm.gpu import rpc
-    from livc.backends.tvm.gpu.rpc_bench import bench_remote
 
     if not args.key:
         raise UsageError("--rpc needs --key KEY (the device key the RPC server registered with the tracker)")
-    tracker = rpc.endpoint(args.rpc)
-    c = compile_model(args)
-    if c is None:
-        return EXIT_ERRORS
-    max_len = args.max_len or args.n_prompt + args.n_gen + 1
-    state = _state(args, c)
-    ids, rows = bench.prompt(c.lowered, args.n_prompt, args.seed), []
-    for fmt in args.weights:
-        built, seconds = _build(args, c, target, max_len, fmt)
-        _status(f"compiled {fmt} for {target.describe()} in {seconds:.1f} s; timing on {args.key!r}")
-        with tempfile.TemporaryDirectory(prefix="livc-bench-") as tmp:
-            rows += bench_remote(built, target, built.plan.pack(state), tracker, args.key, ids, args.n_gen,
-                                 args.repetitions, Path(tmp))  # fmt: skip
-    write_stdout(bench.table(c.lowered.name, rows))
-    return EXIT_OK
+    return rpc.endpoint(args.rpc)
+
+
+def _remote_rows(args: argparse.Namespace, built: Any, target: Any, state: Any, ids: Any, tracker: Any) -> list[Any]:
+    """`livc bench --rpc`: the build uploaded to the tracker's --key device and timed there (gpu/rpc_bench.py)."""
+    import tempfile
+
+    from livc.backends.tvm.gpu.rpc_bench import bench_remote
+
+    with tempfile.TemporaryDirectory(prefix="livc-bench-") as tmp:
+        return bench_remote(
+            built, target, built.plan.pack(state), tracker, args.key, ids, args.n_gen, args.repetitions, Path(tmp)
+        )
 
 
 @_guarded
@@ -429,9 +428,7 @@ def _tune_rpc(args: argparse.Namespace, target: Any) -> int:
     from livc.backends.tvm import tune
     from livc.backends.tvm.gpu import rpc
 
-    if not args.key:
-        raise UsageError("--rpc needs --key KEY (the device key the RPC server registered with the tracker)")
-    tracker = rpc.endpoint(args.rpc)
+    tracker = _tracker(args)
     c = compile_model(args)
     if c is None:
         return EXIT_ERRORS
