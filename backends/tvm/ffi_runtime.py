@@ -32,7 +32,7 @@ import numpy as np
 
 from livc.backends.tvm.errors import ARTIFACT, UNSUPPORTED, TvmError
 from livc.backends.tvm.gpu import nvcc
-from livc.backends.tvm.plan import Plan, capacity
+from livc.backends.tvm.plan import Plan, capacity, checked
 
 DEVICES = {"cpu": 1, "cuda": 2}  # DLPack device types
 POOLED = 2  # the VM's pooled allocator
@@ -91,7 +91,7 @@ class FfiSession:
         self.vm = tvm_ffi.load_module(str(library))["vm_load_executable"]()
         init = [DEVICES[device], 0, POOLED] + ([DEVICES["cpu"], 0, POOLED] if device != "cpu" else [])
         self.vm["vm_initialization"](*init)
-        self.weights = [self._tensor(a) for a in _checked(plan, arrays)]
+        self.weights = [self._tensor(a) for a in checked(plan, arrays)]
         self.capacity = capacity(plan)
         self.cache: list[Any] = []
         self.pos = 0
@@ -140,24 +140,18 @@ class FfiSession:
 
     def generate(self, ids: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
         """Greedy: the prompt followed by n new tokens, np int64 (1, P + n)."""
-        out = [int(t) for t in np.asarray(ids).reshape(-1)]
-        if n < 1:
-            return np.asarray([out], dtype=np.int64)
-        token = int(self.prefill(out)[0].argmax())
-        for _ in range(n - 1):
-            out.append(token)
-            token = int(self.decode(token)[0].argmax())
-        out.append(token)
+        return greedy(self, ids, n)
+
+
+def greedy(session: Any, ids: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
+    """Greedy generation with any session whose prefill / decode return logits (1, vocab), numpy or torch
+    (this module's FfiSession, runtime.Session): the prompt followed by n new tokens, np int64 (1, P + n)."""
+    out = [int(t) for t in np.asarray(ids).reshape(-1)]
+    if n < 1:
         return np.asarray([out], dtype=np.int64)
-
-
-def _checked(plan: Plan, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
-    arrays = list(arrays)
-    if len(arrays) != len(plan.weight_inputs):
-        raise TvmError(ARTIFACT, f"weights: {len(arrays)} arrays for {len(plan.weight_inputs)} inputs")
-    for w, a in zip(plan.weight_inputs, arrays, strict=True):
-        if tuple(a.shape) != w.shape or str(a.dtype) != w.dtype:
-            raise TvmError(
-                ARTIFACT, f"weights: {w.name} is {a.dtype}{list(a.shape)}, expected {w.dtype}{list(w.shape)}"
-            )
-    return arrays
+    token = int(session.prefill(out)[0].argmax())
+    for _ in range(n - 1):
+        out.append(token)
+        token = int(session.decode(token)[0].argmax())
+    out.append(token)
+    return np.asarray([out], dtype=np.int64)

@@ -12,6 +12,7 @@ Preconditions: a canonicalize- or lower-stage ir.Model (sharing applied). Non-go
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -75,6 +76,19 @@ class Plan:
             packed = weights.pack(value, self.fmt) if pid in self.matrices else {"": value}
             stored.update({pid + suffix: arr for suffix, arr in packed.items()})
         return [stored[w.name] for w in self.weight_inputs]
+
+
+def checked(plan: Plan, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """`arrays` as the entry functions' weight arguments: one per `plan.weight_inputs`, in its dtype and shape
+    (TvmError E0703 naming the first that is not)."""
+    arrays = list(arrays)
+    for w, a in zip(plan.weight_inputs, arrays, strict=False):
+        if tuple(a.shape) != w.shape or str(a.dtype) != w.dtype:
+            want = f"{w.dtype}{list(w.shape)}"
+            raise TvmError("E0703", f"weights: {w.name} is {a.dtype}{list(a.shape)}, expected {want}")
+    if len(arrays) != len(plan.weight_inputs):
+        raise TvmError("E0703", f"weights: {len(arrays)} arrays for {len(plan.weight_inputs)} inputs")
+    return arrays
 
 
 def capacity(plan: Plan) -> int | None:

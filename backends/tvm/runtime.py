@@ -21,7 +21,8 @@ import tvm
 from tvm import relax
 
 from livc.backends.tvm.errors import ARTIFACT, UNSUPPORTED, TvmError
-from livc.backends.tvm.plan import Plan, capacity
+from livc.backends.tvm.ffi_runtime import greedy
+from livc.backends.tvm.plan import Plan, capacity, checked
 
 
 class Session:
@@ -53,15 +54,7 @@ class Session:
             if missing:
                 raise TvmError(ARTIFACT, f"weights: stored array {missing[0]} is missing")
             packed = [packed[w.name] for w in self.plan.weight_inputs]
-        arrays = list(packed)
-        for w, a in zip(self.plan.weight_inputs, arrays, strict=False):
-            if tuple(a.shape) != w.shape or str(a.dtype) != w.dtype:
-                raise TvmError(
-                    ARTIFACT, f"weights: {w.name} is {a.dtype}{list(a.shape)}, expected {w.dtype}{list(w.shape)}"
-                )
-        if len(arrays) != len(self.plan.weight_inputs):
-            raise TvmError(ARTIFACT, f"weights: {len(arrays)} arrays for {len(self.plan.weight_inputs)} inputs")
-        return arrays
+        return checked(self.plan, packed)
 
     def init_cache(self) -> None:
         """A fresh zero cache at position 0 (plan.cache order, batch 1)."""
@@ -100,12 +93,4 @@ class Session:
 
     def generate(self, ids: Sequence[int] | np.ndarray, n: int) -> np.ndarray:
         """Greedy: the prompt followed by n new tokens, np int64 (1, P + n)."""
-        out = [int(t) for t in np.asarray(ids).reshape(-1)]
-        if n < 1:
-            return np.asarray([out], dtype=np.int64)
-        token = int(np.argmax(self.prefill(out)[0]))
-        for _ in range(n - 1):
-            out.append(token)
-            token = int(np.argmax(self.decode(token)[0]))
-        out.append(token)
-        return np.asarray([out], dtype=np.int64)
+        return greedy(self, ids, n)
