@@ -53,17 +53,6 @@ def copy_bandwidth() -> float:
     return 2 * n / statistics.median(times) / 1e12
 
 
-def stored_state(plan: Any, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """`state` with every matrix weight replaced by what the kernels compute from its stored form."""
-    from livc.backends.tvm import weights
-
-    out = dict(state)
-    for pid, shape in plan.shapes:
-        if pid in plan.matrices:
-            out[pid] = weights.unpack(weights.pack(state[pid], plan.fmt), plan.fmt, shape)
-    return out
-
-
 def torch_module(canonical: Any, state: dict[str, np.ndarray], dtype: torch.dtype) -> Any:
     from livc.backends.tvm.bench import torch_module as build_module
 
@@ -99,7 +88,9 @@ def check(session: Any, canonical: Any, plan: Any, state: dict, decodes: bool, T
     ids = np.random.default_rng(1).integers(0, vocab, size=T + steps).astype(np.int64)
     got = _tvm_logits(session, ids, steps)
     rec: dict[str, Any] = {}
-    for label, st in (("vs_stored", stored_state(plan, state)), ("vs_f32", state)):
+    from livc.backends.tvm.plan import as_stored
+
+    for label, st in (("vs_stored", as_stored(plan, state)), ("vs_f32", state)):
         module = torch_module(canonical, st, torch.float32)
         want = _torch_logits(module, ids, steps, plan.max_len)
         diffs = [_rel(g, w) for g, w in zip(got, want, strict=True)]

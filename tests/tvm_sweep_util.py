@@ -44,9 +44,8 @@ from strategies import operators
 from tvm_util import ir_model, state_of, torch_module
 
 from livc.backends.tvm.compile import BuildOptions, Built, build
-from livc.backends.tvm.plan import Plan
+from livc.backends.tvm.plan import Plan, as_stored
 from livc.backends.tvm.runtime import Session
-from livc.backends.tvm.weights import pack, unpack
 from livc.compiler.analysis.costs import analyze
 from livc.compiler.analysis.evaluate import Context, report_numbers
 from livc.compiler.ir.nodes import DType, Model
@@ -200,10 +199,10 @@ def dequantized(module: torch.nn.Module, plan: Plan) -> torch.nn.Module:
     """A copy of `module` whose matrix weights are what the kernels compute from storage (weights.unpack)."""
     copy = deepcopy(module)
     state = copy.state_dict()
+    stored = as_stored(plan, {pid: state[pid].numpy() for pid in plan.matrices})
     with torch.no_grad():
         for pid in plan.matrices:
-            w = state[pid].numpy()
-            state[pid].copy_(torch.from_numpy(unpack(pack(w, plan.fmt), plan.fmt, w.shape)))
+            state[pid].copy_(torch.from_numpy(stored[pid]))
     return copy
 
 

@@ -78,6 +78,16 @@ class Plan:
         return [stored[w.name] for w in self.weight_inputs]
 
 
+def as_stored(plan: Plan, state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`state` (f32 by param id) with every matrix weight replaced by what the kernels compute from its stored
+    form (weights.unpack of weights.pack): the reference a build in `plan.fmt` must match exactly."""
+    out = dict(state)
+    for pid, shape in plan.shapes:
+        if pid in plan.matrices:
+            out[pid] = weights.unpack(weights.pack(np.asarray(state[pid], dtype=np.float32), plan.fmt), plan.fmt, shape)
+    return out
+
+
 def checked(plan: Plan, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     """`arrays` as the entry functions' weight arguments: one per `plan.weight_inputs`, in its dtype and shape
     (TvmError E0703 naming the first that is not)."""
