@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import common
 import numpy as np
 import torch
 from tvm_gpu import models, signature
@@ -37,20 +38,8 @@ def load(runtime_dir: Path) -> tuple[Path, ...]:
 
 
 def copy_bandwidth() -> float:
-    """Device-to-device copy, bytes read + written per second, TB/s (median of 10 after warm-up)."""
-    n = 2 * 1024**3 if DEVICE == "cuda" else 256 * 1024**2
-    a = torch.empty(n, dtype=torch.uint8, device=DEVICE)
-    b = torch.empty_like(a)
-    times = []
-    for i in range(13):
-        sync()
-        t0 = time.perf_counter()
-        b.copy_(a)
-        sync()
-        if i >= 3:
-            times.append(time.perf_counter() - t0)
-    del a, b
-    return 2 * n / statistics.median(times) / 1e12
+    """Device-to-device copy, bytes read + written per second, TB/s (benchmarks/common.py's measurement)."""
+    return common.copy_bandwidth(DEVICE, 2 * 1024**3 if DEVICE == "cuda" else 256 * 1024**2) / 1e12
 
 
 def torch_module(canonical: Any, state: dict[str, np.ndarray], dtype: torch.dtype) -> Any:
@@ -221,13 +210,9 @@ def torch_times(module: Any, ids: np.ndarray, decode: int, reps: int, max_len: i
 
 
 def step_bytes(plan: Any, pos: int) -> int:
-    total = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in plan.weight_inputs)
-    for e in plan.cache:
-        size = int(np.prod(e.shape)) * np.dtype(e.dtype).itemsize
-        if e.position_axis is not None:
-            size = size * min(pos + 1, e.shape[e.position_axis]) // e.shape[e.position_axis]
-        total += size
-    return total
+    from livc.backends.tvm.plan import cache_read_bytes, weight_bytes
+
+    return weight_bytes(plan) + cache_read_bytes(plan, pos)
 
 
 def bench(session: Any, canonical: Any, plan: Any, state: dict, args: Any, graph: bool) -> dict[str, Any]:

@@ -66,6 +66,7 @@ from livc.api import to_overrides  # noqa: E402
 from livc.backends.pytorch.generate import generate  # noqa: E402
 from livc.backends.pytorch.load import Built as TorchBuilt  # noqa: E402
 from livc.backends.tvm.compile import BuildOptions, build  # noqa: E402
+from livc.backends.tvm.plan import cache_read_bytes, weight_bytes  # noqa: E402
 from livc.backends.tvm.runtime import Session  # noqa: E402
 from livc.compiler.pipeline import compile_source  # noqa: E402
 
@@ -153,19 +154,10 @@ def tvm_subject(source: str, fmt: str, state: dict[str, np.ndarray], max_len: in
         session.init_cache()
         session.pos = pos
 
-    weights = sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in built.plan.weight_inputs)
-    cache = built.plan.cache
+    weights = weight_bytes(built.plan)
 
-    def cache_bytes(pos: int) -> int:  # positional entries read up to pos, the rest whole
-        total = 0
-        for e in cache:
-            size = int(np.prod(e.shape)) * np.dtype(e.dtype).itemsize
-            total += (
-                size
-                if e.position_axis is None
-                else size * min(pos + 1, e.shape[e.position_axis]) // e.shape[e.position_axis]
-            )
-        return total
+    def cache_bytes(pos: int) -> int:
+        return cache_read_bytes(built.plan, pos)
 
     return Subject(f"tvm {fmt}", session.prefill, decode, seek, weights, cache_bytes, build_s)
 

@@ -101,6 +101,22 @@ def checked(plan: Plan, arrays: Sequence[np.ndarray]) -> list[np.ndarray]:
     return arrays
 
 
+def weight_bytes(plan: Plan) -> int:
+    """Bytes of every stored weight argument (one decode step reads each once)."""
+    return sum(int(np.prod(w.shape)) * np.dtype(w.dtype).itemsize for w in plan.weight_inputs)
+
+
+def cache_read_bytes(plan: Plan, pos: int) -> int:
+    """Bytes of cache one decode step at position `pos` reads: positional entries up to `pos`, the rest whole."""
+    total = 0
+    for e in plan.cache:
+        size = int(np.prod(e.shape)) * np.dtype(e.dtype).itemsize
+        if e.position_axis is not None:
+            size = size * min(pos + 1, e.shape[e.position_axis]) // e.shape[e.position_axis]
+        total += size
+    return total
+
+
 def capacity(plan: Plan) -> int | None:
     """Positions the cache holds (like torch cache_capacity): None when every state has a fixed size."""
     sizes = [
