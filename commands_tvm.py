@@ -254,13 +254,13 @@ def _print_timed(t: Timed, how: str) -> None:
 
 
 def run_session(session: Any, ids: tuple[int, ...], n: int) -> Timed:
-    """Greedy generation with the in-process Session, timed like the native runner."""
+    """Greedy generation with an in-process Session or FfiSession, timed like the native runner."""
     start = time.perf_counter()
     logits = session.prefill(list(ids))
     mid = time.perf_counter()
     out: list[int] = []
     for step in range(n):
-        out.append(int(np.argmax(logits[0])))
+        out.append(int(logits[0].argmax()))  # numpy (Session) or torch (FfiSession) logits
         if step + 1 < n:
             logits = session.decode(out[-1])
     end = time.perf_counter()
@@ -308,22 +308,9 @@ def _run_cuda(args: argparse.Namespace, art: Any, ids: tuple[int, ...]) -> int:
         raise TvmError(TARGET, "a cuda artifact runs on an NVIDIA GPU and this machine has none (torch sees no CUDA)")
     binaries = nvcc.read_fatbins(art.path)
     session = FfiSession(art.library, art.plan, art.load_weights(), "cuda", decodes=art.decodes, cuda_binaries=binaries)
-    timed = run_session(_NumpyLogits(session), ids, args.max_new_tokens)
+    timed = run_session(session, ids, args.max_new_tokens)
     _print_timed(timed, f"in-process on {torch.cuda.get_device_name(0)} (TVM runtime via tvm_ffi)")
     return EXIT_OK
-
-
-class _NumpyLogits:
-    """An FfiSession whose logits come back as numpy (run_session's contract)."""
-
-    def __init__(self, session: Any) -> None:
-        self.session = session
-
-    def prefill(self, ids: list[int]) -> np.ndarray:
-        return self.session.prefill(ids).float().cpu().numpy()
-
-    def decode(self, token: int) -> np.ndarray:
-        return self.session.decode(token).float().cpu().numpy()
 
 
 def _run_native(args: argparse.Namespace, art: Any, ids: tuple[int, ...]) -> int:
